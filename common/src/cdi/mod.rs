@@ -1,0 +1,17 @@
+//! Container Device Interface: our own serde types for the spec, the
+//! minimal-version rule, name checks, the generator and the staleness check.
+
+mod generate;
+mod names;
+mod spec;
+mod stale;
+mod version;
+
+pub use generate::{generate, GenerateOptions, NameStrategy};
+pub use names::{validate_device_name, validate_kind, NameError};
+pub use spec::{ContainerEdits, Device, DeviceNode, Hook, Mount, Spec};
+pub use stale::{compare_with_hardware, Discrepancy};
+pub use version::minimum_version;
+
+pub const DEFAULT_VENDOR: &str = "amd.com";
+pub const DEFAULT_CLASS: &str = "gpu";

@@ -1,0 +1,133 @@
+//! The toolkit's config file (default `/etc/amd-container-toolkit/config.toml`).
+//! A missing file means defaults; a file we cannot parse is an error.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/amd-container-toolkit/config.toml";
+/// Lets tests and unusual installs point every binary at another file.
+pub const PATH_ENV: &str = "AMD_CTK_CONFIG";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    pub hook: HookConfig,
+    pub runtime: RuntimeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HookConfig {
+    /// Where the hook logs, one line per event with the container id.
+    /// Empty: no log file.
+    pub log_file: PathBuf,
+    /// Level for the log file: error, warn, info, debug, trace.
+    pub log_level: String,
+    /// Swarm generic-resource variable read when AMD_VISIBLE_DEVICES is absent.
+    /// Empty: none.
+    pub swarm_resource: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The runtime `amd-container-runtime` execs (a name from PATH or a path).
+    pub low_level_runtime: String,
+    /// The hook the runtime entry registers in the spec.
+    pub hook_path: PathBuf,
+    /// Timeout in seconds given to the registered hook.
+    pub hook_timeout: i64,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            log_file: "/var/log/amd-container-hook.log".into(),
+            log_level: "info".into(),
+            swarm_resource: crate::request::DEFAULT_SWARM_RESOURCE.into(),
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            low_level_runtime: "runc".into(),
+            hook_path: "/usr/bin/amd-container-hook".into(),
+            hook_timeout: 30,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hook: HookConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Loads `path`; a file that does not exist gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// The path in force: `$AMD_CTK_CONFIG` if set, else the default.
+    pub fn default_path() -> PathBuf {
+        std::env::var_os(PATH_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| DEFAULT_PATH.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c: Config = toml::from_str("[hook]\nlog-level = \"debug\"\n").unwrap();
+        assert_eq!(c.hook.log_level, "debug");
+        assert_eq!(c.runtime, RuntimeConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        assert!(toml::from_str::<Config>("[hook]\nlogfile = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn missing_file_is_defaults() {
+        assert_eq!(
+            Config::load(Path::new("/nonexistent/config.toml")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! Discovery through libudev: amdgpu PCI devices, their drm nodes, compute
+//! partitions (`amdgpu_xcp` platform devices) and `/dev/kfd`.
+
+use super::kfd_topology::{read_topology, KfdNode};
+use super::{DeviceNode, Gpu, Inventory, PciAddress};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const AMD_VENDOR: &str = "0x1002";
+const AMDGPU_DRIVER: &str = "amdgpu";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("libudev enumeration failed: {0}")]
+    Udev(#[from] std::io::Error),
+}
+
+/// The drm nodes that hang under one parent device.
+#[derive(Default, Debug)]
+struct DrmPair {
+    card: Option<DeviceNode>,
+    render: Option<DeviceNode>,
+}
+
+impl DrmPair {
+    fn render_minor(&self) -> Option<u32> {
+        self.render.as_ref().map(|n| n.minor)
+    }
+}
+
+/// A physical amdgpu PCI device as seen before partitions are attached.
+#[derive(Debug)]
+struct PciGpu {
+    address: PciAddress,
+    syspath: PathBuf,
+    nodes: DrmPair,
+    compute_partition: Option<String>,
+    memory_partition: Option<String>,
+}
+
+/// Enumerates the host's AMD GPUs. A host without the amdgpu driver gives an
+/// empty inventory, not an error.
+pub fn discover() -> Result<Inventory, DiscoveryError> {
+    let mut pci_gpus: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
+    let mut partitions: BTreeMap<String, DrmPair> = BTreeMap::new();
+
+    let mut drm = udev::Enumerator::new()?;
+    drm.match_subsystem("drm")?;
+    for dev in drm.scan_devices()? {
+        let Some(kind) = drm_kind(&dev) else { continue };
+        let Some(node) = device_node(&dev) else {
+            continue;
+        };
+        let Some(parent) = dev.parent() else { continue };
+        let slot = if is_amdgpu_pci(&parent) {
+            let syspath = parent.syspath().to_path_buf();
+            let Some(gpu) = pci_gpu(&parent) else {
+                continue;
+            };
+            &mut pci_gpus.entry(syspath).or_insert(gpu).nodes
+        } else if is_partition_device(&parent) {
+            let name = parent.sysname().to_string_lossy().into_owned();
+            partitions.entry(name).or_default()
+        } else {
+            continue;
+        };
+        match kind {
+            DrmKind::Card => slot.card = Some(node),
+            DrmKind::Render => slot.render = Some(node),
+        }
+    }
+
+    // amdgpu PCI devices without drm nodes are unusable, but worth a word.
+    let mut pci = udev::Enumerator::new()?;
+    pci.match_subsystem("pci")?;
+    pci.match_attribute("vendor", AMD_VENDOR)?;
+    for dev in pci.scan_devices()? {
+        if is_amdgpu_pci(&dev) && !pci_gpus.contains_key(dev.syspath()) {
+            log::warn!(
+                "amdgpu device {} has no drm nodes; skipped",
+                dev.sysname().to_string_lossy()
+            );
+        }
+    }
+
+    let (kfd, topology) = kfd()?;
+    Ok(assemble(
+        pci_gpus.into_values().collect(),
+        partitions,
+        kfd,
+        &topology,
+    ))
+}
+
+/// Puts GPUs and partitions in the documented order and numbers them.
+fn assemble(
+    mut pci_gpus: Vec<PciGpu>,
+    partitions: BTreeMap<String, DrmPair>,
+    kfd: Option<DeviceNode>,
+    topology: &HashMap<u32, KfdNode>,
+) -> Inventory {
+    pci_gpus.sort_by_key(|g| g.address);
+    let mut extra: HashMap<PciAddress, Vec<DrmPair>> = HashMap::new();
+    for (name, pair) in partitions {
+        let owner = pair
+            .render_minor()
+            .and_then(|minor| topology.get(&minor))
+            .map(|node| PciAddress::from_location(node.domain, node.location_id));
+        match owner {
+            Some(address) if pci_gpus.iter().any(|g| g.address == address) => {
+                extra.entry(address).or_default().push(pair)
+            }
+            // Inactive partitions (a GPU in SPX mode keeps its xcp devices) have
+            // no KFD node: they are not GPUs a container could use.
+            None => log::debug!("{name}: no KFD topology node, partition inactive; skipped"),
+            Some(address) => {
+                log::warn!(
+                    "{name}: KFD places it on {address}, which is not an amdgpu device; skipped"
+                )
+            }
+        }
+    }
+
+    let unique_id = |pair: &DrmPair| {
+        pair.render_minor()
+            .and_then(|m| topology.get(&m))
+            .and_then(|n| n.unique_id)
+    };
+    let mut gpus = Vec::new();
+    for gpu in pci_gpus {
+        if gpu
+            .nodes
+            .render_minor()
+            .is_none_or(|m| !topology.contains_key(&m))
+        {
+            log::warn!(
+                "GPU {} ({}) has no KFD topology node: no unique id, and ROCm may not see it",
+                gpu.address,
+                gpu.syspath.display()
+            );
+        }
+        let mut units = vec![gpu.nodes];
+        let mut rest = extra.remove(&gpu.address).unwrap_or_default();
+        rest.sort_by_key(|p| p.render_minor());
+        units.extend(rest);
+        let partitioned = units.len() > 1;
+        for (k, pair) in units.into_iter().enumerate() {
+            gpus.push(Gpu {
+                index: gpus.len(),
+                pci_address: gpu.address,
+                partition: partitioned.then_some(k as u32),
+                unique_id: unique_id(&pair),
+                card: pair.card,
+                render: pair.render,
+                compute_partition: gpu.compute_partition.clone(),
+                memory_partition: gpu.memory_partition.clone(),
+            });
+        }
+    }
+    Inventory { kfd, gpus }
+}
+
+enum DrmKind {
+    Card,
+    Render,
+}
+
+fn drm_kind(dev: &udev::Device) -> Option<DrmKind> {
+    let name = dev.sysname().to_str()?;
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if numbered("renderD") {
+        Some(DrmKind::Render)
+    } else if numbered("card") {
+        Some(DrmKind::Card)
+    } else {
+        None
+    }
+}
+
+fn is_amdgpu_pci(dev: &udev::Device) -> bool {
+    dev.subsystem().is_some_and(|s| s == "pci")
+        && dev
+            .attribute_value("vendor")
+            .is_some_and(|v| v == AMD_VENDOR)
+        && dev.driver().is_some_and(|d| d == AMDGPU_DRIVER)
+}
+
+/// `amdgpu_xcp.N` on mainline kernels, `amdgpu_xcp_N` on some DKMS builds.
+fn is_partition_device(dev: &udev::Device) -> bool {
+    let name = dev.sysname().to_string_lossy();
+    dev.subsystem().is_some_and(|s| s == "platform")
+        && ["amdgpu_xcp.", "amdgpu_xcp_"].iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+fn pci_gpu(dev: &udev::Device) -> Option<PciGpu> {
+    let name = dev.sysname().to_string_lossy();
+    let address = match name.parse::<PciAddress>() {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("amdgpu device {}: {e}; skipped", dev.syspath().display());
+            return None;
+        }
+    };
+    let attr = |key: &str| {
+        dev.attribute_value(key)
+            .map(|v| v.to_string_lossy().trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    Some(PciGpu {
+        address,
+        syspath: dev.syspath().to_path_buf(),
+        nodes: DrmPair::default(),
+        compute_partition: attr("current_compute_partition"),
+        memory_partition: attr("current_memory_partition"),
+    })
+}
+
+/// The node udev reports for `dev`, with mode and owner from the host file.
+fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
+    let path = dev.devnode()?.to_path_buf();
+    let Some(devnum) = dev.devnum() else {
+        log::warn!("{}: udev reports no device number; skipped", path.display());
+        return None;
+    };
+    let (mode, uid, gid) = match std::fs::metadata(&path) {
+        Ok(meta) => (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        Err(e) => {
+            log::warn!("{}: {e}; assuming mode 0666 root:root", path.display());
+            (0o666, 0, 0)
+        }
+    };
+    Some(DeviceNode {
+        path,
+        major: dev_major(devnum),
+        minor: dev_minor(devnum),
+        mode,
+        uid,
+        gid,
+    })
+}
+
+/// `/dev/kfd` and the topology read from its sysfs directory.
+fn kfd() -> Result<(Option<DeviceNode>, HashMap<u32, KfdNode>), DiscoveryError> {
+    let mut en = udev::Enumerator::new()?;
+    en.match_subsystem("kfd")?;
+    en.match_sysname("kfd")?;
+    for dev in en.scan_devices()? {
+        let topology = read_topology(dev.syspath());
+        return Ok((device_node(&dev), topology));
+    }
+    // Some kernels expose the topology without a udev-visible kfd device.
+    Ok((None, read_topology(Path::new("/sys/class/kfd/kfd"))))
+}
+
+// glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
+fn dev_major(dev: u64) -> u32 {
+    (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)) as u32
+}
+
+fn dev_minor(dev: u64) -> u32 {
+    ((dev & 0xff) | ((dev >> 12) & !0xff)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, major: u32, minor: u32) -> DeviceNode {
+        DeviceNode {
+            path: path.into(),
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn pair(card: u32, render: u32) -> DrmPair {
+        DrmPair {
+            card: Some(node(&format!("/dev/dri/card{card}"), 226, card)),
+            render: Some(node(&format!("/dev/dri/renderD{render}"), 226, render)),
+        }
+    }
+
+    fn pci(addr: &str, card: u32, render: u32) -> PciGpu {
+        PciGpu {
+            address: addr.parse().unwrap(),
+            syspath: format!("/sys/devices/{addr}").into(),
+            nodes: pair(card, render),
+            compute_partition: None,
+            memory_partition: None,
+        }
+    }
+
+    fn kfd_node(addr: &str, render_minor: u32, uid: u64) -> (u32, KfdNode) {
+        let a: PciAddress = addr.parse().unwrap();
+        let node = KfdNode {
+            render_minor,
+            domain: a.domain,
+            location_id: a.location_id(),
+            unique_id: Some(uid),
+        };
+        (render_minor, node)
+    }
+
+    #[test]
+    fn orders_by_pci_address_then_partition_render_minor() {
+        let gpus = vec![pci("0000:c1:00.0", 1, 128), pci("0000:03:00.0", 2, 129)];
+        let mut parts = BTreeMap::new();
+        parts.insert("amdgpu_xcp.1".to_string(), pair(4, 131));
+        parts.insert("amdgpu_xcp.0".to_string(), pair(3, 130));
+        parts.insert("amdgpu_xcp.2".to_string(), pair(5, 132)); // inactive: no KFD node
+        let topology: HashMap<_, _> = [
+            kfd_node("0000:c1:00.0", 128, 10),
+            kfd_node("0000:03:00.0", 129, 20),
+            kfd_node("0000:03:00.0", 131, 22),
+            kfd_node("0000:03:00.0", 130, 21),
+        ]
+        .into_iter()
+        .collect();
+        let inv = assemble(gpus, parts, None, &topology);
+        let got: Vec<_> = inv
+            .gpus
+            .iter()
+            .map(|g| {
+                (
+                    g.index,
+                    g.pci_address.to_string(),
+                    g.partition,
+                    g.unique_id,
+                    g.render.as_ref().unwrap().minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, "0000:03:00.0".to_string(), Some(0), Some(20), 129),
+                (1, "0000:03:00.0".to_string(), Some(1), Some(21), 130),
+                (2, "0000:03:00.0".to_string(), Some(2), Some(22), 131),
+                (3, "0000:c1:00.0".to_string(), None, Some(10), 128),
+            ]
+        );
+    }
+
+    #[test]
+    fn gpu_without_kfd_node_is_kept() {
+        let inv = assemble(
+            vec![pci("0000:03:00.0", 1, 128)],
+            BTreeMap::new(),
+            None,
+            &HashMap::new(),
+        );
+        assert_eq!(inv.gpus.len(), 1);
+        assert_eq!(inv.gpus[0].unique_id, None);
+    }
+
+    #[test]
+    fn dev_t_split() {
+        // makedev(238, 0) and makedev(226, 128), and a large major.
+        assert_eq!((dev_major(0xee00), dev_minor(0xee00)), (238, 0));
+        assert_eq!((dev_major(0xe280), dev_minor(0xe280)), (226, 128));
+        let big = (511u64 & 0xfff) << 8 | 0x1234u64 & 0xff | ((0x1234u64 & !0xff) << 12);
+        assert_eq!((dev_major(big), dev_minor(big)), (511, 0x1234));
+    }
+}

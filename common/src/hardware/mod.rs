@@ -1,0 +1,88 @@
+//! What the host has: AMD GPUs, their compute partitions and device nodes.
+//!
+//! Discovery goes through libudev ([`discover`]); the rest of the crate only
+//! sees the plain [`Inventory`] it returns, so tests can also build one by hand.
+
+mod discover;
+mod kfd_topology;
+mod pci_address;
+
+pub use discover::{discover, DiscoveryError};
+pub use kfd_topology::KfdNode;
+pub use pci_address::{PciAddress, PciAddressError};
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// A character device node on the host, with what a copy of it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the host node (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One addressable GPU: a whole physical GPU, or one compute partition of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gpu {
+    /// Position in the documented order (see [`Inventory`]).
+    pub index: usize,
+    /// PCI address of the physical GPU (shared by all its partitions).
+    pub pci_address: PciAddress,
+    /// `Some(k)` for the k-th compute partition of a partitioned GPU.
+    pub partition: Option<u32>,
+    /// KFD `unique_id`; `None` when the GPU has no KFD topology node.
+    pub unique_id: Option<u64>,
+    pub card: Option<DeviceNode>,
+    pub render: Option<DeviceNode>,
+    /// `current_compute_partition` of the physical GPU (e.g. `SPX`, `CPX`).
+    pub compute_partition: Option<String>,
+    /// `current_memory_partition` of the physical GPU (e.g. `NPS1`).
+    pub memory_partition: Option<String>,
+}
+
+impl Gpu {
+    /// The GPU's own nodes, card first, then render.
+    pub fn nodes(&self) -> impl Iterator<Item = &DeviceNode> {
+        self.card.iter().chain(self.render.iter())
+    }
+
+    /// `0x…` form of the unique id, as users write it in `AMD_VISIBLE_DEVICES`.
+    pub fn unique_id_hex(&self) -> Option<String> {
+        self.unique_id.map(|id| format!("{id:#x}"))
+    }
+
+    /// `SPX/NPS1`-style summary of the partition mode, `N/A` when unknown.
+    pub fn partition_mode(&self) -> String {
+        match (&self.compute_partition, &self.memory_partition) {
+            (Some(c), Some(m)) => format!("{c}/{m}"),
+            (Some(c), None) => c.clone(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "N/A".to_string(),
+        }
+    }
+}
+
+/// Everything discovered on the host.
+///
+/// The order of `gpus` is the one order the whole toolkit uses for indices:
+/// physical GPUs by PCI address (domain, bus, device, function). A GPU in a
+/// partitioned mode (e.g. CPX) takes one entry per compute partition, in a row:
+/// the partition served by the PCI device's own nodes first, then the others by
+/// render minor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    /// `/dev/kfd`, shared by every GPU; `None` without the amdgpu KFD.
+    pub kfd: Option<DeviceNode>,
+    pub gpus: Vec<Gpu>,
+}
+
+impl Inventory {
+    pub fn is_empty(&self) -> bool {
+        self.gpus.is_empty()
+    }
+}

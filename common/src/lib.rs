@@ -1,0 +1,15 @@
+//! Shared core of the AMD container toolkit.
+//!
+//! Data flows one way: [`hardware`] (what the host has) → [`request`] (what the
+//! container asked for) → [`edits`] (the device nodes to give it) → an applier
+//! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
+
+pub mod cdi;
+pub mod config;
+pub mod edits;
+pub mod hardware;
+pub mod request;
+
+pub use edits::ContainerEdits;
+pub use hardware::{DeviceNode, Gpu, Inventory, PciAddress};
+pub use request::{Request, RequestError, Selection};

@@ -1,0 +1,287 @@
+//! `amd-ctk cdi generate | list | validate`.
+
+use crate::{output, schema, CliError};
+use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
+use amd_container_common::hardware::{discover, Inventory};
+use clap::{Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub const DEFAULT_SPEC_PATH: &str = "/etc/cdi/amd.json";
+
+#[derive(Debug, Subcommand)]
+pub enum CdiCommand {
+    /// Write a CDI spec for the GPUs of this host.
+    Generate(GenerateArgs),
+    /// List the CDI devices this host has.
+    List(ListArgs),
+    /// Check a CDI spec against the schema and against this host's GPUs.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpecFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Where to write the spec; `-` for stdout.
+    #[arg(short, long, default_value = DEFAULT_SPEC_PATH)]
+    output: String,
+    /// Output format; default from the file extension (.yaml/.yml: yaml), else json.
+    #[arg(long, value_enum)]
+    format: Option<SpecFormat>,
+    /// Vendor part of the CDI kind.
+    #[arg(long, default_value = cdi::DEFAULT_VENDOR)]
+    vendor: String,
+    /// Class part of the CDI kind.
+    #[arg(long, default_value = cdi::DEFAULT_CLASS)]
+    class: String,
+    /// How to name devices: index, uuid, or both (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', default_value = "index")]
+    device_name_strategy: Vec<NameStrategy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value = "text")]
+    format: ListFormat,
+    #[arg(long, default_value = cdi::DEFAULT_VENDOR)]
+    vendor: String,
+    #[arg(long, default_value = cdi::DEFAULT_CLASS)]
+    class: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The spec to check.
+    #[arg(long, default_value = DEFAULT_SPEC_PATH)]
+    path: PathBuf,
+}
+
+pub fn run(command: &CdiCommand) -> Result<ExitCode, CliError> {
+    match command {
+        CdiCommand::Generate(a) => generate(a),
+        CdiCommand::List(a) => list(a),
+        CdiCommand::Validate(a) => validate(a),
+    }
+}
+
+fn format_for(path: &str, explicit: Option<SpecFormat>) -> SpecFormat {
+    explicit.unwrap_or_else(|| {
+        if path.ends_with(".yaml") || path.ends_with(".yml") {
+            SpecFormat::Yaml
+        } else {
+            SpecFormat::Json
+        }
+    })
+}
+
+pub fn render_spec(spec: &Spec, format: SpecFormat) -> String {
+    match format {
+        SpecFormat::Json => serde_json::to_string_pretty(spec).expect("spec serializes") + "\n",
+        SpecFormat::Yaml => serde_yaml_ng::to_string(spec).expect("spec serializes"),
+    }
+}
+
+fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
+    let inventory = discover()?;
+    if inventory.is_empty() {
+        return Err(CliError::Message(
+            "no AMD GPU found on this host; no CDI spec written".into(),
+        ));
+    }
+    let options = GenerateOptions {
+        vendor: args.vendor.clone(),
+        class: args.class.clone(),
+        strategies: dedup(&args.device_name_strategy),
+    };
+    let spec = cdi::generate(&inventory, &options).map_err(|e| CliError::Message(e.to_string()))?;
+    let text = render_spec(&spec, format_for(&args.output, args.format));
+    if args.output == "-" {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = Path::new(&args.output);
+    output::write_atomic(path, text.as_bytes())
+        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", path.display())))?;
+    println!("Generated CDI spec: {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dedup(strategies: &[NameStrategy]) -> Vec<NameStrategy> {
+    let mut out = Vec::new();
+    for s in strategies {
+        if !out.contains(s) {
+            out.push(*s);
+        }
+    }
+    out
+}
+
+/// One entry of `cdi list`: a qualified device name and its nodes.
+#[derive(serde::Serialize)]
+struct ListedDevice {
+    name: String,
+    nodes: Vec<String>,
+}
+
+fn listed_devices(inventory: &Inventory, kind: &str) -> Vec<ListedDevice> {
+    let paths = |gpus: &mut dyn Iterator<Item = &amd_container_common::Gpu>| {
+        gpus.flat_map(|g| g.nodes())
+            .map(|n| n.path.display().to_string())
+            .collect()
+    };
+    let mut out = Vec::new();
+    if !inventory.is_empty() {
+        out.push(ListedDevice {
+            name: format!("{kind}=all"),
+            nodes: paths(&mut inventory.gpus.iter()),
+        });
+    }
+    for gpu in &inventory.gpus {
+        out.push(ListedDevice {
+            name: format!("{kind}={}", gpu.index),
+            nodes: paths(&mut std::iter::once(gpu)),
+        });
+    }
+    out
+}
+
+fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
+    cdi::validate_kind(&args.vendor, &args.class).map_err(|e| CliError::Message(e.to_string()))?;
+    let inventory = discover()?;
+    let kind = format!("{}/{}", args.vendor, args.class);
+    let devices = listed_devices(&inventory, &kind);
+    match args.format {
+        ListFormat::Json => {
+            let doc = serde_json::json!({ "count": inventory.gpus.len(), "devices": devices });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("list serializes")
+            );
+        }
+        ListFormat::Text => {
+            let n = inventory.gpus.len();
+            println!(
+                "Found {n} AMD GPU {}",
+                if n == 1 { "device" } else { "devices" }
+            );
+            for (i, d) in devices.iter().enumerate() {
+                println!("{}", d.name);
+                // `all` is a name only; the nodes are shown under each GPU.
+                if i > 0 {
+                    d.nodes.iter().for_each(|p| println!("  {p}"));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const EXIT_INVALID: u8 = 1;
+const EXIT_UNREADABLE: u8 = 2;
+
+fn validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
+    let path = &args.path;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("amd-ctk: cannot read {}: {e}", path.display());
+            return Ok(ExitCode::from(EXIT_UNREADABLE));
+        }
+    };
+    let yaml = format_for(&path.to_string_lossy(), None) == SpecFormat::Yaml;
+    let parsed: Result<serde_json::Value, String> = if yaml {
+        serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    let doc = match parsed {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "amd-ctk: {} is not valid {}: {e}",
+                path.display(),
+                if yaml { "YAML" } else { "JSON" }
+            );
+            return Ok(ExitCode::from(EXIT_UNREADABLE));
+        }
+    };
+    let mut problems: Vec<String> = schema::violations(&doc)
+        .into_iter()
+        .map(|v| format!("schema: {v}"))
+        .collect();
+    if problems.is_empty() {
+        let spec: Spec =
+            serde_json::from_value(doc).map_err(|e| CliError::Message(e.to_string()))?;
+        problems.extend(spec_problems(&spec));
+        let inventory = discover()?;
+        problems.extend(
+            cdi::compare_with_hardware(&spec, &inventory)
+                .iter()
+                .map(|d| format!("stale: {d}")),
+        );
+    }
+    if problems.is_empty() {
+        println!("{}: valid and up to date with this host", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} problem{}",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    problems.iter().for_each(|p| println!("  {p}"));
+    Ok(ExitCode::from(EXIT_INVALID))
+}
+
+const KNOWN_VERSIONS: &[&str] = &[
+    "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0",
+];
+
+fn version_key(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// Checks the schema cannot express: names, kind and version.
+fn spec_problems(spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    match spec.kind.split_once('/') {
+        Some((vendor, class)) => {
+            if let Err(e) = cdi::validate_kind(vendor, class) {
+                out.push(e.to_string());
+            }
+        }
+        None => out.push(format!(
+            "invalid CDI kind {:?}: expected vendor.com/class",
+            spec.kind
+        )),
+    }
+    for d in &spec.devices {
+        if let Err(e) = cdi::validate_device_name(&d.name) {
+            out.push(e.to_string());
+        }
+    }
+    if !KNOWN_VERSIONS.contains(&spec.cdi_version.as_str()) {
+        out.push(format!("unknown cdiVersion {:?}", spec.cdi_version));
+    } else {
+        let needed = cdi::minimum_version(spec);
+        if version_key(needed) > version_key(&spec.cdi_version) {
+            out.push(format!(
+                "cdiVersion {} is too old for this content: it needs {needed}",
+                spec.cdi_version
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,86 @@
+//! `amd-ctk`: the command-line tool of the AMD container toolkit.
+
+mod cdi_cmd;
+mod gpu_cmd;
+mod output;
+mod runtime_configure;
+mod schema;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "amd-ctk",
+    version,
+    about = "AMD container toolkit: CDI specs, GPU listing, engine configuration"
+)]
+struct Cli {
+    /// Log debug messages on stderr (RUST_LOG, if set, takes precedence).
+    #[arg(short, long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate, list and validate CDI specs.
+    #[command(subcommand)]
+    Cdi(cdi_cmd::CdiCommand),
+    /// Inspect the host's AMD GPUs.
+    #[command(subcommand)]
+    Gpu(gpu_cmd::GpuCommand),
+    /// Configure container engines.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+    /// Older spelling of `runtime configure`.
+    #[command(subcommand, hide = true)]
+    Configure(LegacyConfigureCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum RuntimeCommand {
+    /// Register the toolkit with a container engine.
+    Configure(runtime_configure::ConfigureArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum LegacyConfigureCommand {
+    /// Same as `amd-ctk runtime configure`.
+    Runtime(runtime_configure::ConfigureArgs),
+}
+
+/// Errors reported once, at the edge, by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Discovery(#[from] amd_container_common::hardware::DiscoveryError),
+    #[error("{0}")]
+    Message(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.debug { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    let result = match &cli.command {
+        Command::Cdi(c) => cdi_cmd::run(c),
+        Command::Gpu(c) => gpu_cmd::run(c),
+        Command::Runtime(RuntimeCommand::Configure(a))
+        | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
+        Command::Version => {
+            println!("amd-ctk version {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("amd-ctk: {e}");
+        ExitCode::FAILURE
+    })
+}
