@@ -255,8 +255,15 @@ fn kfd() -> Result<(Option<DeviceNode>, HashMap<u32, KfdNode>), DiscoveryError> 
         let topology = read_topology(dev.syspath());
         return Ok((device_node(&dev), topology));
     }
-    // Some kernels expose the topology without a udev-visible kfd device.
-    Ok((None, read_topology(Path::new("/sys/class/kfd/kfd"))))
+    // Some kernels expose the topology without a udev-visible kfd device; a
+    // host without amdgpu has neither, which is not worth a warning.
+    let fallback = Path::new("/sys/class/kfd/kfd");
+    let topology = if fallback.exists() {
+        read_topology(fallback)
+    } else {
+        HashMap::new()
+    };
+    Ok((None, topology))
 }
 
 // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).

@@ -20,10 +20,15 @@ pub struct DeviceNode {
     pub path: PathBuf,
     pub major: u32,
     pub minor: u32,
-    /// Permission bits of the host node (`st_mode & 0o7777`).
+    /// Permission bits of the host node (`st_mode & 0o7777`); shown in octal.
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{mode:04o}"))
 }
 
 /// One addressable GPU: a whole physical GPU, or one compute partition of it.

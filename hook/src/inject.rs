@@ -1,0 +1,123 @@
+//! Live injection: the container's nodes are created inside its mount
+//! namespace and allowed in its device cgroup, all or nothing.
+
+use crate::cgroup::{CgroupError, DeviceCgroup};
+use crate::rootfs::{ContainerRoot, Placement, RootfsError};
+use amd_container_common::ContainerEdits;
+use oci_spec::runtime::Spec;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    #[error("cannot enter the container's namespace {path}: {source}")]
+    Namespace { path: String, source: io::Error },
+    #[error("cannot open host node {path}: {source}")]
+    HostNode { path: String, source: io::Error },
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
+
+/// What one injection did, for the log.
+pub struct Outcome {
+    pub created: usize,
+    pub cgroup: String,
+    pub bind_mounted: bool,
+}
+
+fn ns_inode(path: &str) -> Result<u64, InjectError> {
+    std::fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|source| InjectError::Namespace {
+            path: path.into(),
+            source,
+        })
+}
+
+/// Gives the container of `pid` (root at `rootfs`) the nodes of `edits`.
+pub fn inject(
+    pid: i32,
+    rootfs: &Path,
+    spec: &Spec,
+    edits: &ContainerEdits,
+) -> Result<Outcome, InjectError> {
+    let cgroup = DeviceCgroup::open(pid)?;
+    let userns = ns_inode(&format!("/proc/{pid}/ns/user"))? != ns_inode("/proc/self/ns/user")?;
+    // Host nodes are opened before entering the container's namespace; with a
+    // user namespace they are bind-mounted because mknod is refused there.
+    let host_fds = if userns {
+        edits
+            .device_nodes
+            .iter()
+            .map(|n| open_path(&n.path))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let placement = if userns {
+        Placement::Bind(&host_fds)
+    } else {
+        Placement::Mknod
+    };
+
+    let mnt = format!("/proc/{pid}/ns/mnt");
+    let ns = File::open(&mnt).map_err(|source| InjectError::Namespace {
+        path: mnt.clone(),
+        source,
+    })?;
+    // The hook is single-threaded, as setns(CLONE_NEWNS) requires.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+        return Err(InjectError::Namespace {
+            path: mnt,
+            source: io::Error::last_os_error(),
+        });
+    }
+    unsafe { libc::umask(0) };
+
+    let mut root = ContainerRoot::open(rootfs)?;
+    let mut created = 0;
+    for (i, node) in edits.device_nodes.iter().enumerate() {
+        match root.place(node, &placement, i) {
+            Ok(true) => created += 1,
+            Ok(false) => {}
+            Err(e) => {
+                root.rollback();
+                return Err(e.into());
+            }
+        }
+    }
+    let rules = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    if let Err(e) = cgroup.allow(&edits.device_nodes, &rules) {
+        root.rollback();
+        return Err(e.into());
+    }
+    root.commit();
+    Ok(Outcome {
+        created,
+        cgroup: cgroup.describe(),
+        bind_mounted: userns,
+    })
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd, InjectError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in node paths");
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(InjectError::HostNode {
+            path: path.display().to_string(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
