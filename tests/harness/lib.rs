@@ -1,1 +1,100 @@
-//! Shared helpers of the end-to-end tests.
+//! Shared helpers of the end-to-end tests: where the built binaries and the
+//! fixtures are, running a binary under umockdev, and the root/CI policy.
+
+pub mod runc;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A binary of the workspace, built by `make build` (release) before the
+/// tests run; `AMD_CTK_BIN_DIR` overrides the directory.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("AMD_CTK_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/release"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --release` (or `make build`) first",
+        path.display()
+    );
+    path
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let p = repo().join("tests/fixtures").join(format!("{name}.umockdev"));
+    assert!(p.is_file(), "no fixture {}", p.display());
+    p
+}
+
+/// The fixtures every golden test covers.
+pub const FIXTURES: &[&str] =
+    &["radeon", "mi300x-8", "mi300x-cpx", "mi300x-cpx-dkms", "radeon-no-kfd", "no-amdgpu"];
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether a test that needs `what` (root, a tool) can run. Outside CI it is
+/// skipped with a note; in CI a missing prerequisite fails the test, so that
+/// nothing passes by not running.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true but this test cannot run: {what}");
+    eprintln!("SKIPPED (not in CI): {what}");
+    false
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs `program args` under `umockdev-run` with `fixture`'s fake hardware.
+pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Output {
+    Command::new("umockdev-run")
+        .arg("-d")
+        .arg(fixture(fixture_name))
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("umockdev-run runs (apt-get install umockdev)")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Compares `actual` with the golden file `tests/golden/NAME`; with
+/// `UPDATE_GOLDEN=1` rewrites it instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = repo().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(expected == actual, "output differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display());
+}
+
+/// A fresh scratch directory under the target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = repo().join("target/e2e-scratch").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

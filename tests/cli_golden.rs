@@ -1,0 +1,1 @@
+//! Golden-output tests of amd-ctk against the umockdev fixtures.

@@ -1,0 +1,1 @@
+//! Running real runc containers on fake hardware (see tests/fakehw/).
