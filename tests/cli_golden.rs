@@ -1,1 +1,340 @@
-//! Golden-output tests of amd-ctk against the umockdev fixtures.
+//! Golden-output tests of the real `amd-ctk` binary under `umockdev-run`, one
+//! per fixture and command, plus the CDI spec checks: the official schema
+//! (../shared/testdata/cdi-schema), atomic writes, and `cdi validate`.
+
+use amd_ctk_e2e::*;
+use serde_json::Value;
+use std::path::Path;
+
+fn ctk(fixture: &str, args: &[&str]) -> std::process::Output {
+    under_fixture(fixture, &bin("amd-ctk"), args)
+}
+
+/// stdout, then stderr and the exit code when they say anything.
+fn transcript(out: &std::process::Output) -> String {
+    let mut s = text(&out.stdout);
+    let err = text(&out.stderr);
+    if !err.is_empty() {
+        s.push_str("--- stderr\n");
+        s.push_str(&err);
+    }
+    if !out.status.success() {
+        s.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
+    }
+    s
+}
+
+fn umockdev_ready() -> bool {
+    require(
+        have("umockdev-run"),
+        "umockdev-run (apt-get install umockdev)",
+    )
+}
+
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("cdi-list.txt", &["cdi", "list"]),
+    ("cdi-list.json", &["cdi", "list", "--format", "json"]),
+    ("gpu-list.txt", &["gpu", "list"]),
+    ("gpu-list.json", &["gpu", "list", "--format", "json"]),
+    ("cdi-generate.json", &["cdi", "generate", "--output", "-"]),
+    (
+        "cdi-generate.yaml",
+        &["cdi", "generate", "--output", "-", "--format", "yaml"],
+    ),
+    (
+        "cdi-generate-uuid.json",
+        &[
+            "cdi",
+            "generate",
+            "--output",
+            "-",
+            "--device-name-strategy",
+            "index,uuid",
+        ],
+    ),
+];
+
+#[test]
+fn golden_outputs_on_every_fixture() {
+    if !umockdev_ready() {
+        return;
+    }
+    for fixture in FIXTURES {
+        for (name, args) in COMMANDS {
+            assert_golden(
+                &format!("{fixture}/{name}"),
+                &transcript(&ctk(fixture, args)),
+            );
+        }
+    }
+}
+
+#[test]
+fn radeon_cdi_list_is_exactly_the_documented_text() {
+    if !umockdev_ready() {
+        return;
+    }
+    let out = ctk("radeon", &["cdi", "list"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "Found 1 AMD GPU device\namd.com/gpu=all\namd.com/gpu=0\n  /dev/dri/card1\n  /dev/dri/renderD128\n"
+    );
+}
+
+fn official_schema() -> jsonschema::Validator {
+    let dir = repo().join("../shared/testdata/cdi-schema");
+    let read = |f: &str| -> Value {
+        let p = dir.join(f);
+        serde_json::from_str(
+            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    };
+    jsonschema::options()
+        .with_resource(
+            "json-schema:///defs.json",
+            jsonschema::Resource::from_contents(read("defs.json")).unwrap(),
+        )
+        .build(&read("schema.json"))
+        .expect("official schema compiles")
+}
+
+fn assert_schema_valid(validator: &jsonschema::Validator, doc: &Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} breaks the CDI schema: {errors:#?}"
+    );
+}
+
+#[test]
+fn the_schema_rejects_a_broken_spec() {
+    // Guards the schema check below against passing vacuously.
+    let v = official_schema();
+    let bad = serde_json::json!({"kind": "amd.com/gpu", "devices": [{"name": "0"}]});
+    assert!(v.iter_errors(&bad).count() >= 2);
+    let good: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("../shared/testdata/cdi-schema/example-good.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_schema_valid(&v, &good, "the schema's own example");
+}
+
+#[test]
+fn generated_specs_validate_against_the_official_schema() {
+    if !umockdev_ready() {
+        return;
+    }
+    let v = official_schema();
+    for fixture in FIXTURES.iter().filter(|f| **f != "no-amdgpu") {
+        for strategy in ["index", "uuid", "index,uuid"] {
+            let base = [
+                "cdi",
+                "generate",
+                "--output",
+                "-",
+                "--device-name-strategy",
+                strategy,
+            ];
+            let json_out = ctk(fixture, &base);
+            assert!(
+                json_out.status.success(),
+                "{fixture}: {}",
+                text(&json_out.stderr)
+            );
+            let doc: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+            assert_schema_valid(&v, &doc, &format!("{fixture} json {strategy}"));
+            // The lowest version the content needs: numeric names need 0.5.0,
+            // nothing needs more (podman 4.3 reads at most 0.5.0).
+            let numeric = doc["devices"].as_array().unwrap().iter().any(|d| {
+                d["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(|c: char| c.is_ascii_digit())
+            });
+            let expected = if numeric { "0.5.0" } else { "0.3.0" };
+            assert_eq!(doc["cdiVersion"], expected, "{fixture} {strategy}");
+
+            let yaml_out = ctk(fixture, &[&base[..], &["--format", "yaml"]].concat());
+            assert!(yaml_out.status.success());
+            let ydoc: Value = serde_yaml_ng::from_slice(&yaml_out.stdout).unwrap();
+            assert_schema_valid(&v, &ydoc, &format!("{fixture} yaml {strategy}"));
+            assert_eq!(ydoc, doc, "{fixture}: yaml and json carry the same spec");
+        }
+    }
+}
+
+#[test]
+fn embedded_schema_is_the_official_one() {
+    for f in ["schema.json", "defs.json"] {
+        let ours = std::fs::read(repo().join("ctk/schema").join(f)).unwrap();
+        let official = std::fs::read(repo().join("../shared/testdata/cdi-schema").join(f)).unwrap();
+        assert_eq!(
+            ours, official,
+            "ctk/schema/{f} differs from the official copy"
+        );
+    }
+}
+
+#[test]
+fn generate_writes_atomically_and_leaves_other_files_alone() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("generate");
+    let other = dir.join("cdi/other-vendor.json");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, b"{\"keep\": true}").unwrap();
+    for (file, yaml) in [
+        ("cdi/amd.json", false),
+        ("cdi/amd.yaml", true),
+        ("new/dir/amd.yml", true),
+    ] {
+        let path = dir.join(file);
+        let out = ctk(
+            "mi300x-8",
+            &["cdi", "generate", "--output", path.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("Generated CDI spec: {}\n", path.display())
+        );
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            body.trim_start().starts_with('{'),
+            !yaml,
+            "{file}: format from the extension"
+        );
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), b"{\"keep\": true}");
+    let names: Vec<String> = std::fs::read_dir(dir.join("cdi"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "no temp files left: {names:?}");
+    // Overwriting keeps the file valid (regenerate in place).
+    let path = dir.join("cdi/amd.json");
+    assert!(ctk(
+        "radeon",
+        &["cdi", "generate", "--output", path.to_str().unwrap()]
+    )
+    .status
+    .success());
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["devices"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn generate_without_gpus_fails_and_writes_nothing() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("generate-none");
+    let path = dir.join("amd.json");
+    let out = ctk(
+        "no-amdgpu",
+        &["cdi", "generate", "--output", path.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no AMD GPU found"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!path.exists());
+}
+
+fn validate(fixture: &str, path: &Path) -> (i32, String) {
+    let out = ctk(
+        fixture,
+        &["cdi", "validate", "--path", path.to_str().unwrap()],
+    );
+    (out.status.code().unwrap_or(-1), transcript(&out))
+}
+
+#[test]
+fn validate_reports_valid_stale_invalid_and_unreadable() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("validate");
+    let spec = dir.join("amd.json");
+    assert!(ctk(
+        "mi300x-8",
+        &["cdi", "generate", "--output", spec.to_str().unwrap()]
+    )
+    .status
+    .success());
+
+    let (code, out) = validate("mi300x-8", &spec);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid and up to date"), "{out}");
+
+    // Same spec on a host with other GPUs: stale.
+    let (code, out) = validate("radeon", &spec);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("stale: amd.com/gpu=7 is in the spec but not on this host"),
+        "{out}"
+    );
+
+    // A changed major:minor is noticed.
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    doc["devices"][0]["containerEdits"]["deviceNodes"][1]["minor"] = 140.into();
+    let changed = dir.join("changed.json");
+    std::fs::write(&changed, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let (code, out) = validate("mi300x-8", &changed);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("/dev/dri/renderD128 is 226:140 in the spec but 226:128 on this host"),
+        "{out}"
+    );
+
+    // Schema violations.
+    let broken = dir.join("broken.json");
+    std::fs::write(
+        &broken,
+        br#"{"kind": "amd.com/gpu", "devices": [{"name": "0"}]}"#,
+    )
+    .unwrap();
+    let (code, out) = validate("mi300x-8", &broken);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("schema:") && out.contains("cdiVersion"),
+        "{out}"
+    );
+
+    // A version too old for the content.
+    doc["devices"][0]["containerEdits"]["deviceNodes"][1]["minor"] = 128.into();
+    doc["cdiVersion"] = "0.3.0".into();
+    let old = dir.join("old.json");
+    std::fs::write(&old, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let (code, out) = validate("mi300x-8", &old);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cdiVersion 0.3.0 is too old for this content: it needs 0.5.0"),
+        "{out}"
+    );
+
+    // Unreadable: missing, and not JSON.
+    assert_eq!(validate("mi300x-8", &dir.join("missing.json")).0, 2);
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, b"{ not json").unwrap();
+    assert_eq!(validate("mi300x-8", &garbage).0, 2);
+}
+
+#[test]
+fn version_subcommand() {
+    let out = std::process::Command::new(bin("amd-ctk"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("amd-ctk version "));
+}
