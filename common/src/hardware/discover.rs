@@ -71,19 +71,7 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
         }
     }
 
-    // amdgpu PCI devices without drm nodes are unusable, but worth a word.
-    let mut pci = udev::Enumerator::new()?;
-    pci.match_subsystem("pci")?;
-    pci.match_attribute("vendor", AMD_VENDOR)?;
-    for dev in pci.scan_devices()? {
-        if is_amdgpu_pci(&dev) && !pci_gpus.contains_key(dev.syspath()) {
-            log::warn!(
-                "amdgpu device {} has no drm nodes; skipped",
-                dev.sysname().to_string_lossy()
-            );
-        }
-    }
-
+    warn_about_gpus_without_drm(&pci_gpus);
     let (kfd, topology) = kfd()?;
     Ok(assemble(
         pci_gpus.into_values().collect(),
@@ -159,6 +147,23 @@ fn assemble(
         }
     }
     Inventory { kfd, gpus }
+}
+
+/// amdgpu PCI devices without drm nodes are unusable, but worth a word. The
+/// driver's sysfs directory lists its devices: one readdir instead of a udev
+/// scan of every PCI device on the host.
+fn warn_about_gpus_without_drm(found: &BTreeMap<PathBuf, PciGpu>) {
+    let Ok(entries) = std::fs::read_dir("/sys/bus/pci/drivers/amdgpu") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Ok(address) = name.parse::<PciAddress>() {
+            if !found.values().any(|g| g.address == address) {
+                log::warn!("amdgpu device {address} has no drm nodes; skipped");
+            }
+        }
+    }
 }
 
 enum DrmKind {
