@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A binary of the workspace, built by `make build` (release) before the
@@ -27,14 +30,22 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    let p = repo().join("tests/fixtures").join(format!("{name}.umockdev"));
+    let p = repo()
+        .join("tests/fixtures")
+        .join(format!("{name}.umockdev"));
     assert!(p.is_file(), "no fixture {}", p.display());
     p
 }
 
 /// The fixtures every golden test covers.
-pub const FIXTURES: &[&str] =
-    &["radeon", "mi300x-8", "mi300x-cpx", "mi300x-cpx-dkms", "radeon-no-kfd", "no-amdgpu"];
+pub const FIXTURES: &[&str] = &[
+    "radeon",
+    "mi300x-8",
+    "mi300x-cpx",
+    "mi300x-cpx-dkms",
+    "radeon-no-kfd",
+    "no-amdgpu",
+];
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -53,11 +64,17 @@ pub fn require(ok: bool, what: &str) -> bool {
 }
 
 pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 pub fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `program args` under `umockdev-run` with `fixture`'s fake hardware.
@@ -86,14 +103,24 @@ pub fn assert_golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("golden file {}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert!(expected == actual, "output differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display());
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {}: {e} (UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "output differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
 }
 
 /// A fresh scratch directory under the target dir.
 pub fn scratch(name: &str) -> PathBuf {
-    let d = repo().join("target/e2e-scratch").join(format!("{name}-{}", std::process::id()));
+    let d = repo()
+        .join("target/e2e-scratch")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
