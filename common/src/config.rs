@@ -8,7 +8,7 @@ pub const DEFAULT_PATH: &str = "/etc/amd-container-toolkit/config.toml";
 /// Lets tests and unusual installs point every binary at another file.
 pub const PATH_ENV: &str = "AMD_CTK_CONFIG";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     pub hook: HookConfig,
@@ -55,15 +55,6 @@ impl Default for RuntimeConfig {
             low_level_runtime: "runc".into(),
             hook_path: "/usr/bin/amd-container-hook".into(),
             hook_timeout: 30,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            hook: HookConfig::default(),
-            runtime: RuntimeConfig::default(),
         }
     }
 }

@@ -125,3 +125,50 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Runs a bash `script` inside the fake-hardware mount namespace
+/// (tests/fakehw/run-in-fakehw.sh) for `fixture` and cgroup `cgroup` ("v1" or
+/// "v2"). `W` in the script's environment is a scratch directory; `REPO` the
+/// repository; `BIN` the directory of the built binaries.
+pub fn fakehw_sh(fixture_name: &str, cgroup: &str, work: &Path, script: &str) -> Output {
+    let bin_dir = bin("amd-ctk").parent().unwrap().to_path_buf();
+    Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
+        .arg("--fixture")
+        .arg(fixture(fixture_name))
+        .args(["--cgroup", cgroup, "--workdir"])
+        .arg(work.join("fakehw"))
+        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+        .env("W", work)
+        .env("REPO", repo())
+        .env("BIN", bin_dir)
+        .output()
+        .expect("run-in-fakehw.sh runs")
+}
+
+/// A podman invocation prefix that keeps all state under `$W` and works on
+/// this kind of host (runc, no systemd, hybrid cgroups): see tests/fakehw/README.md.
+pub const PODMAN_SETUP: &str = r#"
+mkdir -p "$W/podman"
+cat > "$W/podman/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+export CONTAINERS_CONF="$W/podman/containers.conf"
+# podman wants a runroot path of at most 50 characters.
+PODMAN_RUNROOT=$(mktemp -d /tmp/podrun.XXXXXX)
+trap 'rm -rf "$PODMAN_RUNROOT"' EXIT
+podman() { command podman --root "$W/podman/root" --runroot "$PODMAN_RUNROOT" --tmpdir "$W/podman/tmp" "$@"; }
+bb_image() {
+    "$REPO/tests/fakehw/make-bundle.sh" "$W/bundle" >/dev/null
+    tar -C "$W/bundle/rootfs" -c . | podman import - localhost/bb:test >/dev/null
+}
+# A private /etc overlay, so /etc/cdi can be written without touching the host.
+private_etc() {
+    mkdir -p "$W/etc-up" "$W/etc-work"
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$W/etc-up,workdir=$W/etc-work" /etc
+}
+"#;

@@ -256,7 +256,7 @@ fn kfd() -> Result<(Option<DeviceNode>, HashMap<u32, KfdNode>), DiscoveryError> 
     let mut en = udev::Enumerator::new()?;
     en.match_subsystem("kfd")?;
     en.match_sysname("kfd")?;
-    for dev in en.scan_devices()? {
+    if let Some(dev) = en.scan_devices()?.next() {
         let topology = read_topology(dev.syspath());
         return Ok((device_node(&dev), topology));
     }
