@@ -54,7 +54,7 @@ pub fn inject(
         edits
             .device_nodes
             .iter()
-            .map(|n| open_path(&n.path))
+            .map(|n| clone_mount(&n.path))
             .collect::<Result<Vec<_>, _>>()?
     } else {
         Vec::new()
@@ -78,6 +78,16 @@ pub fn inject(
         });
     }
     unsafe { libc::umask(0) };
+    if userns {
+        // The container's /dev belongs to its user namespace: files created
+        // there must be owned by an id mapped into it (else EOVERFLOW), so
+        // create them as the container's root.
+        let (uid, gid) = (mapped_root(pid, "uid_map")?, mapped_root(pid, "gid_map")?);
+        unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+        }
+    }
 
     let mut root = ContainerRoot::open(rootfs)?;
     let mut created = 0;
@@ -109,15 +119,40 @@ pub fn inject(
     })
 }
 
-fn open_path(path: &Path) -> Result<OwnedFd, InjectError> {
+/// The host id that container id 0 maps to in `/proc/PID/{uid,gid}_map`.
+fn mapped_root(pid: i32, map: &str) -> Result<u32, InjectError> {
+    let path = format!("/proc/{pid}/{map}");
+    let text = std::fs::read_to_string(&path).map_err(|source| InjectError::Namespace {
+        path: path.clone(),
+        source,
+    })?;
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (f.len() == 3 && f[0] == 0).then_some(f[1])
+        })
+        .ok_or_else(|| InjectError::Namespace {
+            path,
+            source: io::Error::new(io::ErrorKind::NotFound, "container root is not mapped"),
+        })
+}
+
+/// A detached bind mount of a host node (`open_tree(OPEN_TREE_CLONE)`): unlike
+/// a path, it can be attached inside another mount namespace (`move_mount`).
+fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
     use std::os::unix::ffi::OsStrExt;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in node paths");
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
         return Err(InjectError::HostNode {
             path: path.display().to_string(),
             source: io::Error::last_os_error(),
         });
     }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

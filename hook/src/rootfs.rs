@@ -31,8 +31,8 @@ pub enum Placement<'a> {
     /// mknod with the host's major:minor, mode and owner.
     Mknod,
     /// Bind-mount the host node (containers with a user namespace, where
-    /// mknod is refused). The fds are O_PATH opens of the host nodes, in the
-    /// order of the nodes placed.
+    /// mknod is refused). The fds are detached mounts of the host nodes
+    /// (`open_tree(OPEN_TREE_CLONE)`), in the order of the nodes placed.
     Bind(&'a [OwnedFd]),
 }
 
@@ -240,20 +240,20 @@ impl ContainerRoot {
                 )
                 .map_err(|e| io_err("create", e))?;
                 self.created.push(Created::Node(path.into()));
-                let source =
-                    CString::new(format!("/proc/self/fd/{}", host_fds[index].as_raw_fd())).unwrap();
-                let target_path =
-                    CString::new(format!("/proc/self/fd/{}", target.as_raw_fd())).unwrap();
-                check(unsafe {
-                    libc::mount(
-                        source.as_ptr(),
-                        target_path.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
+                const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+                const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+                let empty = c"";
+                let ret = unsafe {
+                    libc::syscall(
+                        libc::SYS_move_mount,
+                        host_fds[index].as_raw_fd(),
+                        empty.as_ptr(),
+                        target.as_raw_fd(),
+                        empty.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
                     )
-                })
-                .map_err(|e| io_err("bind-mount", e))?;
+                };
+                check(ret as libc::c_int).map_err(|e| io_err("bind-mount", e))?;
                 self.created.push(Created::Mount(path.into()));
             }
         }
