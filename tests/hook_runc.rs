@@ -1,1 +1,608 @@
-//! End-to-end tests of amd-container-hook under real runc (see harness/runc.rs).
+//! End-to-end tests of amd-container-hook under real runc (see harness/runc.rs):
+//! busybox containers on the fake hardware of tests/fakehw/, cgroup v1 and v2,
+//! the hook registered in config.json as an engine would register it.
+//!
+//! The device oracle inside a container (shared/notes/platform.md): opening a
+//! node that is absent gives `No such file or directory`, one the device cgroup
+//! denies `Operation not permitted`, one it allows (no driver here) `No such
+//! device or address`.
+//!
+//! Each scenario that depends on the cgroup version is a module with a `v1`
+//! and a `v2` test.
+
+use amd_ctk_e2e::runc::{fakehw_node, prerequisites, Bundle, Cgroup, Probe, RunOutput, Session};
+use amd_ctk_e2e::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+const ENXIO: &str = "No such device or address";
+const EPERM: &str = "Operation not permitted";
+const ENOENT: &str = "No such file or directory";
+
+/// mi300x-8: (card, render) minors of GPU index i (KFD/drm order is not PCI
+/// order; see tests/golden/mi300x-8/gpu-list.txt).
+const MI300X_8: [(u32, u32); 8] = [
+    (1, 128),
+    (5, 132),
+    (3, 130),
+    (6, 133),
+    (2, 129),
+    (7, 134),
+    (4, 131),
+    (8, 135),
+];
+/// mi300x-8: unique id of GPU 3.
+const MI300X_8_GPU3_UNIQUE_ID: &str = "0x6500ec306064d48c";
+
+fn ready() -> bool {
+    let p = prerequisites();
+    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
+}
+
+fn gpu_paths(gpus: &[(u32, u32)]) -> Vec<String> {
+    gpus.iter()
+        .flat_map(|(c, r)| [format!("/dev/dri/card{c}"), format!("/dev/dri/renderD{r}")])
+        .collect()
+}
+
+/// The node set a container asking for `gpus` must see: /dev/kfd + their
+/// card and render nodes, sorted like [`Probe::paths`].
+fn expected_nodes(gpus: &[(u32, u32)]) -> Vec<String> {
+    let set: BTreeSet<String> = std::iter::once("/dev/kfd".to_string())
+        .chain(gpu_paths(gpus))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// A bundle with the hook registered at prestart and AMD_VISIBLE_DEVICES=`value`.
+fn gpu_bundle(s: &Session, label: &str, value: &str) -> Bundle {
+    let mut b = s.bundle(label);
+    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+    b
+}
+
+/// Asserts the run succeeded and the container saw exactly `gpus`' nodes (and
+/// /dev/kfd) with the host's major:minor, mode and gid, and that opening each
+/// reached the (absent) driver: the device cgroup allows it. The bundle must
+/// have probed `gpu_paths(gpus)` + /dev/kfd.
+fn assert_exactly(out: &RunOutput, gpus: &[(u32, u32)]) -> Probe {
+    assert_exactly_in(out, gpus, "")
+}
+
+/// [`assert_exactly`], with `what` (e.g. the request) in the messages.
+fn assert_exactly_in(out: &RunOutput, gpus: &[(u32, u32)], what: &str) -> Probe {
+    assert!(out.success(), "{what}: runc run failed: {out}");
+    let probe = Probe::parse(&out.stdout);
+    assert_eq!(
+        probe.paths(),
+        expected_nodes(gpus),
+        "{what}: node set: {out}"
+    );
+    for (path, seen) in &probe.nodes {
+        assert_eq!(
+            seen,
+            &fakehw_node(path),
+            "{what}: {path}: major:minor/mode/gid differ from the host's node: {out}"
+        );
+        assert_eq!(
+            probe.open(path),
+            ENXIO,
+            "{what}: {path} must be allowed by the device cgroup: {out}"
+        );
+    }
+    probe
+}
+
+fn probe_targets(gpus: &[(u32, u32)]) -> Vec<String> {
+    let mut v = vec!["/dev/kfd".to_string()];
+    v.extend(gpu_paths(gpus));
+    v
+}
+
+fn run_selector(s: &Session, label: &str, value: &str, gpus: &[(u32, u32)]) {
+    let mut b = gpu_bundle(s, label, value);
+    let targets = probe_targets(gpus);
+    b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = s.run(&b);
+    assert_exactly(&out, gpus);
+    assert!(
+        out.hook_log.contains(&b.id),
+        "the hook log names the container: {out}"
+    );
+}
+
+macro_rules! on_v1_and_v2 {
+    ($(#[doc = $doc:literal])* $name:ident => $scenario:ident) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+            #[test]
+            fn v1() {
+                if ready() {
+                    $scenario(Cgroup::V1);
+                }
+            }
+            #[test]
+            fn v2() {
+                if ready() {
+                    $scenario(Cgroup::V2);
+                }
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// 1. AMD_VISIBLE_DEVICES=0 on 8 GPUs
+
+on_v1_and_v2!(
+    /// GPU 0's card and render nodes and /dev/kfd appear with the host's
+    /// mode and gid and are allowed; GPU 1's render node is absent, and the
+    /// same node bind-mounted in by the test is denied; /dev/null works.
+    gpu0_gets_kfd_card_render_allowed_gpu1_absent_and_denied => gpu0_scenario
+);
+
+fn gpu0_scenario(cg: Cgroup) {
+    let s = Session::new("gpu0", "mi300x-8", cg);
+    let mut b = gpu_bundle(&s, "gpu0", "0");
+    // GPU 1 is card5/renderD132 on this fixture.
+    b.bind("/dev/dri/renderD132", "/dev/gpu1-render");
+    b.probe(&[
+        "/dev/kfd",
+        "/dev/dri/card1",
+        "/dev/dri/renderD128",
+        "/dev/dri/renderD132",
+        "/dev/dri/card5",
+        "/dev/gpu1-render",
+        "/dev/null",
+    ]);
+    let out = s.run(&b);
+    let probe = assert_exactly(&out, &[MI300X_8[0]]);
+    assert_eq!(probe.open("/dev/dri/renderD132"), ENOENT, "{out}");
+    assert_eq!(probe.open("/dev/dri/card5"), ENOENT, "{out}");
+    assert_eq!(
+        probe.open("/dev/gpu1-render"),
+        EPERM,
+        "GPU 1's node, bind-mounted, must be denied by the device cgroup: {out}"
+    );
+    assert_eq!(probe.open("/dev/null"), "ok", "{out}");
+    assert!(out.hook_log.contains(&b.id), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// 2. Selectors
+
+on_v1_and_v2!(
+    /// `all` on mi300x-8: all 8 GPUs' nodes, nothing else.
+    all_gives_every_gpu_node => all_scenario
+);
+fn all_scenario(cg: Cgroup) {
+    let s = Session::new("all", "mi300x-8", cg);
+    run_selector(&s, "all", "all", &MI300X_8);
+}
+
+on_v1_and_v2!(
+    /// `2-4`: GPUs 2, 3 and 4 (card3/renderD130, card6/renderD133,
+    /// card2/renderD129), not the ones with neighbouring minors.
+    range_2_4_gives_exactly_gpus_2_3_4 => range_scenario
+);
+fn range_scenario(cg: Cgroup) {
+    let s = Session::new("range", "mi300x-8", cg);
+    run_selector(&s, "range", "2-4", &MI300X_8[2..=4]);
+}
+
+on_v1_and_v2!(
+    /// A KFD unique id (GPU 3's) selects that GPU only.
+    unique_id_gives_exactly_that_gpu => unique_id_scenario
+);
+fn unique_id_scenario(cg: Cgroup) {
+    let s = Session::new("uid", "mi300x-8", cg);
+    run_selector(&s, "uid", MI300X_8_GPU3_UNIQUE_ID, &[MI300X_8[3]]);
+}
+
+on_v1_and_v2!(
+    /// On mi300x-cpx, PCI address 0000:05:00.0 selects all 8 compute
+    /// partitions of that GPU (card1-8/renderD128-135) but not the other GPU
+    /// (card9/renderD136).
+    pci_address_on_cpx_gives_all_eight_partitions => pci_scenario
+);
+fn pci_scenario(cg: Cgroup) {
+    let s = Session::new("pci", "mi300x-cpx", cg);
+    let partitions: Vec<(u32, u32)> = (0..8).map(|k| (1 + k, 128 + k)).collect();
+    run_selector(&s, "pci", "0000:05:00.0", &partitions);
+}
+
+// ---------------------------------------------------------------------------
+// 3. No request
+
+on_v1_and_v2!(
+    /// Without AMD_VISIBLE_DEVICES (and with `void`) the hook exits 0 and adds
+    /// no node; the device rules runc made (v1 devices.list, v2 the attached
+    /// BPF program's tag) are those of an identical container without the
+    /// hook, while a GPU request does change them (so the comparison can see
+    /// a change).
+    no_request_adds_nothing_and_leaves_device_rules_as_runc_made_them => no_request_scenario
+);
+
+fn no_request_scenario(cg: Cgroup) {
+    if cg == Cgroup::V2 && !require(have("bpftool"), "bpftool (apt-get install bpftool)") {
+        return;
+    }
+    let s = Session::new("norequest", "mi300x-8", cg);
+
+    // Foreground: nothing added, success, the log file not even opened.
+    for (label, value) in [("unset", None), ("void", Some("void"))] {
+        let mut b = s.bundle(label);
+        b.hook("prestart");
+        if let Some(v) = value {
+            b.env("AMD_VISIBLE_DEVICES", v);
+        }
+        b.probe(&["/dev/kfd", "/dev/dri/renderD128", "/dev/null"]);
+        let out = s.run(&b);
+        assert!(out.success(), "{out}");
+        let probe = Probe::parse(&out.stdout);
+        assert!(probe.nodes.is_empty(), "no node may be added: {out}");
+        assert_eq!(probe.open("/dev/kfd"), ENOENT, "{out}");
+        assert_eq!(probe.open("/dev/null"), "ok", "{out}");
+        assert_eq!(out.stderr, "", "{out}");
+        assert_eq!(out.hook_log, "", "the fast path logs nothing: {out}");
+    }
+
+    // Detached: the device rules of three live containers.
+    let sleeper = |label: &str| {
+        let mut b = s.bundle(label);
+        b.args(&["sleep", "60"]);
+        b
+    };
+    let plain = sleeper("plain");
+    let mut hooked = sleeper("hooked");
+    hooked.hook("prestart");
+    let mut gpu = sleeper("gpu");
+    gpu.hook("prestart").env("AMD_VISIBLE_DEVICES", "0");
+    for b in [&plain, &hooked, &gpu] {
+        b.save();
+    }
+    let script = format!(
+        r#"
+rules() {{
+    id=$1
+    pid=$(runc --root "$RUNC_ROOT" state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+    if [ "$FAKEHW_CGROUP" = v1 ]; then
+        rel=$(awk -F: '$2 ~ /(^|,)devices(,|$)/ {{print $3}}' /proc/$pid/cgroup)
+        sort "/sys/fs/cgroup/devices$rel/devices.list" | tr '\n' ' '
+    else
+        rel=$(awk -F: '$1 == 0 {{print $3}}' /proc/$pid/cgroup)
+        for prog in $(bpftool cgroup show "/sys/fs/cgroup$rel" | awk '$2 == "cgroup_device" {{print $1}}'); do
+            bpftool prog show id "$prog" | grep -o 'tag [0-9a-f]*' | tr '\n' ' '
+        done
+    fi
+}}
+for b in {plain} {hooked} {gpu}; do
+    id=$(basename "$b")
+    runc --root "$RUNC_ROOT" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$b/runc.err" \
+        || {{ echo "run $id failed: $(cat "$b/runc.err")"; continue; }}
+    echo "rules $id: $(rules "$id")"
+done
+for b in {plain} {hooked} {gpu}; do runc --root "$RUNC_ROOT" delete -f "$(basename "$b")" || true; done
+"#,
+        plain = plain.dir.display(),
+        hooked = hooked.dir.display(),
+        gpu = gpu.dir.display(),
+    );
+    let out = s.sh_with(&script, Some(&gpu));
+    assert!(out.success(), "{out}");
+    let rules: BTreeMap<&str, &str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("rules "))
+        .filter_map(|l| l.split_once(": "))
+        .collect();
+    let of = |b: &Bundle| -> &str {
+        rules
+            .get(b.id.as_str())
+            .unwrap_or_else(|| panic!("no rules read for {}: {out}", b.id))
+    };
+    let (plain_rules, hooked_rules, gpu_rules) = (of(&plain), of(&hooked), of(&gpu));
+    match cg {
+        Cgroup::V1 => assert!(
+            plain_rules.contains("c 1:3 rwm"),
+            "devices.list not read: {out}"
+        ),
+        Cgroup::V2 => assert_eq!(
+            plain_rules.matches("tag ").count(),
+            1,
+            "runc attaches one device program: {out}"
+        ),
+    }
+    assert_eq!(
+        hooked_rules, plain_rules,
+        "the hook changed the device rules of a container without a request: {out}"
+    );
+    assert_ne!(
+        gpu_rules, plain_rules,
+        "control: a GPU request must change the rules: {out}"
+    );
+    assert!(s.leftover_containers().is_empty(), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Invalid requests
+
+on_v1_and_v2!(
+    /// `AMD_VISIBLE_DEVICES=9` on 8 GPUs, `=abc`, `=xyz`: `runc run` fails, its
+    /// error names the variable, the value and the problem, the container
+    /// never runs and no container is left; with the image's own /dev (no
+    /// tmpfs), nothing is left in the rootfs either.
+    invalid_request_fails_run_names_value_and_creates_nothing => invalid_scenario
+);
+
+fn invalid_scenario(cg: Cgroup) {
+    let s = Session::new("invalid", "mi300x-8", cg);
+    // `abc` is valid syntax (bare hex unique id) that matches no GPU; `xyz`
+    // is no valid item at all.
+    for (value, problem) in [
+        ("9", "index 9 is out of range"),
+        ("abc", "no GPU has unique id 0xabc"),
+        ("xyz", "is not a GPU index"),
+    ] {
+        let b = gpu_bundle(&s, "invalid", value);
+        let out = s.run(&b);
+        assert!(!out.success(), "runc run must fail: {out}");
+        assert!(
+            out.stderr.contains(&format!("AMD_VISIBLE_DEVICES={value}"))
+                && out.stderr.contains(problem),
+            "runc's error must name AMD_VISIBLE_DEVICES={value} and say {problem:?}: {out}"
+        );
+        assert!(
+            !out.stdout.contains("probe done"),
+            "the container ran: {out}"
+        );
+        assert!(
+            s.leftover_containers().is_empty(),
+            "runc left a container: {out}"
+        );
+    }
+
+    // The image's own /dev: anything created would stay in the rootfs.
+    let mut b = gpu_bundle(&s, "invalid-rootfs", "9");
+    let rootfs = b.private_rootfs();
+    b.without_dev_tmpfs();
+    let out = s.run(&b);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("AMD_VISIBLE_DEVICES=9"), "{out}");
+    for left in ["dev/kfd", "dev/dri"] {
+        assert!(
+            std::fs::symlink_metadata(rootfs.join(left)).is_err(),
+            "{left} was created in the rootfs by a failed request: {out}"
+        );
+    }
+    assert!(s.leftover_containers().is_empty(), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Hostile image
+
+on_v1_and_v2!(
+    /// An image whose `dev/dri` is a symlink to an absolute host directory,
+    /// run without the /dev tmpfs: the hook refuses (runc fails naming the
+    /// symlink) and rolls back what it made (no dev/kfd left), or creates
+    /// inside the root only; either way the host directory stays empty.
+    hostile_dev_dri_symlink_never_leads_the_hook_to_the_host => hostile_scenario
+);
+
+fn hostile_scenario(cg: Cgroup) {
+    let s = Session::new("hostile", "mi300x-8", cg);
+    let host_dir = s.dir.join("host-target");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let mut b = gpu_bundle(&s, "hostile", "0");
+    let rootfs = b.private_rootfs();
+    b.without_dev_tmpfs();
+    std::os::unix::fs::symlink(&host_dir, rootfs.join("dev/dri")).unwrap();
+    let out = s.run(&b);
+    let host_entries: Vec<_> = std::fs::read_dir(&host_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        host_entries.is_empty(),
+        "the hook wrote into the host directory {}: {host_entries:?}\n{out}",
+        host_dir.display()
+    );
+    if out.success() {
+        // Allowed alternative: the nodes were made inside the root.
+        let probe = Probe::parse(&out.stdout);
+        assert!(probe.nodes.contains_key("/dev/kfd"), "{out}");
+    } else {
+        assert!(
+            out.stderr.contains("symlink"),
+            "the refusal must name the symlink: {out}"
+        );
+        assert!(
+            std::fs::symlink_metadata(rootfs.join("dev/kfd")).is_err(),
+            "a refused injection must not leave /dev/kfd behind: {out}"
+        );
+        assert!(
+            std::fs::symlink_metadata(rootfs.join("dev/dri"))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{out}"
+        );
+    }
+    assert!(s.leftover_containers().is_empty(), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Concurrency
+
+const CONCURRENT: usize = 50;
+
+on_v1_and_v2!(
+    /// 50 `runc run`s started at once (threads), each asking for its own GPU
+    /// (index i mod 8, every fifth one a pair): every container sees exactly
+    /// its nodes, allowed; and of the host's whole /dev/dri, bind-mounted in,
+    /// it can open exactly its own GPUs' nodes (the others: denied), so no
+    /// container's rules leak into another's.
+    fifty_concurrent_containers_each_get_exactly_their_gpus => concurrent_scenario
+);
+
+fn concurrent_scenario(cg: Cgroup) {
+    let s = Arc::new(Session::new("concurrent", "mi300x-8", cg));
+    let barrier = Arc::new(Barrier::new(CONCURRENT));
+    let host_nodes = gpu_paths(&MI300X_8);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..CONCURRENT)
+        .map(|i| {
+            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+            let host_nodes = host_nodes.clone();
+            std::thread::spawn(move || {
+                let (value, gpus) = if i % 5 == 4 {
+                    let (a, b) = (i % 8, (i + 3) % 8);
+                    (format!("{a},{b}"), vec![MI300X_8[a], MI300X_8[b]])
+                } else {
+                    ((i % 8).to_string(), vec![MI300X_8[i % 8]])
+                };
+                let mut b = gpu_bundle(&s, &format!("c{i}"), &value);
+                b.bind("/dev/dri", "/host-dri");
+                let mut targets = probe_targets(&gpus);
+                targets.extend(
+                    host_nodes
+                        .iter()
+                        .map(|p| p.replace("/dev/dri", "/host-dri")),
+                );
+                b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+                barrier.wait();
+                let out = s.run(&b);
+                (value, gpus, out)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let elapsed = start.elapsed();
+    let slowest = results.iter().map(|r| r.2.elapsed).max().unwrap();
+    eprintln!(
+        "{CONCURRENT} concurrent runc runs on cgroup {cg}: {elapsed:.2?} in all, slowest {slowest:.2?}"
+    );
+    for (value, gpus, out) in &results {
+        let what = format!("AMD_VISIBLE_DEVICES={value}");
+        let probe = assert_exactly_in(out, gpus, &what);
+        let own: BTreeSet<String> = gpu_paths(gpus).into_iter().collect();
+        for node in &host_nodes {
+            let expected = if own.contains(node) { ENXIO } else { EPERM };
+            let seen = node.replace("/dev/dri", "/host-dri");
+            assert_eq!(probe.open(&seen), expected, "{what}: host {node}: {out}");
+        }
+    }
+    assert!(s.leftover_containers().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// 7. precreate
+
+/// Runs `amd-container-hook precreate` on `input` inside the fake-hardware
+/// namespace with only the registered environment; returns (output bytes,
+/// the run).
+fn precreate(s: &Session, b: &Bundle, input: &[u8]) -> (Vec<u8>, RunOutput) {
+    let input_path = b.dir.join("precreate-in.json");
+    let output_path = b.dir.join("precreate-out.json");
+    std::fs::write(&input_path, input).unwrap();
+    b.write_hook_config();
+    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
+    let script = format!(
+        r#"env -i {} "$HOOK" precreate < '{}' > '{}'"#,
+        env.join(" "),
+        input_path.display(),
+        output_path.display()
+    );
+    let out = s.sh_with(&script, Some(b));
+    assert!(out.success(), "precreate failed: {out}");
+    (std::fs::read(&output_path).unwrap(), out)
+}
+
+on_v1_and_v2!(
+    /// `precreate` on a real spec asking for GPU 1: the config it prints, run
+    /// by runc without any hook, gives the container GPU 1's nodes (and
+    /// /dev/kfd) with the host's mode and gid, allowed; GPU 0's are absent.
+    precreate_output_run_by_runc_gives_gpu1_nodes => precreate_scenario
+);
+
+fn precreate_scenario(cg: Cgroup) {
+    let s = Session::new("precreate", "mi300x-8", cg);
+    let gpus = [MI300X_8[1]];
+    let mut b = s.bundle("precreate");
+    b.env("AMD_VISIBLE_DEVICES", "1");
+    let mut targets = probe_targets(&gpus);
+    targets.push("/dev/dri/renderD128".into());
+    b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+    b.save();
+    let input = std::fs::read(b.config_path()).unwrap();
+    let (output, run) = precreate(&s, &b, &input);
+    assert_eq!(run.stderr, "", "precreate prints only the config: {run}");
+    b.config = serde_json::from_slice(&output)
+        .unwrap_or_else(|e| panic!("precreate output is not JSON ({e}): {run}"));
+    assert!(
+        b.config.get("hooks").is_none(),
+        "no live hook in this bundle"
+    );
+    let out = s.run(&b);
+    let probe = assert_exactly(&out, &gpus);
+    assert_eq!(probe.open("/dev/dri/renderD128"), ENOENT, "{out}");
+}
+
+/// `precreate` hands a spec that asks for no GPU (no variable; `void`) back
+/// byte for byte, whitespace and key order included.
+#[test]
+fn precreate_leaves_non_gpu_spec_byte_identical() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("precreate-id", "mi300x-8", Cgroup::V1);
+    let mut b = s.bundle("precreate-id");
+    b.save();
+    let pretty = std::fs::read(b.config_path()).unwrap();
+    let (out, run) = precreate(&s, &b, &pretty);
+    assert!(out == pretty, "spec changed: {run}");
+
+    b.env("AMD_VISIBLE_DEVICES", "void");
+    // Compact and with an odd key order: must still come back unchanged.
+    let mut compact = serde_json::to_vec(&b.config).unwrap();
+    compact.splice(1..1, br#""zz":1,"#.iter().copied());
+    let (out, run) = precreate(&s, &b, &compact);
+    assert!(
+        out == compact,
+        "spec changed:\n{}\n{run}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Idempotence
+
+on_v1_and_v2!(
+    /// The hook registered twice (prestart and createRuntime) for
+    /// AMD_VISIBLE_DEVICES=0: the container starts, sees the same node set as
+    /// with one run, and the second run created nothing.
+    hook_twice_prestart_and_create_runtime_is_idempotent => twice_scenario
+);
+
+fn twice_scenario(cg: Cgroup) {
+    let s = Session::new("twice", "mi300x-8", cg);
+    let gpus = [MI300X_8[0]];
+    let mut b = gpu_bundle(&s, "twice", "0");
+    b.hook("createRuntime");
+    let targets = probe_targets(&gpus);
+    b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = s.run(&b);
+    assert_exactly(&out, &gpus);
+    let runs: Vec<&str> = out
+        .hook_log
+        .lines()
+        .filter(|l| l.contains(&b.id) && l.contains(" gave "))
+        .collect();
+    assert_eq!(runs.len(), 2, "two hook runs logged: {out}");
+    assert!(
+        runs[1].contains("(0 created"),
+        "the second run must create nothing: {out}"
+    );
+}
