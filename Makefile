@@ -21,6 +21,18 @@ lint:
 test: deps build lint
 	$(CARGO) test --workspace --no-fail-fast
 
+# Packages in $(BIN_DIR)/ from the release binaries (packaging/build.sh: dpkg-deb, rpmbuild).
+pkg-deb: build
+	OUT=$(BIN_DIR) bash packaging/build.sh deb
+
+pkg-rpm: build
+	OUT=$(BIN_DIR) bash packaging/build.sh rpm
+
+# No GPU needed: fake GPU (umockdev fixture), amd-ctk, and real runc containers with the hook.
+# As root on Debian/Ubuntu; installs what it needs; leaves the host as it was.
+demo: deps build
+	bash tests/demo.sh
+
 bench: build
 	bash tests/bench/cdi-generate.sh
 	bash tests/bench/hook-overhead.sh
