@@ -385,52 +385,85 @@ fn invalid_scenario(cg: Cgroup) {
 
 on_v1_and_v2!(
     /// An image whose `dev/dri` is a symlink to an absolute host directory,
-    /// run without the /dev tmpfs: the hook refuses (runc fails naming the
-    /// symlink) and rolls back what it made (no dev/kfd left), or creates
-    /// inside the root only; either way the host directory stays empty.
-    hostile_dev_dri_symlink_never_leads_the_hook_to_the_host => hostile_scenario
+    /// run without the /dev tmpfs: the hook (which did run: its log names the
+    /// container) refuses, runc fails naming the symlink, and what the hook
+    /// made is rolled back (no dev/kfd left) — or it creates inside the root
+    /// only; either way the host directory stays empty. The same for `dev`
+    /// itself a symlink to a host directory (nothing of the hook's there;
+    /// runc 1.1.5 puts its own /dev symlinks there), and for `dev/kfd` a
+    /// symlink to a host file, which keeps its content, mode and owner.
+    hostile_image_symlinks_never_lead_the_hook_to_the_host => hostile_scenario
 );
 
 fn hostile_scenario(cg: Cgroup) {
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
     let s = Session::new("hostile", "mi300x-8", cg);
-    let host_dir = s.dir.join("host-target");
-    std::fs::create_dir_all(&host_dir).unwrap();
-    let mut b = gpu_bundle(&s, "hostile", "0");
-    let rootfs = b.private_rootfs();
-    b.without_dev_tmpfs();
-    std::os::unix::fs::symlink(&host_dir, rootfs.join("dev/dri")).unwrap();
-    let out = s.run(&b);
-    let host_entries: Vec<_> = std::fs::read_dir(&host_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(
-        host_entries.is_empty(),
-        "the hook wrote into the host directory {}: {host_entries:?}\n{out}",
-        host_dir.display()
-    );
-    if out.success() {
-        // Allowed alternative: the nodes were made inside the root.
-        let probe = Probe::parse(&out.stdout);
-        assert!(probe.nodes.contains_key("/dev/kfd"), "{out}");
-    } else {
-        assert!(
-            out.stderr.contains("symlink"),
-            "the refusal must name the symlink: {out}"
+    for case in ["dev-dri-dir", "dev-dir", "dev-kfd-file"] {
+        let host_dir = s.dir.join(format!("host-{case}"));
+        std::fs::create_dir_all(&host_dir).unwrap();
+        let host_file = host_dir.join("precious");
+        std::fs::write(&host_file, "host data\n").unwrap();
+        std::fs::set_permissions(&host_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut b = gpu_bundle(&s, case, "0");
+        let rootfs = b.private_rootfs();
+        b.without_dev_tmpfs();
+        match case {
+            "dev-dri-dir" => symlink(&host_dir, rootfs.join("dev/dri")).unwrap(),
+            "dev-dir" => {
+                std::fs::remove_dir(rootfs.join("dev")).unwrap();
+                symlink(&host_dir, rootfs.join("dev")).unwrap();
+            }
+            _ => symlink(&host_file, rootfs.join("dev/kfd")).unwrap(),
+        }
+        let out = s.run(&b);
+        let what = format!("{case}: {out}");
+        assert!(out.hook_log.contains(&b.id), "the hook did not run: {what}");
+        let host_entries: Vec<_> = std::fs::read_dir(&host_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // runc 1.1.5 itself follows a `dev` symlink out of the root when it
+            // makes its /dev symlinks (not the hook's doing): ignore those.
+            .filter(|n| {
+                !(case == "dev-dir"
+                    && ["fd", "stdin", "stdout", "stderr", "ptmx"].contains(&n.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            host_entries,
+            ["precious"],
+            "something was made in the host directory: {what}"
         );
-        assert!(
-            std::fs::symlink_metadata(rootfs.join("dev/kfd")).is_err(),
-            "a refused injection must not leave /dev/kfd behind: {out}"
+        let meta = std::fs::metadata(&host_file).unwrap();
+        assert!(meta.is_file(), "{what}");
+        assert_eq!(
+            meta.mode() & 0o7777,
+            0o600,
+            "host file mode changed: {what}"
         );
-        assert!(
-            std::fs::symlink_metadata(rootfs.join("dev/dri"))
-                .unwrap()
-                .file_type()
-                .is_symlink(),
-            "{out}"
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 0),
+            "host file owner changed: {what}"
         );
+        assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host data\n");
+        if out.success() {
+            // Allowed alternative: the nodes were made inside the root.
+            let probe = Probe::parse(&out.stdout);
+            assert!(probe.nodes.contains_key("/dev/kfd"), "{what}");
+        } else {
+            assert!(
+                out.stderr.contains("symlink"),
+                "the refusal must name the symlink: {what}"
+            );
+            if case == "dev-dri-dir" {
+                assert!(
+                    std::fs::symlink_metadata(rootfs.join("dev/kfd")).is_err(),
+                    "a refused injection must not leave /dev/kfd behind: {what}"
+                );
+            }
+        }
+        assert!(s.leftover_containers().is_empty(), "{what}");
     }
-    assert!(s.leftover_containers().is_empty(), "{out}");
 }
 
 // ---------------------------------------------------------------------------
@@ -604,5 +637,43 @@ fn twice_scenario(cg: Cgroup) {
     assert!(
         runs[1].contains("(0 created"),
         "the second run must create nothing: {out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// User namespace
+
+on_v1_and_v2!(
+    /// A container with a user namespace (mknod is refused there): the hook
+    /// bind-mounts the host nodes instead; the container sees exactly GPU 0's
+    /// nodes with the host's major:minor, mode and gid, allowed.
+    user_namespace_container_gets_gpu0_nodes_bind_mounted => userns_scenario
+);
+
+fn userns_scenario(cg: Cgroup) {
+    let s = Session::new("userns", "mi300x-8", cg);
+    let gpus = [MI300X_8[0]];
+    let mut b = gpu_bundle(&s, "userns", "0");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let mapping = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = mapping.clone();
+    b.config["linux"]["gidMappings"] = mapping;
+    // A fresh sysfs cannot be mounted in a user namespace whose mount
+    // namespace shows no full sysfs (the fake /sys is not one); the probe
+    // needs no /sys.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/sys"));
+    let targets = probe_targets(&gpus);
+    b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = s.run(&b);
+    assert_exactly(&out, &gpus);
+    assert!(
+        out.hook_log.contains("bind-mounted"),
+        "the hook must have taken the bind-mount path: {out}"
     );
 }
