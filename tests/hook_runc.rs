@@ -260,50 +260,8 @@ fn no_request_scenario(cg: Cgroup) {
     hooked.hook("prestart");
     let mut gpu = sleeper("gpu");
     gpu.hook("prestart").env("AMD_VISIBLE_DEVICES", "0");
-    for b in [&plain, &hooked, &gpu] {
-        b.save();
-    }
-    let script = format!(
-        r#"
-rules() {{
-    id=$1
-    pid=$(runc --root "$RUNC_ROOT" state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
-    if [ "$FAKEHW_CGROUP" = v1 ]; then
-        rel=$(awk -F: '$2 ~ /(^|,)devices(,|$)/ {{print $3}}' /proc/$pid/cgroup)
-        sort "/sys/fs/cgroup/devices$rel/devices.list" | tr '\n' ' '
-    else
-        rel=$(awk -F: '$1 == 0 {{print $3}}' /proc/$pid/cgroup)
-        for prog in $(bpftool cgroup show "/sys/fs/cgroup$rel" | awk '$2 == "cgroup_device" {{print $1}}'); do
-            bpftool prog show id "$prog" | grep -o 'tag [0-9a-f]*' | tr '\n' ' '
-        done
-    fi
-}}
-for b in {plain} {hooked} {gpu}; do
-    id=$(basename "$b")
-    runc --root "$RUNC_ROOT" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$b/runc.err" \
-        || {{ echo "run $id failed: $(cat "$b/runc.err")"; continue; }}
-    echo "rules $id: $(rules "$id")"
-done
-for b in {plain} {hooked} {gpu}; do runc --root "$RUNC_ROOT" delete -f "$(basename "$b")" || true; done
-"#,
-        plain = plain.dir.display(),
-        hooked = hooked.dir.display(),
-        gpu = gpu.dir.display(),
-    );
-    let out = s.sh_with(&script, Some(&gpu));
-    assert!(out.success(), "{out}");
-    let rules: BTreeMap<&str, &str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("rules "))
-        .filter_map(|l| l.split_once(": "))
-        .collect();
-    let of = |b: &Bundle| -> &str {
-        rules
-            .get(b.id.as_str())
-            .unwrap_or_else(|| panic!("no rules read for {}: {out}", b.id))
-    };
-    let (plain_rules, hooked_rules, gpu_rules) = (of(&plain), of(&hooked), of(&gpu));
+    let (rules, out) = device_rules(&s, &[&plain, &hooked, &gpu]);
+    let (plain_rules, hooked_rules, gpu_rules) = (&rules[0], &rules[1], &rules[2]);
     match cg {
         Cgroup::V1 => assert!(
             plain_rules.contains("c 1:3 rwm"),
@@ -324,6 +282,64 @@ for b in {plain} {hooked} {gpu}; do runc --root "$RUNC_ROOT" delete -f "$(basena
         "control: a GPU request must change the rules: {out}"
     );
     assert!(s.leftover_containers().is_empty(), "{out}");
+}
+
+/// Starts the bundles detached (`runc run -d`; their process must keep
+/// running, e.g. `sleep 60`), reads each container's device rules and
+/// deletes them. The rules: v1 the sorted `devices.list` of its devices
+/// cgroup; v2 the tags of the BPF_CGROUP_DEVICE programs attached to its
+/// cgroup (`bpftool`; the tag is a hash of the program's instructions).
+fn device_rules(s: &Session, bundles: &[&Bundle]) -> (Vec<String>, RunOutput) {
+    for b in bundles {
+        b.save();
+    }
+    let dirs: Vec<String> = bundles
+        .iter()
+        .map(|b| format!("'{}'", b.dir.display()))
+        .collect();
+    let script = format!(
+        r#"
+rules() {{
+    id=$1
+    pid=$(runc --root "$RUNC_ROOT" state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+    if [ "$FAKEHW_CGROUP" = v1 ]; then
+        rel=$(awk -F: '$2 ~ /(^|,)devices(,|$)/ {{print $3}}' /proc/$pid/cgroup)
+        sort "/sys/fs/cgroup/devices$rel/devices.list" | tr '\n' ' '
+    else
+        rel=$(awk -F: '$1 == 0 {{print $3}}' /proc/$pid/cgroup)
+        for prog in $(bpftool cgroup show "/sys/fs/cgroup$rel" | awk '$2 == "cgroup_device" {{print $1}}'); do
+            bpftool prog show id "$prog" | grep -o 'tag [0-9a-f]*' | tr '\n' ' '
+        done
+    fi
+}}
+for b in {dirs}; do
+    id=$(basename "$b")
+    runc --root "$RUNC_ROOT" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$b/runc.err" \
+        || {{ echo "run $id failed: $(cat "$b/runc.err")"; continue; }}
+    echo "rules $id: $(rules "$id")"
+done
+for b in {dirs}; do runc --root "$RUNC_ROOT" delete -f "$(basename "$b")" || true; done
+"#,
+        dirs = dirs.join(" ")
+    );
+    let out = s.sh_with(&script, bundles.last().copied());
+    assert!(out.success(), "{out}");
+    let found: BTreeMap<&str, &str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("rules "))
+        .filter_map(|l| l.split_once(": "))
+        .collect();
+    let rules = bundles
+        .iter()
+        .map(|b| {
+            found
+                .get(b.id.as_str())
+                .unwrap_or_else(|| panic!("no rules read for {}: {out}", b.id))
+                .to_string()
+        })
+        .collect();
+    (rules, out)
 }
 
 // ---------------------------------------------------------------------------
@@ -637,6 +653,30 @@ fn twice_scenario(cg: Cgroup) {
     assert!(
         runs[1].contains("(0 created"),
         "the second run must create nothing: {out}"
+    );
+
+    // The device rules after two runs are those after one: nothing stacked
+    // (v2: one program, the same instructions; v1: the same devices.list).
+    if cg == Cgroup::V2 && !require(have("bpftool"), "bpftool (apt-get install bpftool)") {
+        return;
+    }
+    let mut once = s.bundle("once");
+    once.hook("prestart")
+        .env("AMD_VISIBLE_DEVICES", "0")
+        .args(&["sleep", "60"]);
+    let mut twice = s.bundle("twice-live");
+    twice
+        .hook("prestart")
+        .hook("createRuntime")
+        .env("AMD_VISIBLE_DEVICES", "0")
+        .args(&["sleep", "60"]);
+    let (rules, out) = device_rules(&s, &[&once, &twice]);
+    if cg == Cgroup::V2 {
+        assert_eq!(rules[0].matches("tag ").count(), 1, "{out}");
+    }
+    assert_eq!(
+        rules[1], rules[0],
+        "a second run must leave the device rules as the first made them: {out}"
     );
 }
 
