@@ -27,7 +27,8 @@ for t in umockdev-run runc busybox unshare; do
 done
 if ! command -v python3 >/dev/null; then   # make-bundle.sh edits config.json with it
     echo "demo: installing python3"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends python3 >/dev/null
 fi
 
 tmp=$(mktemp -d /tmp/amd-ctk-demo.XXXXXX)
