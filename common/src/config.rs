@@ -122,3 +122,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shipped_default {
+    use super::*;
+
+    /// The config file the packages install documents every key with its
+    /// default, commented out; uncommented it must mean exactly the defaults.
+    #[test]
+    fn packaged_default_config_matches_the_code() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/default-config.toml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                match t.strip_prefix('#') {
+                    // "#key = value" and "#[table]" are settings; "# text" is prose.
+                    Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => rest.to_string(),
+                    _ => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed, Config::default(), "{uncommented}");
+        assert!(
+            uncommented.contains("low-level-runtime"),
+            "every key is documented"
+        );
+    }
+}

@@ -63,6 +63,8 @@ pub enum CliError {
 }
 
 fn main() -> ExitCode {
+    // `amd-ctk cdi list | head` must end quietly, as any Unix filter does.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let default_level = if cli.debug { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
