@@ -257,6 +257,9 @@ fn no_request_scenario(cg: Cgroup) {
     };
     let plain = sleeper("plain");
     let mut hooked = sleeper("hooked");
+    // Runs first (hooks run in order): what runc made, as the hook finds it.
+    let runc_made = hooked.dir.join("rules-before-hook");
+    record_rules_hook(&mut hooked, &runc_made, cg);
     hooked.hook("prestart");
     let mut gpu = sleeper("gpu");
     gpu.hook("prestart").env("AMD_VISIBLE_DEVICES", "0");
@@ -273,22 +276,89 @@ fn no_request_scenario(cg: Cgroup) {
             "runc attaches one device program: {out}"
         ),
     }
+    let before = std::fs::read_to_string(&runc_made).unwrap_or_default();
+    eprintln!("device rules on {cg}: runc made {before:?}; after the hook {hooked_rules:?}");
     assert_eq!(
-        hooked_rules, plain_rules,
-        "the hook changed the device rules of a container without a request: {out}"
+        &before, hooked_rules,
+        "the hook changed the device rules (v2: program id or tag) runc made: {out}"
+    );
+    assert_eq!(
+        without_ids(hooked_rules),
+        without_ids(plain_rules),
+        "the rules of a hooked container without a request differ from a hook-less one: {out}"
     );
     assert_ne!(
-        gpu_rules, plain_rules,
+        without_ids(gpu_rules),
+        without_ids(plain_rules),
         "control: a GPU request must change the rules: {out}"
     );
     assert!(s.leftover_containers().is_empty(), "{out}");
 }
 
-/// Starts the bundles detached (`runc run -d`; their process must keep
-/// running, e.g. `sleep 60`), reads each container's device rules and
-/// deletes them. The rules: v1 the sorted `devices.list` of its devices
-/// cgroup; v2 the tags of the BPF_CGROUP_DEVICE programs attached to its
+/// A shell function `rules PID`: the device rules of process PID's cgroup on
+/// cgroup `$CG`: v1 the sorted `devices.list` of its devices cgroup, on one
+/// line; v2 `id N tag T` for each BPF_CGROUP_DEVICE program attached to its
 /// cgroup (`bpftool`; the tag is a hash of the program's instructions).
+const RULES_FN: &str = r#"
+rules() {
+    if [ "$CG" = v1 ]; then
+        rel=$(awk -F: '$2 ~ /(^|,)devices(,|$)/ {print $3}' /proc/$1/cgroup)
+        sort "/sys/fs/cgroup/devices$rel/devices.list" | tr '
+' ' '
+    else
+        rel=$(awk -F: '$1 == 0 {print $3}' /proc/$1/cgroup)
+        for prog in $(bpftool cgroup show "/sys/fs/cgroup$rel" | awk '$2 == "cgroup_device" {print $1}'); do
+            echo "id $prog $(bpftool prog show id "$prog" | grep -o 'tag [0-9a-f]*')" | tr '
+' ' '
+        done
+    fi
+}
+"#;
+
+/// Drops the `id N` items of [`RULES_FN`] output (ids differ between
+/// containers, tags do not for the same program).
+fn without_ids(rules: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = rules.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "id" {
+            words.next();
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
+/// Registers, as the bundle's first prestart hook, a shell script that writes
+/// [`RULES_FN`]'s view of the container's device rules to `file`.
+fn record_rules_hook(b: &mut Bundle, file: &std::path::Path, cg: Cgroup) {
+    let script = format!(
+        r#"{RULES_FN}
+pid=$(cat | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+rules "$pid" > '{}'"#,
+        file.display()
+    );
+    let hook = serde_json::json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", script],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", format!("CG={cg}")],
+    });
+    let hooks = &mut b.config["hooks"];
+    if hooks.is_null() {
+        *hooks = serde_json::json!({});
+    }
+    let prestart = hooks
+        .as_object_mut()
+        .unwrap()
+        .entry("prestart")
+        .or_insert_with(|| serde_json::json!([]));
+    prestart.as_array_mut().unwrap().insert(0, hook);
+}
+
+/// Starts the bundles detached (`runc run -d`; their process must keep
+/// running, e.g. `sleep 60`), reads each container's device rules
+/// ([`RULES_FN`]) and deletes them.
 fn device_rules(s: &Session, bundles: &[&Bundle]) -> (Vec<String>, RunOutput) {
     for b in bundles {
         b.save();
@@ -298,25 +368,14 @@ fn device_rules(s: &Session, bundles: &[&Bundle]) -> (Vec<String>, RunOutput) {
         .map(|b| format!("'{}'", b.dir.display()))
         .collect();
     let script = format!(
-        r#"
-rules() {{
-    id=$1
-    pid=$(runc --root "$RUNC_ROOT" state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
-    if [ "$FAKEHW_CGROUP" = v1 ]; then
-        rel=$(awk -F: '$2 ~ /(^|,)devices(,|$)/ {{print $3}}' /proc/$pid/cgroup)
-        sort "/sys/fs/cgroup/devices$rel/devices.list" | tr '\n' ' '
-    else
-        rel=$(awk -F: '$1 == 0 {{print $3}}' /proc/$pid/cgroup)
-        for prog in $(bpftool cgroup show "/sys/fs/cgroup$rel" | awk '$2 == "cgroup_device" {{print $1}}'); do
-            bpftool prog show id "$prog" | grep -o 'tag [0-9a-f]*' | tr '\n' ' '
-        done
-    fi
-}}
+        r#"{RULES_FN}
+CG=$FAKEHW_CGROUP
 for b in {dirs}; do
     id=$(basename "$b")
     runc --root "$RUNC_ROOT" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$b/runc.err" \
         || {{ echo "run $id failed: $(cat "$b/runc.err")"; continue; }}
-    echo "rules $id: $(rules "$id")"
+    pid=$(runc --root "$RUNC_ROOT" state "$id" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+    echo "rules $id: $(rules "$pid")"
 done
 for b in {dirs}; do runc --root "$RUNC_ROOT" delete -f "$(basename "$b")" || true; done
 "#,
@@ -675,7 +734,8 @@ fn twice_scenario(cg: Cgroup) {
         assert_eq!(rules[0].matches("tag ").count(), 1, "{out}");
     }
     assert_eq!(
-        rules[1], rules[0],
+        without_ids(&rules[1]),
+        without_ids(&rules[0]),
         "a second run must leave the device rules as the first made them: {out}"
     );
 }
