@@ -217,8 +217,8 @@ fn pci_scenario(cg: Cgroup) {
 // 3. No request
 
 on_v1_and_v2!(
-    /// Without AMD_VISIBLE_DEVICES (and with `void`) the hook exits 0 and adds
-    /// no node; the device rules runc made (v1 devices.list, v2 the attached
+    /// Without AMD_VISIBLE_DEVICES (and with `void`, `none`) the hook exits 0
+    /// and adds no node; the device rules runc made (v1 devices.list, v2 the attached
     /// BPF program's tag) are those of an identical container without the
     /// hook, while a GPU request does change them (so the comparison can see
     /// a change).
@@ -231,8 +231,14 @@ fn no_request_scenario(cg: Cgroup) {
     }
     let s = Session::new("norequest", "mi300x-8", cg);
 
-    // Foreground: nothing added, success, the log file not even opened.
-    for (label, value) in [("unset", None), ("void", Some("void"))] {
+    // Foreground: nothing added, success; unset and `void` (not a GPU
+    // container) take the fast path: the log file is not even opened. `none`
+    // (a GPU container with no GPU) gives no node either.
+    for (label, value) in [
+        ("unset", None),
+        ("void", Some("void")),
+        ("none", Some("none")),
+    ] {
         let mut b = s.bundle(label);
         b.hook("prestart");
         if let Some(v) = value {
@@ -246,7 +252,9 @@ fn no_request_scenario(cg: Cgroup) {
         assert_eq!(probe.open("/dev/kfd"), ENOENT, "{out}");
         assert_eq!(probe.open("/dev/null"), "ok", "{out}");
         assert_eq!(out.stderr, "", "{out}");
-        assert_eq!(out.hook_log, "", "the fast path logs nothing: {out}");
+        if label != "none" {
+            assert_eq!(out.hook_log, "", "the fast path logs nothing: {out}");
+        }
     }
 
     // Detached: the device rules of three live containers.
