@@ -549,6 +549,41 @@ fn hostile_scenario(cg: Cgroup) {
     }
 }
 
+on_v1_and_v2!(
+    /// All or nothing: the image (own /dev, no tmpfs) has a regular file at
+    /// GPU 0's render node path, so the hook fails midway (it makes the nodes
+    /// in order: /dev/kfd, card1, renderD128); runc fails naming the path, no
+    /// /dev/kfd or card1 is left, and the image's own file stays.
+    failure_midway_removes_what_the_hook_made => rollback_scenario
+);
+
+fn rollback_scenario(cg: Cgroup) {
+    let s = Session::new("rollback", "mi300x-8", cg);
+    let mut b = gpu_bundle(&s, "rollback", "0");
+    let rootfs = b.private_rootfs();
+    b.without_dev_tmpfs();
+    std::fs::create_dir(rootfs.join("dev/dri")).unwrap();
+    std::fs::write(rootfs.join("dev/dri/renderD128"), "image file\n").unwrap();
+    let out = s.run(&b);
+    assert!(!out.success(), "runc run must fail: {out}");
+    assert!(
+        out.stderr.contains("/dev/dri/renderD128"),
+        "the error names the path: {out}"
+    );
+    for made in ["dev/kfd", "dev/dri/card1"] {
+        assert!(
+            std::fs::symlink_metadata(rootfs.join(made)).is_err(),
+            "{made} made before the failure was not removed: {out}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("dev/dri/renderD128")).unwrap(),
+        "image file\n",
+        "{out}"
+    );
+    assert!(s.leftover_containers().is_empty(), "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // 6. Concurrency
 
