@@ -85,7 +85,10 @@ pub fn allows_char_rwm(prog: &[Insn], major: u32, minor: u32) -> bool {
 
 fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
     let ctx_bytes = ctx.bytes();
-    let mut r = [Val::Uninit; 11];
+    // R11 is BPF_REG_AX: it shows up in the dump of a program whose
+    // constants the kernel blinded (bpf_jit_harden), as a plain scratch
+    // register; modelling it keeps such programs readable.
+    let mut r = [Val::Uninit; 12];
     r[R1 as usize] = Val::Ctx(0);
     r[R10 as usize] = Val::Opaque;
     let mut pc: usize = 0;
@@ -94,8 +97,8 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
             .get(pc)
             .ok_or_else(|| format!("pc {pc} outside the program"))?;
         let (dst, src) = (i.dst() as usize, i.src() as usize);
-        if dst > 10 || src > 10 {
-            return Err(format!("insn {pc}: register beyond r10: {i:?}"));
+        if dst > 11 || src > 11 {
+            return Err(format!("insn {pc}: register beyond r11: {i:?}"));
         }
         let scalar = |v: Val, what: &str| match v {
             Val::Scalar(x) => Ok(x),
@@ -358,8 +361,37 @@ mod tests {
         assert!(matches!(run(&fall_off, ctx), Verdict::Unknown(_)));
         let loop_forever = vec![alu64_k(MOV, R0, 1), Insn::new(JMP | JA, 0, 0, -1, 0)];
         assert!(matches!(run(&loop_forever, ctx), Verdict::Unknown(_)));
-        let ax = vec![Insn::new(ALU64 | MOV | K, 11, 0, 0, 1), exit()];
-        assert!(matches!(run(&ax, ctx), Verdict::Unknown(_)));
+        let r12 = vec![Insn::new(ALU64 | MOV | K, 12, 0, 0, 1), exit()];
+        assert!(matches!(run(&r12, ctx), Verdict::Unknown(_)));
+    }
+
+    #[test]
+    fn blinded_constants_through_ax() {
+        // What bpf_jit_harden makes of `w2 &= 0xffff; if r2 != 2 goto +1`:
+        // the immediates go through AX (r11) xor-ed with a random value.
+        const AX: u8 = 11;
+        let rnd = 0x5a5a_1234;
+        let p = vec![
+            ldx_w(R2, R1, 0),
+            alu32_k(MOV, AX, 0xffff ^ rnd),
+            alu32_k(XOR, AX, rnd),
+            Insn::new(ALU | AND | X, R2, AX, 0, 0),
+            alu64_k(MOV, AX, 2 ^ rnd),
+            alu64_k(XOR, AX, rnd),
+            Insn::new(JMP | JNE | X, R2, AX, 2, 0),
+            alu32_k(MOV, R0, 1),
+            exit(),
+            alu32_k(MOV, R0, 0),
+            exit(),
+        ];
+        assert_eq!(
+            run(&p, DevCtx::new(DEV_CHAR, ACC_READ, 1, 3)),
+            Verdict::Allow
+        );
+        assert_eq!(
+            run(&p, DevCtx::new(DEV_BLOCK, ACC_READ, 1, 3)),
+            Verdict::Deny
+        );
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Rule {
 
 /// The rules runc appends to every container's own
 /// (libcontainer/specconv `AllowedDevices`): mknod of any device, the
-/// runtime-spec's default devices, /dev/pts/* and /dev/ptmx.
+/// runtime-spec's default devices, /dev/pts/*, /dev/ptmx and /dev/net/tun.
 pub fn runc_default_rules() -> Vec<Rule> {
     let c = |major: u32, minor: Option<u32>, access: u32| Rule {
         allow: true,
@@ -151,6 +151,9 @@ pub fn runc_default_rules() -> Vec<Rule> {
         c(1, Some(9), ACC_ALL), // urandom
         c(136, None, ACC_ALL),  // pts
         c(5, Some(2), ACC_ALL), // ptmx
+        // /dev/net/tun: in runc 1.1's list (this is what runc 1.1.5 loads);
+        // dropped from it in runc 1.2.0.
+        c(10, Some(200), ACC_ALL),
     ]
 }
 
@@ -263,6 +266,84 @@ pub(super) mod tests {
         runc_like(&runc_default_rules(), false)
     }
 
+    /// runc 1.1.5's program for `runc spec`'s config, as this kernel (6.18)
+    /// returns it from BPF_OBJ_GET_INFO_BY_FD (xlated_prog_insns), one
+    /// little-endian `struct bpf_insn` per u64.
+    const RUNC_1_1_5_XLATED: [u64; 64] = [
+        0x0000000000001261,
+        0x0000ffff00000254,
+        0x0000000000001361,
+        0x0000001000000374,
+        0x0000000000041461,
+        0x0000000000081561,
+        0x0000000100050255,
+        0x00000000000031bc,
+        0x0000000100000154,
+        0x000000000002315d,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200050255,
+        0x00000000000031bc,
+        0x0000000100000154,
+        0x000000000002315d,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000100030455,
+        0x0000000300020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000100030455,
+        0x0000000500020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000100030455,
+        0x0000000700020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000100030455,
+        0x0000000800020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000100030455,
+        0x0000000900020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000500030455,
+        0x0000000000020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000500030455,
+        0x0000000200020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200040255,
+        0x0000000a00030455,
+        0x000000c800020555,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x0000000200030255,
+        0x0000008800020455,
+        0x00000001000000b4,
+        0x0000000000000095,
+        0x00000000000000b4,
+        0x0000000000000095,
+    ];
+
+    pub fn runc_1_1_5_program() -> Vec<Insn> {
+        let bytes: Vec<u8> = RUNC_1_1_5_XLATED
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        from_bytes(&bytes)
+    }
+
     fn oci(
         allow: bool,
         typ: Option<LinuxDeviceType>,
@@ -347,6 +428,38 @@ pub(super) mod tests {
             run(&old, DevCtx::new(DEV_BLOCK, ACC_READ, 8, 0)),
             Verdict::Deny
         );
+    }
+
+    #[test]
+    fn real_runc_program_matches_the_model_and_takes_the_prefix() {
+        if cfg!(target_endian = "big") {
+            return; // the fixture is a little-endian dump
+        }
+        let real = runc_1_1_5_program();
+        let model = runc_default_program();
+        let mut prog = allow_prefix(&[(226, 128)]).unwrap();
+        prog.extend_from_slice(&real);
+        for t in [DEV_BLOCK, DEV_CHAR] {
+            for acc in 1..=ACC_ALL {
+                for maj in [0, 1, 5, 8, 10, 136, 226, u32::MAX] {
+                    for min in [0, 1, 2, 3, 5, 7, 8, 9, 128, 129, 200] {
+                        let ctx = DevCtx::new(t, acc, maj, min);
+                        let v = run(&real, ctx);
+                        assert!(!matches!(v, Verdict::Unknown(_)), "{v:?}");
+                        assert_eq!(v, run(&model, ctx), "{ctx:?}");
+                        let want = if t == DEV_CHAR && (maj, min) == (226, 128) {
+                            Verdict::Allow
+                        } else {
+                            v
+                        };
+                        assert_eq!(run(&prog, ctx), want, "{ctx:?}");
+                    }
+                }
+            }
+        }
+        assert!(allows_char_rwm(&real, 1, 3));
+        assert!(allows_char_rwm(&real, 136, 4));
+        assert!(!allows_char_rwm(&real, 226, 128));
     }
 
     #[test]
