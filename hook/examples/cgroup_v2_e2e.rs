@@ -281,7 +281,38 @@ fn check(id: &str, config: &str) {
         Oracle::Denied,
     );
 
-    // 3. Timing over repeated runs (each undone before the next).
+    // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
+    v2::NO_REPLACE.store(true, std::sync::atomic::Ordering::Relaxed);
+    let change = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    println!("allow_devices, attach + detach: {change}");
+    let after = bpftool_show(&cgroup);
+    println!("after: {}", describe(&after));
+    c.expect("attach+detach: programs attached", after.len(), 1);
+    c.expect(
+        "attach+detach: cat render",
+        oracle(id, RENDER),
+        Oracle::NoDevice,
+    );
+    c.expect(
+        "attach+detach: cat 226:129",
+        oracle(id, OTHER),
+        Oracle::Denied,
+    );
+    change.revert().unwrap();
+    let reverted = bpftool_show(&cgroup);
+    c.expect(
+        "attach+detach: revert restores runc's program",
+        reverted.iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
+        before.iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
+    );
+    c.expect(
+        "attach+detach: cat render after revert",
+        oracle(id, RENDER),
+        Oracle::Denied,
+    );
+    v2::NO_REPLACE.store(false, std::sync::atomic::Ordering::Relaxed);
+
+    // 4. Timing over repeated runs (each undone before the next).
     let mut times = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();

@@ -24,6 +24,7 @@ use program::Rule;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use sys::{BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
 
 /// A char device to allow read, write and mknod of.
@@ -332,8 +333,15 @@ fn reusable(insns: &[Insn], nr_map_ids: u32) -> bool {
         })
 }
 
-/// Attaches `to` in place of `from` (atomically with BPF_F_REPLACE when the
-/// cgroup is in multi mode; in single-program mode attaching replaces).
+/// Set once BPF_F_REPLACE turned out unsupported (kernels before 5.6 answer
+/// EINVAL); from then on [`swap`] attaches, then detaches.
+pub(crate) static NO_REPLACE: AtomicBool = AtomicBool::new(false);
+
+/// Attaches `to` in place of `from`: atomically with BPF_F_REPLACE when the
+/// cgroup is in multi mode; where the kernel lacks BPF_F_REPLACE, attaches
+/// `to` next to `from` and then detaches `from` (both attached at once are
+/// ANDed, never wider than `from` alone; never detach first). In
+/// single-program mode attaching replaces.
 fn swap(
     cgroup: BorrowedFd,
     flags: u32,
@@ -342,28 +350,41 @@ fn swap(
     to: &OwnedFd,
     to_id: u32,
 ) -> Result<(), BpfError> {
-    let result = if flags & BPF_F_ALLOW_MULTI != 0 {
-        sys::prog_attach(
-            cgroup,
-            to.as_fd(),
-            BPF_F_ALLOW_MULTI | BPF_F_REPLACE,
-            Some(from.as_fd()),
-        )
-    } else {
-        sys::prog_attach(cgroup, to.as_fd(), flags, None)
-    };
-    result.map_err(|source| {
+    let err = |cmd, source: io::Error| {
         let hint = if source.raw_os_error() == Some(libc::ENOENT) {
             " (the old program is no longer attached, or attached through a bpf_link)"
         } else {
             ""
         };
         BpfError::Syscall {
-            cmd: "BPF_PROG_ATTACH",
+            cmd,
             what: format!("program {to_id} in place of program {from_id}{hint}"),
             source,
         }
-    })
+    };
+    if flags & BPF_F_ALLOW_MULTI == 0 {
+        return sys::prog_attach(cgroup, to.as_fd(), flags, None)
+            .map_err(|e| err("BPF_PROG_ATTACH", e));
+    }
+    if !NO_REPLACE.load(Ordering::Relaxed) {
+        let replace = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
+        match sys::prog_attach(cgroup, to.as_fd(), replace, Some(from.as_fd())) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                log::debug!("cgroup v2: BPF_F_REPLACE refused ({e}); attach + detach instead");
+                NO_REPLACE.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(err("BPF_PROG_ATTACH", e)),
+        }
+    }
+    sys::prog_attach(cgroup, to.as_fd(), BPF_F_ALLOW_MULTI, None)
+        .map_err(|e| err("BPF_PROG_ATTACH", e))?;
+    if let Err(e) = sys::prog_detach(cgroup, from.as_fd()) {
+        // Back to where we started: detach the one we just attached.
+        let _ = sys::prog_detach(cgroup, to.as_fd());
+        return Err(err("BPF_PROG_DETACH", e));
+    }
+    Ok(())
 }
 
 /// Does the set of programs attached to this cgroup allow every non-empty

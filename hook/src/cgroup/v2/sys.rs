@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 // enum bpf_cmd
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_ATTACH: u32 = 8;
+const BPF_PROG_DETACH: u32 = 9;
 const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_PROG_QUERY: u32 = 16;
@@ -285,4 +286,15 @@ pub fn prog_attach(
         replace_bpf_fd: replace.map_or(0, |fd| fd.as_raw_fd() as u32),
     };
     bpf(BPF_PROG_ATTACH, &mut a).map(|_| ())
+}
+
+/// Detaches `prog` from the cgroup's BPF_CGROUP_DEVICE programs.
+pub fn prog_detach(cgroup: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
+    let mut a = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_DETACH, &mut a).map(|_| ())
 }
