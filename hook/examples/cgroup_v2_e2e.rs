@@ -1,0 +1,352 @@
+//! Driver of hook/examples/cgroup_v2_e2e.sh (root, real runc, cgroup v2):
+//!
+//! - `prepare CONFIG NODES`: edits a `runc spec` config: no terminal,
+//!   `sleep 3600`, NODES bind-mounted on /gpu.
+//! - `check ID CONFIG`: proves `allow_devices` / `revert` / `is_allowed` on the
+//!   running container ID through the in-container oracle (`cat NODE`:
+//!   EPERM = the device cgroup denies, ENXIO = allowed, no driver here) and
+//!   `bpftool cgroup show`, and times `allow_devices`.
+//!
+//! The module is compiled in here from its source file, as the hook compiles it.
+
+#[allow(dead_code)]
+#[path = "../src/cgroup/v2/mod.rs"]
+mod v2;
+
+use serde_json::{json, Value};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::process::{exit, Command};
+use std::time::{Duration, Instant};
+use v2::{Access, DeviceAccess};
+
+const RENDER: &str = "/gpu/render"; // c 226:128
+const OTHER: &str = "/gpu/other"; // c 226:129
+const ADD: DeviceAccess = DeviceAccess {
+    major: 226,
+    minor: 128,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("prepare") if args.len() == 4 => prepare(&args[2], &args[3]),
+        Some("check") if args.len() == 4 => check(&args[2], &args[3]),
+        _ => {
+            eprintln!("usage: cgroup_v2_e2e prepare CONFIG NODES | check ID CONFIG");
+            exit(2)
+        }
+    }
+}
+
+fn prepare(config: &str, nodes: &str) {
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(["sleep", "3600"]);
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/gpu", "type": "bind", "source": nodes, "options": ["bind"]}));
+    std::fs::write(config, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+}
+
+#[derive(Debug, PartialEq)]
+enum Oracle {
+    Readable,
+    Denied,   // EPERM: the device cgroup said no
+    NoDevice, // ENXIO: allowed, no driver behind the node
+    Other(String),
+}
+
+fn oracle(id: &str, path: &str) -> Oracle {
+    let out = Command::new("runc")
+        .args(["exec", id, "cat", path])
+        .output()
+        .expect("runc exec");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Oracle::Readable
+    } else if err.contains("Operation not permitted") {
+        Oracle::Denied
+    } else if err.contains("No such device or address") {
+        Oracle::NoDevice
+    } else {
+        Oracle::Other(err.trim().to_string())
+    }
+}
+
+struct Checker {
+    failures: usize,
+}
+
+impl Checker {
+    fn expect<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        if got == want {
+            println!("ok    {what}: {got:?}");
+        } else {
+            println!("FAIL  {what}: got {got:?}, want {want:?}");
+            self.failures += 1;
+        }
+    }
+}
+
+fn bpftool_show(cgroup: &str) -> Vec<Value> {
+    let out = Command::new("bpftool")
+        .args(["-j", "cgroup", "show", cgroup])
+        .output()
+        .expect("bpftool");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn describe(progs: &[Value]) -> String {
+    progs
+        .iter()
+        .map(|p| {
+            format!(
+                "id {} name {:?} flags {}",
+                p["id"], p["name"], p["attach_flags"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn dump(id: &Value) -> String {
+    let out = Command::new("bpftool")
+        .args(["prog", "dump", "xlated", "id", &id.to_string()])
+        .output()
+        .expect("bpftool");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn check(id: &str, config: &str) {
+    let state = Command::new("runc").args(["state", id]).output().unwrap();
+    let state: Value = serde_json::from_slice(&state.stdout).expect("runc state");
+    let pid = state["pid"].as_i64().unwrap();
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = membership
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap();
+    let cgroup = format!("/sys/fs/cgroup{rel}");
+    println!("container {id}: pid {pid}, cgroup {cgroup}");
+    let dir = File::open(&cgroup).unwrap();
+    let fd = dir.as_fd();
+    let spec = oci_spec::runtime::Spec::load(config).unwrap();
+    let rules = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    let mut c = Checker { failures: 0 };
+    // With bpf_jit_harden=2 the kernel blinds constants in every program and
+    // the dump shows the blinded code (with register AX): not loadable
+    // again, so the first path is the rules one there too.
+    let harden = std::fs::read_to_string("/proc/sys/net/core/bpf_jit_harden").unwrap_or_default();
+    let first_name = if harden.trim() == "2" {
+        println!("net.core.bpf_jit_harden = 2: expecting the rules path");
+        "amd_gpu_rules"
+    } else {
+        "amd_gpu_allow"
+    };
+
+    let before = bpftool_show(&cgroup);
+    println!("before: {}", describe(&before));
+    if let Some(p) = before.first() {
+        println!("runc's program, translated:\n{}", dump(&p["id"]));
+    }
+    c.expect("programs attached before", before.len(), 1);
+    c.expect("cat render before", oracle(id, RENDER), Oracle::Denied);
+    c.expect(
+        "cat /dev/null before",
+        oracle(id, "/dev/null"),
+        Oracle::Readable,
+    );
+    c.expect(
+        "is_allowed(226:128) before",
+        v2::is_allowed(fd, 226, 128, Access::RWM).unwrap(),
+        false,
+    );
+    c.expect(
+        "is_allowed(1:3) before",
+        v2::is_allowed(fd, 1, 3, Access::RWM).unwrap(),
+        true,
+    );
+
+    // 1. allow-prefix + runc's own instructions.
+    let t = Instant::now();
+    let change = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let took = t.elapsed();
+    println!(
+        "allow_devices (query+read+load+attach): {} -> {change}",
+        ms(took)
+    );
+    c.expect("changed()", change.changed(), true);
+    let after = bpftool_show(&cgroup);
+    println!("after: {}", describe(&after));
+    if let Some(p) = after.first() {
+        println!("new program, translated:\n{}", dump(&p["id"]));
+    }
+    c.expect(
+        "programs attached after (replaced, not added)",
+        after.len(),
+        1,
+    );
+    c.expect(
+        "new program's name",
+        after.first().map(|p| p["name"].clone()),
+        Some(json!(first_name)),
+    );
+    c.expect("cat render after", oracle(id, RENDER), Oracle::NoDevice);
+    c.expect(
+        "cat /dev/null after",
+        oracle(id, "/dev/null"),
+        Oracle::Readable,
+    );
+    c.expect("cat 226:129 after", oracle(id, OTHER), Oracle::Denied);
+    c.expect(
+        "is_allowed(226:128) after",
+        v2::is_allowed(fd, 226, 128, Access::RWM).unwrap(),
+        true,
+    );
+    c.expect(
+        "is_allowed(226:129, r) after",
+        v2::is_allowed(fd, 226, 129, Access::READ).unwrap(),
+        false,
+    );
+
+    let t = Instant::now();
+    let again = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    println!("second allow_devices: {} -> {again}", ms(t.elapsed()));
+    c.expect("second call changed()", again.changed(), false);
+    c.expect("programs after second call", bpftool_show(&cgroup).len(), 1);
+
+    change.revert().unwrap();
+    let reverted = bpftool_show(&cgroup);
+    println!("after revert: {}", describe(&reverted));
+    c.expect(
+        "revert restores runc's program",
+        reverted.first().map(|p| p["id"].clone()),
+        before.first().map(|p| p["id"].clone()),
+    );
+    c.expect(
+        "cat render after revert",
+        oracle(id, RENDER),
+        Oracle::Denied,
+    );
+    c.expect(
+        "cat /dev/null after revert",
+        oracle(id, "/dev/null"),
+        Oracle::Readable,
+    );
+
+    // 2. The rules path (as when the old instructions cannot be read).
+    let t = Instant::now();
+    let change = v2::allow_devices_with(fd, &[ADD], &rules, true).unwrap();
+    println!("allow_devices, rules path: {} -> {change}", ms(t.elapsed()));
+    let after = bpftool_show(&cgroup);
+    println!("after: {}", describe(&after));
+    if let Some(p) = after.first() {
+        println!("rules program, translated:\n{}", dump(&p["id"]));
+    }
+    c.expect("rules path: programs attached", after.len(), 1);
+    c.expect(
+        "rules path: name",
+        after.first().map(|p| p["name"].clone()),
+        Some(json!("amd_gpu_rules")),
+    );
+    c.expect(
+        "rules path: cat render",
+        oracle(id, RENDER),
+        Oracle::NoDevice,
+    );
+    c.expect(
+        "rules path: cat /dev/null",
+        oracle(id, "/dev/null"),
+        Oracle::Readable,
+    );
+    c.expect("rules path: cat 226:129", oracle(id, OTHER), Oracle::Denied);
+    let again = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    c.expect("rules path: second call changed()", again.changed(), false);
+    change.revert().unwrap();
+    c.expect(
+        "rules path: cat render after revert",
+        oracle(id, RENDER),
+        Oracle::Denied,
+    );
+
+    // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
+    v2::NO_REPLACE.store(true, std::sync::atomic::Ordering::Relaxed);
+    let change = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    println!("allow_devices, attach + detach: {change}");
+    let after = bpftool_show(&cgroup);
+    println!("after: {}", describe(&after));
+    c.expect("attach+detach: programs attached", after.len(), 1);
+    c.expect(
+        "attach+detach: cat render",
+        oracle(id, RENDER),
+        Oracle::NoDevice,
+    );
+    c.expect(
+        "attach+detach: cat 226:129",
+        oracle(id, OTHER),
+        Oracle::Denied,
+    );
+    change.revert().unwrap();
+    let reverted = bpftool_show(&cgroup);
+    c.expect(
+        "attach+detach: revert restores runc's program",
+        reverted.iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
+        before.iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
+    );
+    c.expect(
+        "attach+detach: cat render after revert",
+        oracle(id, RENDER),
+        Oracle::Denied,
+    );
+    v2::NO_REPLACE.store(false, std::sync::atomic::Ordering::Relaxed);
+
+    // 4. Timing over repeated runs (each undone before the next).
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let ch = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+        times.push(t.elapsed());
+        ch.revert().unwrap();
+    }
+    times.sort();
+    println!(
+        "allow_devices over {} runs: min {}, median {}, max {}",
+        times.len(),
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
+    let mut noop = Vec::new();
+    let ch = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let _ = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+        noop.push(t.elapsed());
+    }
+    ch.revert().unwrap();
+    noop.sort();
+    println!(
+        "allow_devices when already allowed (query+read only): median {}",
+        ms(noop[noop.len() / 2])
+    );
+    c.expect("final: programs attached", bpftool_show(&cgroup).len(), 1);
+    c.expect("final: cat render", oracle(id, RENDER), Oracle::Denied);
+
+    if c.failures > 0 {
+        println!("{} check(s) FAILED", c.failures);
+        exit(1);
+    }
+    println!("all checks passed");
+}

@@ -1,0 +1,411 @@
+//! A small interpreter for BPF_PROG_TYPE_CGROUP_DEVICE programs: the subset
+//! that device filters (runc, crun, systemd, ours) are made of. Whatever it
+//! does not model yields [`Verdict::Unknown`], which callers treat as "denies".
+
+use super::insn::*;
+
+/// `struct bpf_cgroup_dev_ctx` (linux/bpf.h): `access_type` is
+/// `(BPF_DEVCG_ACC_* << 16) | BPF_DEVCG_DEV_*`, then `major`, `minor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevCtx {
+    pub access_type: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+pub const DEV_BLOCK: u32 = 1;
+pub const DEV_CHAR: u32 = 2;
+pub const ACC_MKNOD: u32 = 1;
+pub const ACC_READ: u32 = 2;
+pub const ACC_WRITE: u32 = 4;
+pub const ACC_ALL: u32 = ACC_MKNOD | ACC_READ | ACC_WRITE;
+const CTX_SIZE: i64 = 12;
+
+impl DevCtx {
+    pub fn new(dev_type: u32, access: u32, major: u32, minor: u32) -> DevCtx {
+        DevCtx {
+            access_type: (access << 16) | dev_type,
+            major,
+            minor,
+        }
+    }
+
+    fn bytes(&self) -> [u8; CTX_SIZE as usize] {
+        let mut b = [0u8; CTX_SIZE as usize];
+        b[0..4].copy_from_slice(&self.access_type.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.major.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.minor.to_ne_bytes());
+        b
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    /// The program did something outside the modelled subset (the reason).
+    Unknown(String),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Val {
+    Uninit,
+    Scalar(u64),
+    /// Pointer into the context, at this byte offset.
+    Ctx(i64),
+    /// The frame pointer or anything else we do not model.
+    Opaque,
+}
+
+/// Device programs have no loops; this only guards against a bad jump.
+const MAX_STEPS: usize = 1 << 16;
+
+/// Runs `prog` on `ctx`. The kernel allows the access when the returned
+/// value has bit 0 set (the verifier restricts it to 0 or 1).
+pub fn run(prog: &[Insn], ctx: DevCtx) -> Verdict {
+    match exec(prog, ctx) {
+        Ok(r0) if r0 & 1 == 1 => Verdict::Allow,
+        Ok(_) => Verdict::Deny,
+        Err(why) => Verdict::Unknown(why),
+    }
+}
+
+/// Does `prog` allow `access` (any combination of ACC_* bits) on char device
+/// major:minor?
+pub fn allows_char(prog: &[Insn], major: u32, minor: u32, access: u32) -> bool {
+    run(prog, DevCtx::new(DEV_CHAR, access, major, minor)) == Verdict::Allow
+}
+
+/// Does `prog` allow every non-empty combination of read, write and mknod on
+/// char device major:minor? (A program may test the access bits any way it
+/// likes, so "rwm" alone is not enough.)
+pub fn allows_char_rwm(prog: &[Insn], major: u32, minor: u32) -> bool {
+    (1..=ACC_ALL).all(|acc| allows_char(prog, major, minor, acc))
+}
+
+fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
+    let ctx_bytes = ctx.bytes();
+    // R11 is BPF_REG_AX: it shows up in the dump of a program whose
+    // constants the kernel blinded (bpf_jit_harden), as a plain scratch
+    // register; modelling it keeps such programs readable.
+    let mut r = [Val::Uninit; 12];
+    r[R1 as usize] = Val::Ctx(0);
+    r[R10 as usize] = Val::Opaque;
+    let mut pc: usize = 0;
+    for _ in 0..MAX_STEPS {
+        let i = *prog
+            .get(pc)
+            .ok_or_else(|| format!("pc {pc} outside the program"))?;
+        let (dst, src) = (i.dst() as usize, i.src() as usize);
+        if dst > 11 || src > 11 {
+            return Err(format!("insn {pc}: register beyond r11: {i:?}"));
+        }
+        let scalar = |v: Val, what: &str| match v {
+            Val::Scalar(x) => Ok(x),
+            other => Err(format!(
+                "insn {pc}: {what} is {other:?}, not a scalar: {i:?}"
+            )),
+        };
+        let op = i.code & 0xf0;
+        let next = pc + 1;
+        match class(i.code) {
+            c @ (ALU | ALU64) => {
+                let is64 = c == ALU64;
+                if op == END {
+                    let x = scalar(r[dst], "dst")?;
+                    r[dst] = Val::Scalar(endian(is64, i.code & X != 0, i.imm, x)?);
+                    pc = next;
+                    continue;
+                }
+                if i.off != 0 {
+                    // Signed div/mod and movsx (cpu v4).
+                    return Err(format!("insn {pc}: ALU with non-zero offset: {i:?}"));
+                }
+                let operand = if i.code & X != 0 {
+                    r[src]
+                } else if is64 {
+                    Val::Scalar(i.imm as i64 as u64)
+                } else {
+                    Val::Scalar(i.imm as u32 as u64)
+                };
+                r[dst] = match (op, r[dst], operand) {
+                    (MOV, _, Val::Scalar(v)) => Val::Scalar(if is64 { v } else { v as u32 as u64 }),
+                    (MOV, _, v @ (Val::Ctx(_) | Val::Opaque)) if is64 => v,
+                    (ADD | SUB, Val::Ctx(base), Val::Scalar(v)) if is64 => {
+                        let v = v as i64;
+                        Val::Ctx(if op == ADD { base + v } else { base - v })
+                    }
+                    (_, Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(alu(is64, op, a, b, pc)?),
+                    (NEG, Val::Scalar(a), _) => Val::Scalar(alu(is64, op, a, 0, pc)?),
+                    (_, d, s) => {
+                        return Err(format!(
+                            "insn {pc}: ALU on non-scalars ({d:?}, {s:?}): {i:?}"
+                        ))
+                    }
+                };
+                pc = next;
+            }
+            LDX => {
+                let size = match i.code {
+                    x if x == LDX | MODE_MEM | SIZE_W => 4,
+                    x if x == LDX | MODE_MEM | SIZE_H => 2,
+                    x if x == LDX | MODE_MEM | SIZE_B => 1,
+                    _ => return Err(format!("insn {pc}: unsupported load: {i:?}")),
+                };
+                let Val::Ctx(base) = r[src] else {
+                    return Err(format!("insn {pc}: load not from the context: {i:?}"));
+                };
+                let at = base + i.off as i64;
+                if at < 0 || at + size > CTX_SIZE {
+                    return Err(format!("insn {pc}: context load out of bounds: {i:?}"));
+                }
+                let mut v = [0u8; 8];
+                let at = at as usize;
+                let size = size as usize;
+                if cfg!(target_endian = "little") {
+                    v[..size].copy_from_slice(&ctx_bytes[at..at + size]);
+                    r[dst] = Val::Scalar(u64::from_le_bytes(v));
+                } else {
+                    v[8 - size..].copy_from_slice(&ctx_bytes[at..at + size]);
+                    r[dst] = Val::Scalar(u64::from_be_bytes(v));
+                }
+                pc = next;
+            }
+            c @ (JMP | JMP32) => {
+                let is32 = c == JMP32;
+                match op {
+                    EXIT if c == JMP => return scalar(r[R0 as usize], "r0 at exit"),
+                    JA => {
+                        // JMP32 JA ("gotol") carries its offset in imm.
+                        let off = if is32 { i.imm as i64 } else { i.off as i64 };
+                        pc = jump(pc, off, prog.len())?;
+                    }
+                    CALL | EXIT => return Err(format!("insn {pc}: unsupported: {i:?}")),
+                    _ => {
+                        let a = scalar(r[dst], "jump dst")?;
+                        let b = if i.code & X != 0 {
+                            scalar(r[src], "jump src")?
+                        } else {
+                            i.imm as i64 as u64
+                        };
+                        let taken = if is32 {
+                            cond32(op, a as u32, b as u32)
+                        } else {
+                            cond64(op, a, b)
+                        }
+                        .ok_or_else(|| format!("insn {pc}: unknown jump: {i:?}"))?;
+                        pc = if taken {
+                            jump(pc, i.off as i64, prog.len())?
+                        } else {
+                            next
+                        };
+                    }
+                }
+            }
+            _ => return Err(format!("insn {pc}: unsupported class: {i:?}")),
+        }
+    }
+    Err("step limit reached".to_string())
+}
+
+fn jump(pc: usize, off: i64, len: usize) -> Result<usize, String> {
+    let t = pc as i64 + 1 + off;
+    if t < 0 || t as usize >= len {
+        return Err(format!("insn {pc}: jump outside the program"));
+    }
+    Ok(t as usize)
+}
+
+fn alu(is64: bool, op: u8, a: u64, b: u64, pc: usize) -> Result<u64, String> {
+    if is64 {
+        Ok(match op {
+            ADD => a.wrapping_add(b),
+            SUB => a.wrapping_sub(b),
+            MUL => a.wrapping_mul(b),
+            DIV => a.checked_div(b).unwrap_or(0),
+            MOD => a.checked_rem(b).unwrap_or(a),
+            OR => a | b,
+            AND => a & b,
+            XOR => a ^ b,
+            LSH => a << (b & 63),
+            RSH => a >> (b & 63),
+            ARSH => ((a as i64) >> (b & 63)) as u64,
+            NEG => (a as i64).wrapping_neg() as u64,
+            _ => return Err(format!("insn {pc}: unknown ALU64 op {op:#x}")),
+        })
+    } else {
+        let (a, b) = (a as u32, b as u32);
+        Ok(match op {
+            ADD => a.wrapping_add(b),
+            SUB => a.wrapping_sub(b),
+            MUL => a.wrapping_mul(b),
+            DIV => a.checked_div(b).unwrap_or(0),
+            MOD => a.checked_rem(b).unwrap_or(a),
+            OR => a | b,
+            AND => a & b,
+            XOR => a ^ b,
+            LSH => a << (b & 31),
+            RSH => a >> (b & 31),
+            ARSH => ((a as i32) >> (b & 31)) as u32,
+            NEG => (a as i32).wrapping_neg() as u32,
+            _ => return Err(format!("insn {pc}: unknown ALU op {op:#x}")),
+        } as u64)
+    }
+}
+
+/// BPF_END: ALU class converts to little (BPF_TO_LE) or big (BPF_TO_BE)
+/// endian and truncates to `imm` bits; ALU64 class swaps unconditionally.
+fn endian(is64: bool, to_be: bool, bits: i32, x: u64) -> Result<u64, String> {
+    let swap = is64 || (to_be == cfg!(target_endian = "little"));
+    Ok(match (bits, swap) {
+        (16, false) => x as u16 as u64,
+        (32, false) => x as u32 as u64,
+        (64, false) => x,
+        (16, true) => (x as u16).swap_bytes() as u64,
+        (32, true) => (x as u32).swap_bytes() as u64,
+        (64, true) => x.swap_bytes(),
+        _ => return Err(format!("BPF_END with width {bits}")),
+    })
+}
+
+fn cond64(op: u8, a: u64, b: u64) -> Option<bool> {
+    let (sa, sb) = (a as i64, b as i64);
+    Some(match op {
+        JEQ => a == b,
+        JNE => a != b,
+        JGT => a > b,
+        JGE => a >= b,
+        JLT => a < b,
+        JLE => a <= b,
+        JSET => a & b != 0,
+        JSGT => sa > sb,
+        JSGE => sa >= sb,
+        JSLT => sa < sb,
+        JSLE => sa <= sb,
+        _ => return None,
+    })
+}
+
+fn cond32(op: u8, a: u32, b: u32) -> Option<bool> {
+    let (sa, sb) = (a as i32, b as i32);
+    Some(match op {
+        JEQ => a == b,
+        JNE => a != b,
+        JGT => a > b,
+        JGE => a >= b,
+        JLT => a < b,
+        JLE => a <= b,
+        JSET => a & b != 0,
+        JSGT => sa > sb,
+        JSGE => sa >= sb,
+        JSLT => sa < sb,
+        JSLE => sa <= sb,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ret(v: i32) -> Vec<Insn> {
+        vec![alu64_k(MOV, R0, v), exit()]
+    }
+
+    #[test]
+    fn constant_programs() {
+        let ctx = DevCtx::new(DEV_CHAR, ACC_READ, 1, 3);
+        assert_eq!(run(&ret(1), ctx), Verdict::Allow);
+        assert_eq!(run(&ret(0), ctx), Verdict::Deny);
+    }
+
+    #[test]
+    fn reads_the_context_fields() {
+        // r2 = access_type & 0xffff; r3 = access_type >> 16; r0 = major*1000+minor+type*100+access*10
+        let p = vec![
+            ldx_w(R2, R1, 0),
+            alu32_k(AND, R2, 0xffff),
+            ldx_w(R3, R1, 0),
+            alu32_k(RSH, R3, 16),
+            ldx_w(R4, R1, 4),
+            ldx_w(R5, R1, 8),
+            alu64_k(MUL, R4, 1000),
+            alu64_k(MUL, R2, 100),
+            alu64_k(MUL, R3, 10),
+            alu64_x(ADD, R4, R5),
+            alu64_x(ADD, R4, R2),
+            alu64_x(ADD, R4, R3),
+            alu64_x(MOV, R0, R4),
+            exit(),
+        ];
+        assert_eq!(exec(&p, DevCtx::new(DEV_CHAR, ACC_WRITE, 7, 5)), Ok(7245));
+        // Narrow loads of access_type (allowed by the verifier for this field).
+        let p = vec![Insn::new(LDX | MODE_MEM | SIZE_H, R0, R1, 2, 0), exit()];
+        assert_eq!(exec(&p, DevCtx::new(DEV_BLOCK, ACC_MKNOD, 0, 0)), Ok(1));
+        let p = vec![Insn::new(LDX | MODE_MEM | SIZE_B, R0, R1, 0, 0), exit()];
+        assert_eq!(exec(&p, DevCtx::new(DEV_BLOCK, ACC_MKNOD, 0, 0)), Ok(1));
+    }
+
+    #[test]
+    fn unknown_things_are_unknown() {
+        let ctx = DevCtx::new(DEV_CHAR, ACC_READ, 1, 3);
+        let call = vec![Insn::new(JMP | CALL, 0, 0, 0, 14), exit()];
+        assert!(matches!(run(&call, ctx), Verdict::Unknown(_)));
+        let uninit = vec![alu64_x(MOV, R0, R2), exit()];
+        assert!(matches!(run(&uninit, ctx), Verdict::Unknown(_)));
+        let stack = vec![ldx_w(R0, R10, -4), exit()];
+        assert!(matches!(run(&stack, ctx), Verdict::Unknown(_)));
+        let oob = vec![ldx_w(R0, R1, 12), exit()];
+        assert!(matches!(run(&oob, ctx), Verdict::Unknown(_)));
+        let fall_off = vec![alu64_k(MOV, R0, 1)];
+        assert!(matches!(run(&fall_off, ctx), Verdict::Unknown(_)));
+        let loop_forever = vec![alu64_k(MOV, R0, 1), Insn::new(JMP | JA, 0, 0, -1, 0)];
+        assert!(matches!(run(&loop_forever, ctx), Verdict::Unknown(_)));
+        let r12 = vec![Insn::new(ALU64 | MOV | K, 12, 0, 0, 1), exit()];
+        assert!(matches!(run(&r12, ctx), Verdict::Unknown(_)));
+    }
+
+    #[test]
+    fn blinded_constants_through_ax() {
+        // What bpf_jit_harden makes of `w2 &= 0xffff; if r2 != 2 goto +1`:
+        // the immediates go through AX (r11) xor-ed with a random value.
+        const AX: u8 = 11;
+        let rnd = 0x5a5a_1234;
+        let p = vec![
+            ldx_w(R2, R1, 0),
+            alu32_k(MOV, AX, 0xffff ^ rnd),
+            alu32_k(XOR, AX, rnd),
+            Insn::new(ALU | AND | X, R2, AX, 0, 0),
+            alu64_k(MOV, AX, 2 ^ rnd),
+            alu64_k(XOR, AX, rnd),
+            Insn::new(JMP | JNE | X, R2, AX, 2, 0),
+            alu32_k(MOV, R0, 1),
+            exit(),
+            alu32_k(MOV, R0, 0),
+            exit(),
+        ];
+        assert_eq!(
+            run(&p, DevCtx::new(DEV_CHAR, ACC_READ, 1, 3)),
+            Verdict::Allow
+        );
+        assert_eq!(
+            run(&p, DevCtx::new(DEV_BLOCK, ACC_READ, 1, 3)),
+            Verdict::Deny
+        );
+    }
+
+    #[test]
+    fn jmp32_compares_low_halves_and_jmp64_sign_extends_imm() {
+        // r2 = 0xffff_ffff (u32 major); JMP JEQ with imm -1 compares against
+        // 0xffff_ffff_ffff_ffff (not equal), JMP32 against 0xffff_ffff (equal).
+        let mut p = vec![ldx_w(R2, R1, 4), alu64_k(MOV, R0, 0)];
+        p.push(Insn::new(JMP | JEQ | K, R2, 0, 1, -1));
+        p.push(exit());
+        p.push(alu64_k(MOV, R0, 1));
+        p.push(exit());
+        let ctx = DevCtx::new(DEV_CHAR, ACC_READ, u32::MAX, 0);
+        assert_eq!(run(&p, ctx), Verdict::Deny);
+        p[2] = Insn::new(JMP32 | JEQ | K, R2, 0, 1, -1);
+        assert_eq!(run(&p, ctx), Verdict::Allow);
+    }
+}

@@ -1,0 +1,461 @@
+//! cgroup v2 device access: BPF_CGROUP_DEVICE programs, through raw bpf(2).
+//!
+//! The kernel runs every program attached to the cgroup (and its ancestors)
+//! and allows an access only when all of them allow it, so attaching one more
+//! "allow" program can never widen access. Instead each attached program that
+//! denies one of the devices is replaced, atomically (`BPF_F_REPLACE`), by
+//! an allow-prefix for those devices followed by the program's own
+//! instructions, unchanged. Where those cannot be read back or loaded again,
+//! the replacement is built from the spec's device rules instead.
+//!
+//! Limits: `runc update`, `docker update` and systemd rebuild the program from
+//! the spec and drop what was added here. Only this cgroup's own programs are
+//! replaced; a program on an ancestor cgroup that denies the device still
+//! wins.
+
+mod insn;
+mod interp;
+mod program;
+mod sys;
+
+use insn::Insn;
+use oci_spec::runtime::LinuxDeviceCgroup;
+use program::Rule;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use sys::{BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
+
+/// A char device to allow read, write and mknod of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAccess {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// Device access bits as the kernel passes them to the program
+/// (`BPF_DEVCG_ACC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access(u32);
+
+#[allow(dead_code)] // API for tests and callers that check one kind of access
+impl Access {
+    pub const MKNOD: Access = Access(interp::ACC_MKNOD);
+    pub const READ: Access = Access(interp::ACC_READ);
+    pub const WRITE: Access = Access(interp::ACC_WRITE);
+    pub const RWM: Access = Access(interp::ACC_ALL);
+}
+
+impl std::ops::BitOr for Access {
+    type Output = Access;
+    fn bitor(self, rhs: Access) -> Access {
+        Access(self.0 | rhs.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("bpf({cmd}) on {what} failed: {source}")]
+    Syscall {
+        cmd: &'static str,
+        what: String,
+        source: io::Error,
+    },
+    #[error(
+        "bpf(BPF_PROG_LOAD) of device program {name:?} ({insns} instructions) failed: \
+         {source}; verifier log:\n{log}"
+    )]
+    Load {
+        name: String,
+        insns: usize,
+        source: io::Error,
+        log: String,
+    },
+    #[error("cannot duplicate the cgroup directory descriptor (fcntl F_DUPFD_CLOEXEC): {0}")]
+    Dup(io::Error),
+    #[error("device program for {0} device(s) too large: a jump does not fit in 16 bits")]
+    TooLarge(usize),
+    #[error("{0} (and undoing the earlier replacements failed too: {1})")]
+    Rollback(Box<BpfError>, Box<BpfError>),
+}
+
+/// How a replacement program was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    /// Allow-prefix + the old program's translated instructions.
+    Prefix,
+    /// From the spec's device rules (+ runc's defaults) + the additions.
+    Rules,
+}
+
+struct Replacement {
+    old: OwnedFd,
+    old_id: u32,
+    new: OwnedFd,
+    new_id: u32,
+    /// The cgroup's attach flags for BPF_CGROUP_DEVICE.
+    flags: u32,
+    build: Build,
+}
+
+/// What [`allow_devices`] replaced; [`V2Change::revert`] puts the old
+/// programs back. Dropping it keeps the new programs attached.
+#[must_use]
+pub struct V2Change {
+    cgroup: Option<OwnedFd>,
+    replaced: Vec<Replacement>,
+}
+
+impl V2Change {
+    /// Whether any program was replaced.
+    pub fn changed(&self) -> bool {
+        !self.replaced.is_empty()
+    }
+
+    /// Attaches each old program again in place of its replacement, atomically
+    /// per program, newest first. Tries all, returns the first error.
+    #[allow(dead_code)] // for callers that must undo after a later failure
+    pub fn revert(self) -> Result<(), BpfError> {
+        let Some(cgroup) = self.cgroup else {
+            return Ok(());
+        };
+        let mut first = None;
+        for r in self.replaced.iter().rev() {
+            if let Err(e) = swap(cgroup.as_fd(), r.flags, &r.new, r.new_id, &r.old, r.old_id) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl fmt::Display for V2Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.replaced.is_empty() {
+            return f.write_str("no device program changed");
+        }
+        for (i, r) in self.replaced.iter().enumerate() {
+            let how = match r.build {
+                Build::Prefix => "allow-prefix + its own instructions",
+                Build::Rules => "a program built from the spec's device rules",
+            };
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "program {} replaced by {} ({how})", r.old_id, r.new_id)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for V2Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "V2Change({self})")
+    }
+}
+
+const PREFIX_NAME: &str = "amd_gpu_allow";
+const RULES_NAME: &str = "amd_gpu_rules";
+
+/// Makes every device in `devices` accessible (char, rwm) to the cgroup
+/// whose directory is open as `cgroup_dir`.
+///
+/// Every BPF_CGROUP_DEVICE program attached to the cgroup (they are ANDed)
+/// that denies any of `devices` is replaced atomically by an allow-prefix
+/// for the devices + the old program's translated instructions. Programs
+/// that already allow all the devices are left alone, so a second run
+/// changes nothing. When the old instructions cannot be read or loaded again
+/// (e.g. blinded by `bpf_jit_harden`, helper calls, maps) the replacement is
+/// built from `fallback_rules` (the spec's `linux.resources.devices`) +
+/// the rules runc appends to every container + the additions, with
+/// "last matching rule wins, default deny" semantics per access bit. With no program attached
+/// there is nothing to do: cgroup v2 does not restrict devices then.
+pub fn allow_devices(
+    cgroup_dir: BorrowedFd,
+    devices: &[DeviceAccess],
+    fallback_rules: &[LinuxDeviceCgroup],
+) -> Result<V2Change, BpfError> {
+    allow_devices_with(cgroup_dir, devices, fallback_rules, false)
+}
+
+/// [`allow_devices`], optionally ignoring the old instructions (to exercise
+/// the rules path on a kernel that shows them).
+pub(crate) fn allow_devices_with(
+    cgroup_dir: BorrowedFd,
+    devices: &[DeviceAccess],
+    fallback_rules: &[LinuxDeviceCgroup],
+    force_rules: bool,
+) -> Result<V2Change, BpfError> {
+    let mut change = V2Change {
+        cgroup: None,
+        replaced: Vec::new(),
+    };
+    let (flags, ids) = sys::query(cgroup_dir)?;
+    if ids.is_empty() || devices.is_empty() {
+        log::debug!("cgroup v2: no device program attached; nothing to do");
+        return Ok(change);
+    }
+    for id in ids {
+        let result = replace_one(cgroup_dir, flags, id, devices, fallback_rules, force_rules);
+        match result {
+            Ok(None) => {}
+            Ok(Some(r)) => {
+                log::debug!(
+                    "cgroup v2: program {} replaced by {} ({:?})",
+                    id,
+                    r.new_id,
+                    r.build
+                );
+                if change.cgroup.is_none() {
+                    let dup = cgroup_dir.try_clone_to_owned().map_err(BpfError::Dup);
+                    match dup {
+                        Ok(fd) => change.cgroup = Some(fd),
+                        Err(e) => {
+                            // Without a descriptor we cannot undo: undo now.
+                            let _ = swap(cgroup_dir, r.flags, &r.new, r.new_id, &r.old, r.old_id);
+                            return Err(e);
+                        }
+                    }
+                }
+                change.replaced.push(r);
+            }
+            Err(e) => {
+                // All or nothing: put back what this call replaced so far.
+                return match change.revert() {
+                    Ok(()) => Err(e),
+                    Err(undo) => Err(BpfError::Rollback(Box::new(e), Box::new(undo))),
+                };
+            }
+        }
+    }
+    Ok(change)
+}
+
+/// Replaces program `id` if it denies any of `devices`.
+fn replace_one(
+    cgroup: BorrowedFd,
+    flags: u32,
+    id: u32,
+    devices: &[DeviceAccess],
+    fallback_rules: &[LinuxDeviceCgroup],
+    force_rules: bool,
+) -> Result<Option<Replacement>, BpfError> {
+    let old = sys::prog_fd_by_id(id)?;
+    let info = sys::prog_info(old.as_fd(), id)?;
+    let denied: Vec<(u32, u32)> = devices
+        .iter()
+        .filter(|d| {
+            info.insns.is_empty() || !interp::allows_char_rwm(&info.insns, d.major, d.minor)
+        })
+        .map(|d| (d.major, d.minor))
+        .collect();
+    if denied.is_empty() {
+        log::debug!(
+            "cgroup v2: program {id} ({:?}) already allows the devices",
+            info.name
+        );
+        return Ok(None);
+    }
+    if info.prog_type != BPF_PROG_TYPE_CGROUP_DEVICE {
+        // Cannot happen for this attach type; refuse rather than guess.
+        return Err(BpfError::Syscall {
+            cmd: "BPF_OBJ_GET_INFO_BY_FD",
+            what: format!("program {id}"),
+            source: io::Error::other(format!("unexpected program type {}", info.prog_type)),
+        });
+    }
+    let mut loaded = None;
+    if !force_rules && reusable(&info.insns, info.nr_map_ids) {
+        let mut prog =
+            program::allow_prefix(&denied).map_err(|_| BpfError::TooLarge(denied.len()))?;
+        prog.extend_from_slice(&info.insns);
+        match sys::prog_load(&prog, PREFIX_NAME) {
+            Ok(fd) => loaded = Some((fd, Build::Prefix)),
+            Err(e) => log::warn!(
+                "cgroup v2: program {id} cannot be loaded again behind an allow-prefix, \
+                 building one from the spec's device rules instead: {e}"
+            ),
+        }
+    } else if !force_rules {
+        log::debug!(
+            "cgroup v2: program {id} ({:?}): instructions not reusable ({} shown, {} maps); \
+             building from the spec's device rules",
+            info.name,
+            info.insns.len(),
+            info.nr_map_ids
+        );
+    }
+    let (new, build) = match loaded {
+        Some(l) => l,
+        None => {
+            let prog = rules_program(fallback_rules, devices)?;
+            (sys::prog_load(&prog, RULES_NAME)?, Build::Rules)
+        }
+    };
+    let new_id = sys::prog_info(new.as_fd(), 0).map_or(0, |i| i.id);
+    swap(cgroup, flags, &old, id, &new, new_id)?;
+    Ok(Some(Replacement {
+        old,
+        old_id: id,
+        new,
+        new_id,
+        flags,
+        build,
+    }))
+}
+
+/// The spec's rules, runc's default rules (runc appends them to every
+/// container's), then an allow rule per device.
+fn rules_program(
+    fallback_rules: &[LinuxDeviceCgroup],
+    devices: &[DeviceAccess],
+) -> Result<Vec<Insn>, BpfError> {
+    let mut rules: Vec<Rule> = fallback_rules.iter().filter_map(Rule::from_oci).collect();
+    rules.extend(program::runc_default_rules());
+    rules.extend(devices.iter().map(|d| Rule::allow_char(d.major, d.minor)));
+    program::from_rules(&rules).map_err(|_| BpfError::TooLarge(devices.len()))
+}
+
+/// Can these translated instructions be loaded again as they are? Not when
+/// they call helpers (the dump carries kernel-internal call offsets), use
+/// maps, use the hidden register AX of constant blinding, or are missing.
+fn reusable(insns: &[Insn], nr_map_ids: u32) -> bool {
+    use insn::*;
+    !insns.is_empty()
+        && nr_map_ids == 0
+        && insns.iter().all(|i| {
+            let call = matches!(class(i.code), JMP | JMP32) && i.code & 0xf0 == CALL;
+            let ld_other =
+                class(i.code) == LD && (i.code != LD | SIZE_DW | MODE_IMM || i.src() != 0);
+            let stores = matches!(class(i.code), ST | STX) && i.dst() != R10;
+            i.dst() <= R10 && i.src() <= R10 && !call && !ld_other && !stores
+        })
+}
+
+/// Set once BPF_F_REPLACE turned out unsupported (kernels before 5.6 answer
+/// EINVAL); from then on [`swap`] attaches, then detaches.
+pub(crate) static NO_REPLACE: AtomicBool = AtomicBool::new(false);
+
+/// Attaches `to` in place of `from`: atomically with BPF_F_REPLACE when the
+/// cgroup is in multi mode; where the kernel lacks BPF_F_REPLACE, attaches
+/// `to` next to `from` and then detaches `from` (both attached at once are
+/// ANDed, never wider than `from` alone; never detach first). In
+/// single-program mode attaching replaces.
+fn swap(
+    cgroup: BorrowedFd,
+    flags: u32,
+    from: &OwnedFd,
+    from_id: u32,
+    to: &OwnedFd,
+    to_id: u32,
+) -> Result<(), BpfError> {
+    let err = |cmd, source: io::Error| {
+        let hint = if source.raw_os_error() == Some(libc::ENOENT) {
+            " (the old program is no longer attached, or attached through a bpf_link)"
+        } else {
+            ""
+        };
+        BpfError::Syscall {
+            cmd,
+            what: format!("program {to_id} in place of program {from_id}{hint}"),
+            source,
+        }
+    };
+    if flags & BPF_F_ALLOW_MULTI == 0 {
+        return sys::prog_attach(cgroup, to.as_fd(), flags, None)
+            .map_err(|e| err("BPF_PROG_ATTACH", e));
+    }
+    if !NO_REPLACE.load(Ordering::Relaxed) {
+        let replace = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
+        match sys::prog_attach(cgroup, to.as_fd(), replace, Some(from.as_fd())) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                log::debug!("cgroup v2: BPF_F_REPLACE refused ({e}); attach + detach instead");
+                NO_REPLACE.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(err("BPF_PROG_ATTACH", e)),
+        }
+    }
+    sys::prog_attach(cgroup, to.as_fd(), BPF_F_ALLOW_MULTI, None)
+        .map_err(|e| err("BPF_PROG_ATTACH", e))?;
+    if let Err(e) = sys::prog_detach(cgroup, from.as_fd()) {
+        // Back to where we started: detach the one we just attached.
+        let _ = sys::prog_detach(cgroup, to.as_fd());
+        return Err(err("BPF_PROG_DETACH", e));
+    }
+    Ok(())
+}
+
+/// Does the set of programs attached to this cgroup allow every non-empty
+/// part of `access` on char device major:minor? No program: yes. A program
+/// whose instructions cannot be read or interpreted counts as denying.
+#[allow(dead_code)] // for tests and idempotence checks by callers
+pub fn is_allowed(
+    cgroup_dir: BorrowedFd,
+    major: u32,
+    minor: u32,
+    access: Access,
+) -> Result<bool, BpfError> {
+    let (_, ids) = sys::query(cgroup_dir)?;
+    for id in ids {
+        let fd = sys::prog_fd_by_id(id)?;
+        let info = sys::prog_info(fd.as_fd(), id)?;
+        let all = (1..=access.0)
+            .filter(|sub| sub & !access.0 == 0)
+            .all(|sub| interp::allows_char(&info.insns, major, minor, sub));
+        if info.insns.is_empty() || !all {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insn::*;
+
+    #[test]
+    fn reusable_rejects_calls_maps_ax_and_empty() {
+        let runc = program::tests::runc_default_program();
+        assert!(reusable(&runc, 0));
+        assert!(!reusable(&runc, 1));
+        assert!(!reusable(&[], 0));
+        let mut call = runc.clone();
+        call.insert(0, Insn::new(JMP | CALL, 0, 0, 0, 5));
+        assert!(!reusable(&call, 0));
+        let mut ax = runc.clone();
+        ax.insert(0, Insn::new(ALU64 | MOV | K, 11, 0, 0, 5));
+        assert!(!reusable(&ax, 0));
+        let mut map = runc.clone();
+        map.insert(0, Insn::new(LD | SIZE_DW | MODE_IMM, 2, 1, 0, 3));
+        map.insert(1, Insn::new(0, 0, 0, 0, 0));
+        assert!(!reusable(&map, 0));
+    }
+
+    #[test]
+    fn rules_program_allows_additions_over_a_deny_all_spec() {
+        let spec = [oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .unwrap()];
+        let add = [DeviceAccess {
+            major: 226,
+            minor: 128,
+        }];
+        let p = rules_program(&spec, &add).unwrap();
+        assert!(interp::allows_char_rwm(&p, 226, 128));
+        assert!(interp::allows_char_rwm(&p, 1, 3));
+        assert!(!interp::allows_char_rwm(&p, 226, 129));
+    }
+
+    #[test]
+    fn access_bits_match_the_uapi() {
+        assert_eq!((Access::READ | Access::WRITE | Access::MKNOD), Access::RWM);
+        assert_eq!(Access::MKNOD.0, 1);
+        assert_eq!(Access::READ.0, 2);
+        assert_eq!(Access::WRITE.0, 4);
+    }
+}

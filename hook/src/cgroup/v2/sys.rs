@@ -1,0 +1,300 @@
+//! The bpf(2) commands we need, raw through `libc::syscall(SYS_bpf, ..)`.
+//! Each command gets its own `repr(C)` prefix of `union bpf_attr` (the
+//! kernel accepts a shorter attr and zero-fills the rest).
+
+use super::insn::{as_bytes, from_bytes, Insn};
+use super::BpfError;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+// enum bpf_cmd
+const BPF_PROG_LOAD: u32 = 5;
+const BPF_PROG_ATTACH: u32 = 8;
+const BPF_PROG_DETACH: u32 = 9;
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
+const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_PROG_QUERY: u32 = 16;
+
+pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+pub const BPF_CGROUP_DEVICE: u32 = 6;
+pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
+pub const BPF_F_REPLACE: u32 = 1 << 2;
+const BPF_OBJ_NAME_LEN: usize = 16;
+
+fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: attr is a repr(C) prefix of union bpf_attr of the given size;
+    // the pointers inside it point to live buffers of the sizes stated.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_long,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn owned(fd: i64) -> OwnedFd {
+    // SAFETY: the kernel just returned this new descriptor to us.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// The programs attached directly to the cgroup (not inherited ones) for
+/// BPF_CGROUP_DEVICE, and the cgroup's attach flags for that type.
+pub fn query(cgroup: BorrowedFd) -> Result<(u32, Vec<u32>), BpfError> {
+    let mut ids = vec![0u32; 16];
+    loop {
+        let mut a = QueryAttr {
+            target_fd: cgroup.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: ids.len() as u32,
+            ..Default::default()
+        };
+        match bpf(BPF_PROG_QUERY, &mut a) {
+            Ok(_) => {
+                ids.truncate(a.prog_cnt as usize);
+                return Ok((a.attach_flags, ids));
+            }
+            // More programs than room: prog_cnt says how many.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                ids = vec![0u32; a.prog_cnt as usize + 16];
+            }
+            Err(source) => {
+                return Err(BpfError::Syscall {
+                    cmd: "BPF_PROG_QUERY",
+                    what: "the cgroup's BPF_CGROUP_DEVICE programs".into(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, BpfError> {
+    let mut a = GetIdAttr {
+        id,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut a)
+        .map(owned)
+        .map_err(|source| BpfError::Syscall {
+            cmd: "BPF_PROG_GET_FD_BY_ID",
+            what: format!("program {id}"),
+            source,
+        })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of `struct bpf_prog_info` (linux/bpf.h), through `name`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfoHead {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32, // offset 20
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64, // offset 32
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; BPF_OBJ_NAME_LEN],
+}
+
+const _: () = assert!(std::mem::offset_of!(ProgInfoHead, xlated_prog_len) == 20);
+const _: () = assert!(std::mem::offset_of!(ProgInfoHead, xlated_prog_insns) == 32);
+const _: () = assert!(std::mem::offset_of!(ProgInfoHead, name) == 64);
+
+pub struct ProgInfo {
+    pub prog_type: u32,
+    pub id: u32,
+    pub name: String,
+    pub nr_map_ids: u32,
+    /// The translated instructions; empty when the kernel does not show
+    /// them (no CAP_BPF/CAP_SYS_ADMIN, or blinded constants with
+    /// kptr_restrict).
+    pub insns: Vec<Insn>,
+}
+
+fn get_info(fd: BorrowedFd, info: &mut ProgInfoHead) -> io::Result<()> {
+    let mut a = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfoHead>() as u32,
+        info: info as *mut ProgInfoHead as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map(|_| ())
+}
+
+pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
+    let err = |source| BpfError::Syscall {
+        cmd: "BPF_OBJ_GET_INFO_BY_FD",
+        what: format!("program {id}"),
+        source,
+    };
+    let mut head = ProgInfoHead::default();
+    get_info(fd, &mut head).map_err(err)?;
+    let len = head.xlated_prog_len as usize;
+    let mut bytes = vec![0u8; len];
+    if len > 0 {
+        let mut second = ProgInfoHead {
+            xlated_prog_len: len as u32,
+            xlated_prog_insns: bytes.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        get_info(fd, &mut second).map_err(err)?;
+        // The kernel reports the full size and copies at most what we gave.
+        bytes.truncate((second.xlated_prog_len as usize).min(len));
+        // Some kernels zero the pointer instead of filling it.
+        if second.xlated_prog_insns == 0 {
+            bytes.clear();
+        }
+    }
+    let name_len = head
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(BPF_OBJ_NAME_LEN);
+    Ok(ProgInfo {
+        prog_type: head.prog_type,
+        id: head.id,
+        name: String::from_utf8_lossy(&head.name[..name_len]).into_owned(),
+        nr_map_ids: head.nr_map_ids,
+        insns: from_bytes(&bytes),
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; BPF_OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program. On failure loads it again
+/// with a verifier log, which goes into the error.
+pub fn prog_load(insns: &[Insn], name: &str) -> Result<OwnedFd, BpfError> {
+    let license = c"Apache";
+    let mut prog_name = [0u8; BPF_OBJ_NAME_LEN];
+    let n = name.len().min(BPF_OBJ_NAME_LEN - 1);
+    prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    let code = as_bytes(insns);
+    let attr = |log: &mut Vec<u8>| LoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: code.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size: log.len() as u32,
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
+        prog_name,
+        ..Default::default()
+    };
+    let mut no_log = Vec::new();
+    let source = match bpf(BPF_PROG_LOAD, &mut attr(&mut no_log)) {
+        Ok(fd) => return Ok(owned(fd)),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; 1 << 20];
+    let log = match bpf(BPF_PROG_LOAD, &mut attr(&mut log)) {
+        // Loaded the second time round: keep it, nothing to report.
+        Ok(fd) => return Ok(owned(fd)),
+        Err(_) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            String::from_utf8_lossy(&log[..end]).trim_end().to_string()
+        }
+    };
+    Err(BpfError::Load {
+        name: name.to_string(),
+        insns: insns.len(),
+        source,
+        log,
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct AttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// Attaches `prog` to the cgroup for BPF_CGROUP_DEVICE with `flags`; with
+/// BPF_F_REPLACE, in place of `replace`.
+pub fn prog_attach(
+    cgroup: BorrowedFd,
+    prog: BorrowedFd,
+    flags: u32,
+    replace: Option<BorrowedFd>,
+) -> io::Result<()> {
+    let mut a = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: flags,
+        replace_bpf_fd: replace.map_or(0, |fd| fd.as_raw_fd() as u32),
+    };
+    bpf(BPF_PROG_ATTACH, &mut a).map(|_| ())
+}
+
+/// Detaches `prog` from the cgroup's BPF_CGROUP_DEVICE programs.
+pub fn prog_detach(cgroup: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
+    let mut a = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_DETACH, &mut a).map(|_| ())
+}
