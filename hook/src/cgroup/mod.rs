@@ -4,8 +4,7 @@
 
 mod mountinfo;
 mod v1;
-mod v2_pending;
-use v2_pending as v2;
+mod v2;
 
 pub use v2::DeviceAccess;
 
