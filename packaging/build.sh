@@ -43,7 +43,9 @@ registration is installed in /usr/share/containers/oci/hooks.d. Installing the
 package changes no engine configuration and needs no GPU."
 
 bins=(amd-ctk amd-container-runtime amd-container-hook)
-for b in "${bins[@]}"; do
+# The hook's fast path (amd-container-hook) execs the injector for GPU containers.
+libexec_bins=(amd-container-inject)
+for b in "${bins[@]}" "${libexec_bins[@]}"; do
     [ -x "$release_dir/$b" ] || die "$release_dir/$b missing: run 'make build' (cargo build --release) first"
 done
 hook_json=oci-hooks.d/amd-container-toolkit.json
@@ -59,17 +61,20 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/amd-ctk-pkg.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 sed -E 's/^#([a-z-]+ = )/\1/' packaging/default-config.toml > "$stage/uncommented.toml"
 for c in packaging/default-config.toml "$stage/uncommented.toml"; do
-    echo '{}' | "$release_dir/amd-container-hook" --config "$c" precreate >/dev/null \
+    echo '{}' | "$release_dir/amd-container-inject" --config "$c" precreate >/dev/null \
         || die "the hook rejects $c"
 done
 
 # ---- staging tree: identical for both formats
 root=$stage/root
-install -d -m 0755 "$root/usr/bin" "$root/usr/share/containers/oci/hooks.d" \
+install -d -m 0755 "$root/usr/bin" "$root/usr/libexec/$name" "$root/usr/share/containers/oci/hooks.d" \
     "$root/usr/share/doc/$name" "$root/etc/$name"
-for b in "${bins[@]}"; do
-    install -m 0755 "$release_dir/$b" "$root/usr/bin/$b"
-    if command -v strip >/dev/null; then strip --strip-all "$root/usr/bin/$b"; fi
+installed=()
+for b in "${bins[@]}"; do installed+=("usr/bin/$b"); done
+for b in "${libexec_bins[@]}"; do installed+=("usr/libexec/$name/$b"); done
+for p in "${installed[@]}"; do
+    install -m 0755 "$release_dir/$(basename "$p")" "$root/$p"
+    if command -v strip >/dev/null; then strip --strip-all "$root/$p"; fi
 done
 install -m 0644 "$hook_json" "$root/usr/share/containers/oci/hooks.d/$name.json"
 if [ -f "$precreate_json" ]; then
@@ -91,7 +96,7 @@ build_deb() {
     command -v dpkg-deb >/dev/null || die "dpkg-deb not found (Debian package dpkg)"
     local glibc
     # The newest glibc symbol version any binary needs.
-    glibc=$(for b in "${bins[@]}"; do objdump -T "$root/usr/bin/$b" 2>/dev/null; done |
+    glibc=$(for p in "${installed[@]}"; do objdump -T "$root/$p" 2>/dev/null; done |
         grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1 || true)
     local libc_dep=libc6
     [ -z "$glibc" ] || libc_dep="libc6 (>= $glibc)"
@@ -160,6 +165,8 @@ cp -a "$root/." "%{buildroot}/"
 /usr/bin/amd-ctk
 /usr/bin/amd-container-runtime
 /usr/bin/amd-container-hook
+%dir /usr/libexec/$name
+/usr/libexec/$name/amd-container-inject
 %dir /usr/share/containers
 %dir /usr/share/containers/oci
 %dir /usr/share/containers/oci/hooks.d

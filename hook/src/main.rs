@@ -1,187 +1,110 @@
 //! `amd-container-hook STAGE`: the OCI hook that gives a container the AMD GPUs
 //! its `AMD_VISIBLE_DEVICES` asks for.
 //!
-//! Stages: `prestart` / `createRuntime` (live injection), `precreate` (Podman
-//! config filter), `poststop` (nothing yet).
+//! This binary is the fast path: it runs on every container start of the host,
+//! so it only reads the spec's environment and exits when no GPU is requested.
+//! Otherwise it execs `amd-container-inject` with the same arguments and the
+//! same input, which does the work (libudev, namespaces, cgroups).
 
-mod cgroup;
-mod container;
-mod inject;
-mod logging;
-mod precreate;
-mod rootfs;
-
-use amd_container_common::config::{Config, ConfigError};
-use amd_container_common::hardware::{discover, DiscoveryError};
-use amd_container_common::request::{find_request, Request, RequestError};
-use amd_container_common::ContainerEdits;
-use std::io::{Read, Write};
+use amd_container_hook::{container, Args, SWARM_PREFIX, USAGE};
+use std::io::{Read, Seek, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: amd-container-hook [--config FILE] prestart|createRuntime|precreate|poststop";
-/// The Swarm variable must carry this prefix (Docker names generic resources
-/// so); it lets the fast path decide without reading the config file.
-const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
-
-#[derive(Debug, thiserror::Error)]
-enum HookError {
-    #[error("{USAGE}")]
-    Usage,
-    #[error(transparent)]
-    Container(#[from] container::ContainerError),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("hook.swarm-resource {0:?} must start with {SWARM_PREFIX}")]
-    SwarmVariable(String),
-    #[error(transparent)]
-    Discovery(#[from] DiscoveryError),
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    #[error(transparent)]
-    Inject(#[from] inject::InjectError),
-    #[error("cannot read stdin: {0}")]
-    Stdin(std::io::Error),
-    #[error("the config on stdin is not JSON: {0}")]
-    PrecreateInput(serde_json::Error),
-    #[error("cannot write the config to stdout: {0}")]
-    Stdout(std::io::Error),
-}
+const INJECTOR: &str = "amd-container-inject";
+const LIBEXEC_DIR: &str = "/usr/libexec/amd-container-toolkit";
 
 fn main() -> ExitCode {
-    logging::init();
-    let mut args = std::env::args().skip(1);
-    let mut config_path = Config::default_path();
-    let mut stage = None;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => match args.next() {
-                Some(p) => config_path = PathBuf::from(p),
-                None => stage = Some(String::new()),
-            },
-            _ if stage.is_none() => stage = Some(a),
-            _ => stage = Some(String::new()),
-        }
-    }
-    let result = match stage.as_deref() {
-        Some("prestart" | "createRuntime") => live(&config_path),
-        Some("precreate") => precreate(&config_path),
-        Some("poststop") => Ok(()),
-        _ => Err(HookError::Usage),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(HookError::Usage) => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            log::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn read_stdin() -> Result<Vec<u8>, HookError> {
+    let args = Args::parse(std::env::args().skip(1));
     let mut input = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut input)
-        .map_err(HookError::Stdin)?;
-    Ok(input)
-}
-
-fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
-    let config = Config::load(path)?;
-    let swarm = &config.hook.swarm_resource;
-    if !swarm.is_empty() && !swarm.starts_with(SWARM_PREFIX) {
-        return Err(HookError::SwarmVariable(swarm.clone()));
-    }
-    Ok(config)
-}
-
-fn live(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
-    let state = container::read_state(&input)?;
-    let spec_path = container::config_path(&state);
-    let bytes = container::read_config_bytes(&spec_path)?;
-    let env = container::parse_env_only(&spec_path, &bytes)?;
-    // Fast path, taken by every non-GPU container on the host.
-    if !container::may_request(&env, SWARM_PREFIX) {
-        return Ok(());
-    }
-    let config = load_config(config_path)?;
-    let Some(var) = find_request(env.env(), &config.hook.swarm_resource) else {
-        return Ok(());
+    let needed = match args.stage.as_str() {
+        "prestart" | "createRuntime" => read(&mut input).map(|()| live_needs_work(&input)),
+        "precreate" => read(&mut input).map(|()| precreate_needs_work(&input)),
+        "poststop" => return ExitCode::SUCCESS,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
     };
-    let request = Request::parse(var.name, var.value)?;
-    if !request.is_gpu() {
-        return Ok(());
-    }
-    logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
-    log::debug!("request {}={}", var.name, var.value);
-    let inventory = discover()?;
-    let selection = request.resolve(&var, &inventory)?;
-    let edits = ContainerEdits::for_selection(&inventory, &selection);
-    if edits.is_empty() {
-        log::info!("{}={}: no GPU to give", var.name, var.value);
-        return Ok(());
-    }
-    let spec = container::parse_spec(&spec_path, &bytes)?;
-    let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
-    let rootfs = container::rootfs(&spec, state.bundle());
-    let outcome = inject::inject(pid, &rootfs, &spec, &edits)?;
-    let paths: Vec<String> = edits
-        .device_nodes
-        .iter()
-        .map(|n| n.path.display().to_string())
-        .collect();
-    log::info!(
-        "{}={}: gave {} ({} created{}, {})",
-        var.name,
-        var.value,
-        paths.join(" "),
-        outcome.created,
-        if outcome.bind_mounted {
-            ", bind-mounted for a user namespace"
-        } else {
-            ""
-        },
-        outcome.cgroup
-    );
-    Ok(())
-}
-
-fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&input).map_err(HookError::PrecreateInput)?;
-    let config = load_config(config_path)?;
-    let edits = {
-        let env = precreate::env(&doc);
-        match find_request(env.iter().copied(), &config.hook.swarm_resource) {
-            None => None,
-            Some(var) => {
-                let request = Request::parse(var.name, var.value)?;
-                if request.is_gpu() {
-                    let inventory = discover()?;
-                    let selection = request.resolve(&var, &inventory)?;
-                    Some(ContainerEdits::for_selection(&inventory, &selection))
-                } else {
-                    None
-                }
+    match needed {
+        Ok(false) if args.stage == "precreate" => {
+            // Not a GPU container: Podman gets its config back byte for byte.
+            match std::io::stdout().write_all(&input) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("cannot write the config to stdout: {e}")),
             }
         }
+        Ok(false) => ExitCode::SUCCESS,
+        // Unreadable input: the injector reads it again and reports it properly.
+        Ok(true) | Err(_) => exec_injector(&args, &input),
+    }
+}
+
+fn read(input: &mut Vec<u8>) -> std::io::Result<()> {
+    std::io::stdin().read_to_end(input).map(drop)
+}
+
+/// Does the container's spec carry a request variable at all? Errors mean
+/// "let the injector look": it reports them with the container's context.
+fn live_needs_work(input: &[u8]) -> bool {
+    let Ok(state) = container::read_state(input) else {
+        return true;
     };
-    let output = match edits {
-        // Not a GPU container: the config goes back byte for byte.
-        None => input,
-        Some(edits) => {
-            precreate::apply(&mut doc, &edits);
-            serde_json::to_vec(&doc).expect("a JSON value serializes")
-        }
+    let path = container::config_path(&state);
+    let Ok(bytes) = container::read_config_bytes(&path) else {
+        return true;
     };
-    std::io::stdout()
-        .write_all(&output)
-        .map_err(HookError::Stdout)
+    match container::parse_env_only(&path, &bytes) {
+        Ok(env) => container::may_request(&env, SWARM_PREFIX),
+        Err(_) => true,
+    }
+}
+
+fn precreate_needs_work(input: &[u8]) -> bool {
+    match serde_json::from_slice::<container::EnvOnly>(input) {
+        Ok(env) => container::may_request(&env, SWARM_PREFIX),
+        Err(_) => true,
+    }
+}
+
+/// The injector beside this binary (a build tree, or a package that keeps
+/// both in one directory), else the packaged libexec location.
+fn injector() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(INJECTOR)));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => PathBuf::from(LIBEXEC_DIR).join(INJECTOR),
+    }
+}
+
+/// Replaces this process with the injector, the input handed over on a
+/// memfd as its stdin; the environment (explicit, from the hook's
+/// registration) passes unchanged.
+fn exec_injector(args: &Args, input: &[u8]) -> ExitCode {
+    let fd = unsafe { libc::memfd_create(c"amd-container-hook-input".as_ptr(), 0) };
+    if fd < 0 {
+        return fail(&format!(
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if let Err(e) = file.write_all(input).and_then(|()| file.rewind()) {
+        return fail(&format!("cannot pass the input on: {e}"));
+    }
+    let path = injector();
+    let err = std::process::Command::new(&path)
+        .arg0(INJECTOR)
+        .args(args.to_vec())
+        .stdin(file)
+        .exec();
+    fail(&format!("cannot run {}: {err}", path.display()))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("amd-container-hook: {message}");
+    ExitCode::FAILURE
 }

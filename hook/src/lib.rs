@@ -1,0 +1,60 @@
+//! The AMD container hook. Two binaries share this crate:
+//!
+//! - `amd-container-hook` (src/main.rs), registered with the engines: the fast
+//!   path that runs on every container start. It links no libudev and decides
+//!   from the spec's environment alone whether there is anything to do.
+//! - `amd-container-inject` (src/bin), exec'd by it for GPU containers: the
+//!   real work (discovery, resolution, injection or spec editing) in [`stages`].
+
+pub mod cgroup;
+pub mod container;
+pub mod inject;
+pub mod logging;
+pub mod precreate;
+pub mod rootfs;
+pub mod stages;
+
+use std::path::PathBuf;
+
+pub const USAGE: &str =
+    "usage: amd-container-hook [--config FILE] prestart|createRuntime|precreate|poststop";
+/// The Swarm variable must carry this prefix (Docker names generic resources
+/// so); it lets the fast path decide without reading the config file.
+pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
+
+/// Command line of both binaries: `[--config FILE] STAGE`.
+pub struct Args {
+    pub config: PathBuf,
+    /// Empty when the command line is malformed (a usage error).
+    pub stage: String,
+}
+
+impl Args {
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Args {
+        let mut config = amd_container_common::config::Config::default_path();
+        let mut stage = None;
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--config" => match args.next() {
+                    Some(p) => config = PathBuf::from(p),
+                    None => stage = Some(String::new()),
+                },
+                _ if stage.is_none() => stage = Some(a),
+                _ => stage = Some(String::new()),
+            }
+        }
+        Args {
+            config,
+            stage: stage.unwrap_or_default(),
+        }
+    }
+
+    /// The arguments again, for the exec of the injector.
+    pub fn to_vec(&self) -> Vec<String> {
+        vec![
+            "--config".into(),
+            self.config.display().to_string(),
+            self.stage.clone(),
+        ]
+    }
+}

@@ -1,0 +1,160 @@
+//! The stages' real work, run by `amd-container-inject` once the hook's fast
+//! path (src/main.rs) has seen a request: `prestart` / `createRuntime` (live
+//! injection) and `precreate` (Podman config filter).
+
+use crate::{container, inject, logging, precreate, Args, SWARM_PREFIX, USAGE};
+use amd_container_common::config::{Config, ConfigError};
+use amd_container_common::hardware::{discover, DiscoveryError};
+use amd_container_common::request::{find_request, Request, RequestError};
+use amd_container_common::ContainerEdits;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+#[derive(Debug, thiserror::Error)]
+enum HookError {
+    #[error("{USAGE}")]
+    Usage,
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("hook.swarm-resource {0:?} must start with {SWARM_PREFIX}")]
+    SwarmVariable(String),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Inject(#[from] inject::InjectError),
+    #[error("cannot read stdin: {0}")]
+    Stdin(std::io::Error),
+    #[error("the config on stdin is not JSON: {0}")]
+    PrecreateInput(serde_json::Error),
+    #[error("cannot write the config to stdout: {0}")]
+    Stdout(std::io::Error),
+}
+
+/// Runs `args.stage` with the input on stdin; reports errors once, here.
+pub fn run(args: &Args) -> ExitCode {
+    logging::init();
+    let result = match args.stage.as_str() {
+        "prestart" | "createRuntime" => live(&args.config),
+        "precreate" => precreate(&args.config),
+        "poststop" => Ok(()),
+        _ => Err(HookError::Usage),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(HookError::Usage) => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>, HookError> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(HookError::Stdin)?;
+    Ok(input)
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
+    let config = Config::load(path)?;
+    let swarm = &config.hook.swarm_resource;
+    if !swarm.is_empty() && !swarm.starts_with(SWARM_PREFIX) {
+        return Err(HookError::SwarmVariable(swarm.clone()));
+    }
+    Ok(config)
+}
+
+fn live(config_path: &std::path::Path) -> Result<(), HookError> {
+    let input = read_stdin()?;
+    let state = container::read_state(&input)?;
+    let spec_path = container::config_path(&state);
+    let bytes = container::read_config_bytes(&spec_path)?;
+    let env = container::parse_env_only(&spec_path, &bytes)?;
+    // Fast path, taken by every non-GPU container on the host.
+    if !container::may_request(&env, SWARM_PREFIX) {
+        return Ok(());
+    }
+    let config = load_config(config_path)?;
+    let Some(var) = find_request(env.env(), &config.hook.swarm_resource) else {
+        return Ok(());
+    };
+    let request = Request::parse(var.name, var.value)?;
+    if !request.is_gpu() {
+        return Ok(());
+    }
+    logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
+    log::debug!("request {}={}", var.name, var.value);
+    let inventory = discover()?;
+    let selection = request.resolve(&var, &inventory)?;
+    let edits = ContainerEdits::for_selection(&inventory, &selection);
+    if edits.is_empty() {
+        log::info!("{}={}: no GPU to give", var.name, var.value);
+        return Ok(());
+    }
+    let spec = container::parse_spec(&spec_path, &bytes)?;
+    let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
+    let rootfs = container::rootfs(&spec, state.bundle());
+    let outcome = inject::inject(pid, &rootfs, &spec, &edits)?;
+    let paths: Vec<String> = edits
+        .device_nodes
+        .iter()
+        .map(|n| n.path.display().to_string())
+        .collect();
+    log::info!(
+        "{}={}: gave {} ({} created{}, {})",
+        var.name,
+        var.value,
+        paths.join(" "),
+        outcome.created,
+        if outcome.bind_mounted {
+            ", bind-mounted for a user namespace"
+        } else {
+            ""
+        },
+        outcome.cgroup
+    );
+    Ok(())
+}
+
+fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
+    let input = read_stdin()?;
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&input).map_err(HookError::PrecreateInput)?;
+    let config = load_config(config_path)?;
+    let edits = {
+        let env = precreate::env(&doc);
+        match find_request(env.iter().copied(), &config.hook.swarm_resource) {
+            None => None,
+            Some(var) => {
+                let request = Request::parse(var.name, var.value)?;
+                if request.is_gpu() {
+                    let inventory = discover()?;
+                    let selection = request.resolve(&var, &inventory)?;
+                    Some(ContainerEdits::for_selection(&inventory, &selection))
+                } else {
+                    None
+                }
+            }
+        }
+    };
+    let output = match edits {
+        // Not a GPU container: the config goes back byte for byte.
+        None => input,
+        Some(edits) => {
+            precreate::apply(&mut doc, &edits);
+            serde_json::to_vec(&doc).expect("a JSON value serializes")
+        }
+    };
+    std::io::stdout()
+        .write_all(&output)
+        .map_err(HookError::Stdout)
+}
