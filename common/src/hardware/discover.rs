@@ -17,7 +17,7 @@ pub enum DiscoveryError {
 }
 
 /// The drm nodes that hang under one parent device.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 struct DrmPair {
     card: Option<DeviceNode>,
     render: Option<DeviceNode>,
@@ -30,7 +30,7 @@ impl DrmPair {
 }
 
 /// A physical amdgpu PCI device as seen before partitions are attached.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PciGpu {
     address: PciAddress,
     syspath: PathBuf,
@@ -47,22 +47,31 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
 
     let mut drm = udev::Enumerator::new()?;
     drm.match_subsystem("drm")?;
+    // Filtered by name while scanning: connectors (card1-DP-1 …) never
+    // become device objects, which is most of libudev's cost here.
+    drm.match_sysname("card[0-9]*")?;
+    drm.match_sysname("renderD[0-9]*")?;
+    // Several nodes share a parent: classify each parent once.
+    let mut owners: HashMap<PathBuf, Owner> = HashMap::new();
     for dev in drm.scan_devices()? {
         let Some(kind) = drm_kind(&dev) else { continue };
-        let Some(node) = device_node(&dev) else {
+        let Some(parent_path) = parent_syspath(&dev) else {
             continue;
         };
-        let Some(parent) = dev.parent() else { continue };
-        let slot = if is_amdgpu_pci(&parent) {
-            let syspath = parent.syspath().to_path_buf();
-            let Some(gpu) = pci_gpu(&parent) else {
-                continue;
-            };
-            &mut pci_gpus.entry(syspath).or_insert(gpu).nodes
-        } else if is_partition_device(&parent) {
-            let name = parent.sysname().to_string_lossy().into_owned();
-            partitions.entry(name).or_default()
-        } else {
+        let owner = owners
+            .entry(parent_path)
+            .or_insert_with_key(|path| classify_parent(&dev, path));
+        let slot = match owner {
+            Owner::Gpu(gpu) => {
+                &mut pci_gpus
+                    .entry(gpu.syspath.clone())
+                    .or_insert_with(|| gpu.clone())
+                    .nodes
+            }
+            Owner::Partition(name) => partitions.entry(name.clone()).or_default(),
+            Owner::Other => continue,
+        };
+        let Some(node) = device_node(&dev) else {
             continue;
         };
         match kind {
@@ -163,6 +172,40 @@ fn warn_about_gpus_without_drm(found: &BTreeMap<PathBuf, PciGpu>) {
                 log::warn!("amdgpu device {address} has no drm nodes; skipped");
             }
         }
+    }
+}
+
+/// What a drm node's parent device is.
+enum Owner {
+    Gpu(PciGpu),
+    Partition(String),
+    Other,
+}
+
+/// The parent's syspath without building a device object: drm nodes sit in
+/// `<parent>/drm/<name>`; anything else asks libudev.
+fn parent_syspath(dev: &udev::Device) -> Option<PathBuf> {
+    let drm_dir = dev.syspath().parent()?;
+    if drm_dir.file_name().is_some_and(|n| n == "drm") {
+        return drm_dir.parent().map(Path::to_path_buf);
+    }
+    dev.parent().map(|p| p.syspath().to_path_buf())
+}
+
+fn classify_parent(child: &udev::Device, path: &Path) -> Owner {
+    let parent = match udev::Device::from_syspath(path) {
+        Ok(p) => p,
+        Err(_) => match child.parent() {
+            Some(p) => p,
+            None => return Owner::Other,
+        },
+    };
+    if is_amdgpu_pci(&parent) {
+        pci_gpu(&parent).map_or(Owner::Other, Owner::Gpu)
+    } else if is_partition_device(&parent) {
+        Owner::Partition(parent.sysname().to_string_lossy().into_owned())
+    } else {
+        Owner::Other
     }
 }
 
