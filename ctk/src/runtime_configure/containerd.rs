@@ -502,3 +502,443 @@ fn remove(
     drop_if_emptied(root, "plugins", plugins_len);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::file_edit::{self, testutil::TempDir, Options, Outcome};
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    /// Shaped like `containerd config default` of containerd 1.7, with comments.
+    const V2: &str = r#"# containerd config, managed by hand.
+disabled_plugins = []
+version = 2
+
+[plugins]
+
+  # The CRI plugin.
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.8"   # pinned
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      snapshotter = "overlayfs"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        # runc, with systemd cgroups
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          base_runtime_spec = ""
+          privileged_without_host_devices = false
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            BinaryName = ""
+            SystemdCgroup = true   # kubelet uses systemd
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+          runtime_type = "io.containerd.kata.v2"
+
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = "/etc/containerd/certs.d"
+
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/opt/containerd"
+"#;
+
+    /// Shaped like `containerd config default` of containerd 2.x, with comments.
+    const V3: &str = r#"version = 3
+root = '/var/lib/containerd'
+
+# CRI runtime settings
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    # CDI is off here
+    enable_cdi = false
+
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+          runtime_type = 'io.containerd.runc.v2'
+          sandboxer = 'podsandbox'
+
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+            SystemdCgroup = false
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+"#;
+
+    const P: &str = "/etc/containerd/config.toml";
+
+    fn edit() -> Edit<'static> {
+        Edit {
+            runtime_path: "amd-container-runtime",
+            default: DefaultRuntime::Keep,
+            cdi: false,
+            remove: false,
+        }
+    }
+
+    fn with(f: impl FnOnce(&mut Edit<'static>)) -> Edit<'static> {
+        let mut e = edit();
+        f(&mut e);
+        e
+    }
+
+    /// The new text, or `None` for "no change".
+    fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {
+        match plan(input.map(str::as_bytes), e, Path::new(P)) {
+            Ok((Change::Write(b), c)) => {
+                assert!(!c.lines.is_empty());
+                Ok(Some(String::from_utf8(b).unwrap()))
+            }
+            Ok((Change::Unchanged, c)) => {
+                assert!(c.lines.is_empty(), "{c:?}");
+                Ok(None)
+            }
+            Ok((Change::Delete, _)) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn doc(text: &str) -> DocumentMut {
+        text.parse().unwrap()
+    }
+
+    /// The value at a dotted path of plain keys.
+    fn at<'a>(d: &'a DocumentMut, keys: &[&str]) -> Option<&'a Item> {
+        let mut item = d.as_item();
+        for k in keys {
+            item = item.get(k)?;
+        }
+        Some(item)
+    }
+
+    fn comments(text: &str) -> Vec<&str> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.contains('#'))
+            .map(|l| &l[l.find('#').unwrap()..])
+            .collect()
+    }
+
+    #[test]
+    fn v2_and_v3_keep_comments_and_copy_runc() {
+        for (text, plugin, systemd) in [
+            (V2, "io.containerd.grpc.v1.cri", true),
+            (V3, "io.containerd.cri.v1.runtime", false),
+        ] {
+            let all = with(|e| {
+                e.default = DefaultRuntime::Set;
+                e.cdi = true
+            });
+            let out = run(Some(text), &all).unwrap().unwrap();
+            // Every comment and every original line survives.
+            for c in comments(text) {
+                assert!(out.contains(c), "{plugin}: comment {c:?} lost:\n{out}");
+            }
+            for line in text.lines() {
+                let changed = line.contains("default_runtime_name") || line.contains("enable_cdi");
+                assert!(
+                    changed || out.contains(line),
+                    "{plugin}: line {line:?} lost:\n{out}"
+                );
+            }
+            let d = doc(&out);
+            let cri = ["plugins", plugin];
+            let amd = [&cri[..], &["containerd", "runtimes", "amd"]].concat();
+            let get = |rest: &[&str]| at(&d, &[&amd[..], rest].concat()).cloned();
+            assert_eq!(get(&["runtime_type"]).unwrap().as_str(), Some(RUNC_V2));
+            assert_eq!(
+                get(&["options", "BinaryName"]).unwrap().as_str(),
+                Some("amd-container-runtime")
+            );
+            assert_eq!(
+                get(&["options", "SystemdCgroup"]).unwrap().as_bool(),
+                Some(systemd)
+            );
+            assert_eq!(
+                at(
+                    &d,
+                    &[&cri[..], &["containerd", "default_runtime_name"]].concat()
+                )
+                .unwrap()
+                .as_str(),
+                Some("amd")
+            );
+            assert_eq!(
+                at(&d, &[&cri[..], &["enable_cdi"]].concat())
+                    .unwrap()
+                    .as_bool(),
+                Some(true)
+            );
+            // Other runtimes and plugins untouched.
+            let runc = [
+                &cri[..],
+                &["containerd", "runtimes", "runc", "options", "SystemdCgroup"],
+            ]
+            .concat();
+            assert_eq!(at(&d, &runc).unwrap().as_bool(), Some(systemd));
+            // The new table sits right after the other runtimes, indented like them.
+            let amd_header = out.lines().find(|l| l.contains(".runtimes.amd]")).unwrap();
+            let runc_header = out.lines().find(|l| l.contains(".runtimes.runc]")).unwrap();
+            assert_eq!(
+                amd_header.len() - amd_header.trim_start().len(),
+                runc_header.len() - runc_header.trim_start().len()
+            );
+            // Idempotent.
+            assert_eq!(run(Some(&out), &all).unwrap(), None, "{plugin}");
+            // --remove --cdi gives back the original byte for byte.
+            let removed = run(
+                Some(&out),
+                &with(|e| {
+                    e.remove = true;
+                    e.cdi = true
+                }),
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(removed, text, "{plugin}");
+        }
+    }
+
+    #[test]
+    fn set_and_unset_default_round_trip() {
+        let set = run(Some(V2), &with(|e| e.default = DefaultRuntime::Set))
+            .unwrap()
+            .unwrap();
+        assert!(
+            set.contains("# amd-ctk: was \"runc\"\n      default_runtime_name = \"amd\""),
+            "{set}"
+        );
+        // --unset-as-default puts back the previous default; the runtime stays.
+        let unset = run(Some(&set), &with(|e| e.default = DefaultRuntime::Unset))
+            .unwrap()
+            .unwrap();
+        let configured = run(Some(V2), &edit()).unwrap().unwrap();
+        assert_eq!(unset, configured);
+        // Another default is left alone by --unset-as-default.
+        assert_eq!(
+            run(
+                Some(&configured),
+                &with(|e| e.default = DefaultRuntime::Unset)
+            )
+            .unwrap(),
+            None
+        );
+        // An unmarked "amd" default (set by hand) is removed.
+        let by_hand = configured.replace(
+            "default_runtime_name = \"runc\"",
+            "default_runtime_name = \"amd\"",
+        );
+        let out = run(Some(&by_hand), &with(|e| e.remove = true))
+            .unwrap()
+            .unwrap();
+        assert!(!out.contains("default_runtime_name"), "{out}");
+        assert!(!out.contains(".runtimes.amd]"), "{out}");
+    }
+
+    #[test]
+    fn users_own_cdi_setting_is_not_removed() {
+        let text = V3.replace("enable_cdi = false", "enable_cdi = true");
+        let configured = run(Some(&text), &with(|e| e.cdi = true)).unwrap().unwrap();
+        let removed = run(
+            Some(&configured),
+            &with(|e| {
+                e.remove = true;
+                e.cdi = true
+            }),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(removed, text);
+        assert!(removed.contains("enable_cdi = true"));
+    }
+
+    #[test]
+    fn missing_or_empty_file_gets_a_version_2_config() {
+        let want = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd]\nruntime_type = \"io.containerd.runc.v2\"\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd.options]\nBinaryName = \"amd-container-runtime\"\n";
+        for input in [None, Some(""), Some("\n")] {
+            let out = run(input, &edit()).unwrap().unwrap();
+            assert_eq!(out.trim(), want.trim(), "{input:?}");
+            assert_eq!(
+                run(Some(&out), &with(|e| e.remove = true))
+                    .unwrap()
+                    .unwrap()
+                    .trim(),
+                "version = 2"
+            );
+        }
+        assert_eq!(run(None, &with(|e| e.remove = true)).unwrap(), None);
+        assert_eq!(run(Some(""), &with(|e| e.remove = true)).unwrap(), None);
+    }
+
+    #[test]
+    fn version_1_and_template_choice() {
+        // No `version`: containerd reads it as version 1, plugin "cri".
+        let v1 = "[plugins.cri.containerd]\n  default_runtime_name = \"runc\"\n  [plugins.cri.containerd.runtimes.runc]\n    runtime_type = \"io.containerd.runc.v2\"\n    options = { SystemdCgroup = true }\n";
+        let out = run(Some(v1), &edit()).unwrap().unwrap();
+        assert!(out.starts_with(v1), "{out}");
+        let d = doc(&out);
+        let opts = at(
+            &d,
+            &["plugins", "cri", "containerd", "runtimes", "amd", "options"],
+        )
+        .unwrap();
+        assert_eq!(opts.get("SystemdCgroup").unwrap().as_bool(), Some(true));
+        assert_eq!(
+            opts.get("BinaryName").unwrap().as_str(),
+            Some("amd-container-runtime")
+        );
+        // The default runtime is the template when it is runc-like (crun here) ...
+        let crun = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\nBinaryName = \"/usr/bin/crun\"\nSystemdCgroup = true\n";
+        let (change, changes) = plan(Some(crun.as_bytes()), &edit(), Path::new(P)).unwrap();
+        let Change::Write(out) = change else { panic!() };
+        let d = doc(std::str::from_utf8(&out).unwrap());
+        let cri = "io.containerd.grpc.v1.cri";
+        let opts = at(
+            &d,
+            &["plugins", cri, "containerd", "runtimes", "amd", "options"],
+        )
+        .unwrap();
+        assert_eq!(
+            opts.get("BinaryName").unwrap().as_str(),
+            Some("amd-container-runtime")
+        );
+        assert_eq!(opts.get("SystemdCgroup").unwrap().as_bool(), Some(true));
+        assert!(
+            changes.notes[0].contains("low-level-runtime = \"/usr/bin/crun\""),
+            "{changes:?}"
+        );
+        // ... but not a non-runc shim (kata): runc is.
+        let kata = V2.replace(
+            "default_runtime_name = \"runc\"",
+            "default_runtime_name = \"kata\"",
+        );
+        let d = doc(&run(Some(&kata), &edit()).unwrap().unwrap());
+        let amd = at(&d, &["plugins", cri, "containerd", "runtimes", "amd"]).unwrap();
+        assert_eq!(amd.get("runtime_type").unwrap().as_str(), Some(RUNC_V2));
+        assert_eq!(
+            amd.get("options")
+                .unwrap()
+                .get("SystemdCgroup")
+                .unwrap()
+                .as_bool(),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn existing_amd_entry_is_updated_not_recopied() {
+        let configured = run(Some(V3), &edit()).unwrap().unwrap();
+        let custom = run(
+            Some(&configured),
+            &with(|e| e.runtime_path = "/opt/amd/bin/amd-container-runtime"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            custom,
+            configured.replace(
+                "BinaryName = \"amd-container-runtime\"",
+                "BinaryName = \"/opt/amd/bin/amd-container-runtime\""
+            )
+        );
+    }
+
+    #[test]
+    fn errors() {
+        for (input, needle) in [
+            ("version = 2\n[plugins\nx = 1\n", "line 2, column 9"),
+            ("version = 2\nversion = 3\n", "line 2"),
+            ("version = 4\n", "config version 4 is not supported"),
+            ("version = \"2\"\n", "config version \"2\" is not supported"),
+            ("version = 2\nplugins = 1\n", "plugins is not a table"),
+        ] {
+            let err = run(Some(input), &edit()).unwrap_err();
+            assert!(err.starts_with("/etc/containerd/config.toml: "), "{err}");
+            assert!(err.contains(needle), "{input:?}: {err}");
+        }
+    }
+
+    fn apply(path: &Path, e: &Edit) -> Result<Outcome, CliError> {
+        let opts = Options {
+            dry_run: false,
+            backup: true,
+        };
+        file_edit::apply(path, opts, |cur| plan(cur, e, path)).map(|(o, _)| o)
+    }
+
+    #[test]
+    fn invalid_file_is_left_byte_identical() {
+        let d = TempDir::new("ctd-invalid");
+        let f = d.path().join("config.toml");
+        let bad = "version = 2\n# comment\n[plugins.\"io.containerd.grpc.v1.cri\"\nx = 1\n";
+        fs::write(&f, bad).unwrap();
+        let err = apply(&f, &edit()).unwrap_err().to_string();
+        assert!(err.contains("config.toml: not valid TOML"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert_eq!(fs::read_to_string(&f).unwrap(), bad);
+        assert_eq!(d.names(), ["config.toml"]);
+    }
+
+    #[test]
+    fn concurrent_runs_keep_both_edits() {
+        for round in 0..10 {
+            let d = TempDir::new("ctd-race");
+            let f = d.path().join("config.toml");
+            fs::write(&f, V3).unwrap();
+            let edits = [
+                with(|e| e.cdi = true),
+                with(|e| e.default = DefaultRuntime::Set),
+            ];
+            std::thread::scope(|s| {
+                for e in &edits {
+                    let f = &f;
+                    s.spawn(move || {
+                        let opts = Options {
+                            dry_run: false,
+                            backup: true,
+                        };
+                        file_edit::apply(f, opts, |cur| {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            plan(cur, e, f)
+                        })
+                        .unwrap()
+                    });
+                }
+            });
+            let d2 = doc(&fs::read_to_string(&f).unwrap());
+            let cri = ["plugins", "io.containerd.cri.v1.runtime"];
+            assert_eq!(
+                at(&d2, &[&cri[..], &["enable_cdi"]].concat())
+                    .unwrap()
+                    .as_bool(),
+                Some(true),
+                "round {round}"
+            );
+            assert_eq!(
+                at(
+                    &d2,
+                    &[&cri[..], &["containerd", "default_runtime_name"]].concat()
+                )
+                .unwrap()
+                .as_str(),
+                Some("amd"),
+                "round {round}"
+            );
+            assert_eq!(
+                fs::read_to_string(d.path().join("config.toml.bak")).unwrap(),
+                V3
+            );
+        }
+    }
+}
