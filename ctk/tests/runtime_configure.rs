@@ -132,6 +132,11 @@ fn docker_configure_report_no_change_and_remove() {
     assert_eq!(d.names("etc/docker"), ["daemon.json", "daemon.json.bak"]);
     let (out, _) = ok(&["runtime", "configure", "--config", fs_, "--remove", "--cdi"]);
     assert!(out.contains("removed runtimes.amd"), "{out}");
+    // Docker's SIGHUP reload ignores keys that are gone: a restart is needed.
+    assert!(
+        out.ends_with("To apply: systemctl restart docker\n"),
+        "{out}"
+    );
     assert_eq!(json(&f), json!({}));
 }
 

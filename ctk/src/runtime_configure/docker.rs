@@ -150,9 +150,12 @@ fn configure(
     Ok(())
 }
 
+/// Docker's SIGHUP reload applies only keys that are present: a removed
+/// key (default-runtime, or runtimes when it becomes empty) needs a restart.
 fn unset_default(root: &mut Map<String, Value>, changes: &mut Changes) {
     if root.get("default-runtime").and_then(Value::as_str) == Some(RUNTIME_NAME) {
         root.shift_remove("default-runtime");
+        changes.needs_restart = true;
         changes
             .lines
             .push(format!("removed default-runtime (was {RUNTIME_NAME:?})"));
