@@ -48,7 +48,9 @@ pub struct Options {
 /// An exclusive `flock` on a directory, released on drop. Locking the
 /// directory rather than a lock file beside the file leaves nothing behind
 /// (a stray file in a drop-in directory could be read as configuration).
-struct DirLock(#[allow(dead_code)] fs::File);
+struct DirLock {
+    _file: fs::File,
+}
 
 fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
     let f = fs::File::open(dir)
@@ -56,7 +58,7 @@ fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(DirLock(f));
+            return Ok(DirLock { _file: f });
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
