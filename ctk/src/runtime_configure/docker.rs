@@ -1,0 +1,539 @@
+//! Docker: `/etc/docker/daemon.json`.
+//!
+//! Adds `runtimes.amd = {"path": "amd-container-runtime"}`, optionally
+//! `default-runtime: "amd"` and `features.cdi: true`; `--remove` takes away
+//! exactly those. Every other key, and the key order, survive.
+
+use super::file_edit::Change;
+use super::{Changes, DefaultRuntime, RUNTIME_NAME};
+use crate::CliError;
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+pub const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
+
+#[derive(Debug, Clone)]
+pub struct Edit<'a> {
+    /// `runtimes.amd.path`.
+    pub runtime_path: &'a str,
+    pub default: DefaultRuntime,
+    pub cdi: bool,
+    pub remove: bool,
+}
+
+fn not_object(path: &Path, key: &str) -> CliError {
+    CliError::Message(format!("{}: {key:?} is not a JSON object", path.display()))
+}
+
+/// The indentation of the file's first indented line (tabs or spaces),
+/// else four spaces.
+fn indent_of(text: &str) -> String {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            l.chars()
+                .take_while(|c| *c == ' ' || *c == '\t')
+                .collect::<String>()
+        })
+        .find(|w| !w.is_empty())
+        .unwrap_or_else(|| "    ".to_string())
+}
+
+/// Plans the edit of daemon.json (`None`: the file does not exist).
+pub fn plan(
+    current: Option<&[u8]>,
+    edit: &Edit,
+    path: &Path,
+) -> Result<(Change, Changes), CliError> {
+    let text = match current {
+        None => "",
+        Some(b) => std::str::from_utf8(b).map_err(|e| {
+            CliError::Message(format!(
+                "{}: not UTF-8 (byte {})",
+                path.display(),
+                e.valid_up_to()
+            ))
+        })?,
+    };
+    let mut doc: Value = if text.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(text)
+            .map_err(|e| CliError::Message(format!("{}: not valid JSON: {e}", path.display())))?
+    };
+    let root = doc
+        .as_object_mut()
+        .ok_or_else(|| CliError::Message(format!("{}: not a JSON object", path.display())))?;
+    let mut changes = Changes::default();
+    if edit.remove {
+        remove(root, edit, path, &mut changes)?;
+    } else {
+        configure(root, edit, path, &mut changes)?;
+    }
+    if changes.lines.is_empty() {
+        return Ok((Change::Unchanged, changes));
+    }
+    let indent = indent_of(text);
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(&doc, &mut ser).expect("a JSON value serializes");
+    out.push(b'\n');
+    Ok((Change::Write(out), changes))
+}
+
+fn configure(
+    root: &mut Map<String, Value>,
+    edit: &Edit,
+    path: &Path,
+    changes: &mut Changes,
+) -> Result<(), CliError> {
+    let runtimes = root.entry("runtimes").or_insert_with(|| json!({}));
+    let runtimes = runtimes
+        .as_object_mut()
+        .ok_or_else(|| not_object(path, "runtimes"))?;
+    match runtimes.get_mut(RUNTIME_NAME) {
+        None => {
+            runtimes.insert(RUNTIME_NAME.into(), json!({"path": edit.runtime_path}));
+            changes.lines.push(format!(
+                "added runtimes.{RUNTIME_NAME} = {{\"path\": {:?}}}",
+                edit.runtime_path
+            ));
+        }
+        Some(Value::Object(entry)) => {
+            let old = entry.get("path").cloned();
+            if old.as_ref().and_then(Value::as_str) != Some(edit.runtime_path) {
+                entry.insert("path".into(), json!(edit.runtime_path));
+                changes.lines.push(format!(
+                    "set runtimes.{RUNTIME_NAME}.path = {:?} (was {})",
+                    edit.runtime_path,
+                    old.map_or("unset".to_string(), |v| v.to_string())
+                ));
+            }
+        }
+        Some(other) => {
+            let old = other.to_string();
+            *other = json!({"path": edit.runtime_path});
+            changes.lines.push(format!(
+                "replaced runtimes.{RUNTIME_NAME} ({old}) with {{\"path\": {:?}}}",
+                edit.runtime_path
+            ));
+        }
+    }
+    match edit.default {
+        DefaultRuntime::Keep => {}
+        DefaultRuntime::Set => {
+            let old = root.get("default-runtime").cloned();
+            if old.as_ref().and_then(Value::as_str) != Some(RUNTIME_NAME) {
+                root.insert("default-runtime".into(), json!(RUNTIME_NAME));
+                changes.lines.push(match old {
+                    None => format!("set default-runtime = {RUNTIME_NAME:?}"),
+                    Some(v) => format!(
+                        "set default-runtime = {RUNTIME_NAME:?} (was {v}; the backup keeps it)"
+                    ),
+                });
+            }
+        }
+        DefaultRuntime::Unset => unset_default(root, changes),
+    }
+    if edit.cdi {
+        let features = root.entry("features").or_insert_with(|| json!({}));
+        let features = features
+            .as_object_mut()
+            .ok_or_else(|| not_object(path, "features"))?;
+        if features.get("cdi") != Some(&json!(true)) {
+            features.insert("cdi".into(), json!(true));
+            changes.lines.push("set features.cdi = true".into());
+            changes.needs_restart = true;
+        }
+    }
+    Ok(())
+}
+
+/// Docker's SIGHUP reload applies only keys that are present: a removed
+/// key (default-runtime, or runtimes when it becomes empty) needs a restart.
+fn unset_default(root: &mut Map<String, Value>, changes: &mut Changes) {
+    if root.get("default-runtime").and_then(Value::as_str) == Some(RUNTIME_NAME) {
+        root.shift_remove("default-runtime");
+        changes.needs_restart = true;
+        changes
+            .lines
+            .push(format!("removed default-runtime (was {RUNTIME_NAME:?})"));
+    }
+}
+
+fn remove(
+    root: &mut Map<String, Value>,
+    edit: &Edit,
+    path: &Path,
+    changes: &mut Changes,
+) -> Result<(), CliError> {
+    if let Some(runtimes) = root.get_mut("runtimes") {
+        let map = runtimes
+            .as_object_mut()
+            .ok_or_else(|| not_object(path, "runtimes"))?;
+        if map.shift_remove(RUNTIME_NAME).is_some() {
+            changes
+                .lines
+                .push(format!("removed runtimes.{RUNTIME_NAME}"));
+        }
+        if map.is_empty() {
+            root.shift_remove("runtimes");
+        }
+    }
+    unset_default(root, changes);
+    if edit.cdi {
+        if let Some(features) = root.get_mut("features") {
+            let map = features
+                .as_object_mut()
+                .ok_or_else(|| not_object(path, "features"))?;
+            if map.shift_remove("cdi").is_some() {
+                changes.lines.push("removed features.cdi".into());
+                changes.needs_restart = true;
+            }
+            if map.is_empty() {
+                root.shift_remove("features");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::file_edit::{self, testutil::TempDir, Options, Outcome};
+    use super::*;
+    use std::fs;
+
+    const P: &str = "/etc/docker/daemon.json";
+
+    fn edit() -> Edit<'static> {
+        Edit {
+            runtime_path: "amd-container-runtime",
+            default: DefaultRuntime::Keep,
+            cdi: false,
+            remove: false,
+        }
+    }
+
+    fn with(f: impl FnOnce(&mut Edit<'static>)) -> Edit<'static> {
+        let mut e = edit();
+        f(&mut e);
+        e
+    }
+
+    /// Runs the plan on `input`; returns the new text (`None`: unchanged).
+    fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {
+        match plan(input.map(str::as_bytes), e, Path::new(P)) {
+            Ok((Change::Write(b), c)) => {
+                assert!(!c.lines.is_empty());
+                Ok(Some(String::from_utf8(b).unwrap()))
+            }
+            Ok((Change::Unchanged, c)) => {
+                assert!(c.lines.is_empty());
+                Ok(None)
+            }
+            Ok((Change::Delete, _)) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn v(s: &str) -> Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    fn keys(s: &str) -> Vec<String> {
+        v(s).as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn table() {
+        let amd = r#"{"path": "amd-container-runtime"}"#;
+        // (name, input, edit, expected JSON or None for "no change")
+        let cases: Vec<(&str, Option<&str>, Edit, Option<String>)> = vec![
+            ("missing file", None, edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
+            ("empty file", Some(""), edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
+            ("blank file", Some(" \n"), edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
+            (
+                "unknown keys kept in order",
+                Some(r#"{"zeta": 1, "log-driver": "journald", "x-custom": {"deep": [1, 2]}, "alpha": null}"#),
+                edit(),
+                Some(format!(
+                    r#"{{"zeta": 1, "log-driver": "journald", "x-custom": {{"deep": [1, 2]}}, "alpha": null, "runtimes": {{"amd": {amd}}}}}"#
+                )),
+            ),
+            (
+                "other runtimes kept",
+                Some(r#"{"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}, "crun": {"path": "/usr/bin/crun"}}}"#),
+                edit(),
+                Some(format!(
+                    r#"{{"runtimes": {{"nvidia": {{"path": "nvidia-container-runtime", "runtimeArgs": []}}, "crun": {{"path": "/usr/bin/crun"}}, "amd": {amd}}}}}"#
+                )),
+            ),
+            (
+                "existing features kept with --cdi",
+                Some(r#"{"features": {"buildkit": true, "containerd-snapshotter": false}}"#),
+                with(|e| e.cdi = true),
+                Some(format!(
+                    r#"{{"features": {{"buildkit": true, "containerd-snapshotter": false, "cdi": true}}, "runtimes": {{"amd": {amd}}}}}"#
+                )),
+            ),
+            (
+                "cdi false becomes true in place",
+                Some(r#"{"features": {"cdi": false, "buildkit": true}, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#),
+                with(|e| e.cdi = true),
+                Some(r#"{"features": {"cdi": true, "buildkit": true}, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#.into()),
+            ),
+            (
+                "nvidia default replaced with --set-as-default",
+                Some(r#"{"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}"#),
+                with(|e| e.default = DefaultRuntime::Set),
+                Some(format!(
+                    r#"{{"default-runtime": "amd", "runtimes": {{"nvidia": {{"path": "nvidia-container-runtime"}}, "amd": {amd}}}}}"#
+                )),
+            ),
+            (
+                "--unset-as-default leaves another default alone",
+                Some(r#"{"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}, "amd": {"path": "amd-container-runtime"}}}"#),
+                with(|e| e.default = DefaultRuntime::Unset),
+                None,
+            ),
+            (
+                "--unset-as-default removes amd as default",
+                Some(r#"{"default-runtime": "amd", "debug": true, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#),
+                with(|e| e.default = DefaultRuntime::Unset),
+                Some(r#"{"debug": true, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#.into()),
+            ),
+            (
+                "already configured: no change",
+                Some(r#"{"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd", "features": {"cdi": true}}"#),
+                with(|e| {
+                    e.default = DefaultRuntime::Set;
+                    e.cdi = true
+                }),
+                None,
+            ),
+            (
+                "our entry's path updated, its other keys kept",
+                Some(r#"{"runtimes": {"amd": {"path": "/old/amd-container-runtime", "runtimeArgs": ["--x"]}}}"#),
+                edit(),
+                Some(r#"{"runtimes": {"amd": {"path": "amd-container-runtime", "runtimeArgs": ["--x"]}}}"#.into()),
+            ),
+            (
+                "--runtime-path",
+                None,
+                with(|e| e.runtime_path = "/opt/amd/bin/amd-container-runtime"),
+                Some(r#"{"runtimes": {"amd": {"path": "/opt/amd/bin/amd-container-runtime"}}}"#.into()),
+            ),
+            (
+                "--remove takes only ours",
+                Some(r#"{"default-runtime": "amd", "runtimes": {"nvidia": {"path": "n"}, "amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true, "buildkit": true}}"#),
+                with(|e| e.remove = true),
+                Some(r#"{"runtimes": {"nvidia": {"path": "n"}}, "features": {"cdi": true, "buildkit": true}}"#.into()),
+            ),
+            (
+                "--remove --cdi takes features.cdi too",
+                Some(r#"{"runtimes": {"amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true, "buildkit": true}}"#),
+                with(|e| {
+                    e.remove = true;
+                    e.cdi = true
+                }),
+                Some(r#"{"features": {"buildkit": true}}"#.into()),
+            ),
+            (
+                "--remove keeps another default runtime",
+                Some(r#"{"default-runtime": "nvidia", "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#),
+                with(|e| e.remove = true),
+                Some(r#"{"default-runtime": "nvidia"}"#.into()),
+            ),
+            ("--remove on a missing file", None, with(|e| e.remove = true), None),
+            ("--remove when absent", Some(r#"{"debug": true}"#), with(|e| e.remove = true), None),
+        ];
+        for (name, input, e, want) in cases {
+            let got = run(input, &e).unwrap_or_else(|err| panic!("{name}: {err}"));
+            match (&got, &want) {
+                (None, None) => {}
+                (Some(g), Some(w)) => {
+                    assert_eq!(v(g), v(w), "{name}: {g}");
+                    assert_eq!(keys(g), keys(w), "{name}: key order");
+                    assert!(g.ends_with("}\n"), "{name}");
+                }
+                _ => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_file_and_position() {
+        for (input, needle) in [
+            (
+                "{\n  \"debug\": true,\n  \"runtimes\": {\n}",
+                "line 4 column 1",
+            ),
+            ("{\n  \"debug\": tru\n}", "line 3"),
+            ("{\"a\": 1,}", "line 1 column 9"),
+        ] {
+            let err = run(Some(input), &edit()).unwrap_err();
+            assert!(
+                err.starts_with("/etc/docker/daemon.json: not valid JSON"),
+                "{err}"
+            );
+            assert!(err.contains(needle), "{err}");
+        }
+        for (input, needle) in [
+            ("[]", "not a JSON object"),
+            (r#"{"runtimes": []}"#, "\"runtimes\" is not a JSON object"),
+        ] {
+            let err = run(Some(input), &edit()).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        let err = run(Some(r#"{"features": 1}"#), &with(|e| e.cdi = true)).unwrap_err();
+        assert!(err.contains("\"features\" is not a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn keeps_indentation() {
+        let input = "{\n\t\"debug\": true\n}\n";
+        let got = run(Some(input), &edit()).unwrap().unwrap();
+        assert!(
+            got.starts_with("{\n\t\"debug\": true,\n\t\"runtimes\": {\n\t\t\"amd\""),
+            "{got}"
+        );
+        let input = "{\n  \"debug\": true\n}\n";
+        let got = run(Some(input), &edit()).unwrap().unwrap();
+        assert!(
+            got.starts_with("{\n  \"debug\": true,\n  \"runtimes\": {\n    \"amd\""),
+            "{got}"
+        );
+        let got = run(None, &edit()).unwrap().unwrap();
+        assert_eq!(
+            got,
+            "{\n    \"runtimes\": {\n        \"amd\": {\n            \"path\": \"amd-container-runtime\"\n        }\n    }\n}\n"
+        );
+    }
+
+    #[test]
+    fn remove_after_configure_restores_the_original() {
+        let originals = [
+            r#"{"log-level": "warn", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}, "storage-driver": "overlay2"}"#,
+            r#"{"default-runtime": "runc", "features": {"buildkit": true}}"#,
+            r#"{}"#,
+        ];
+        for original in originals {
+            for cdi in [false, true] {
+                let configured = run(
+                    Some(original),
+                    &with(|e| {
+                        e.default = DefaultRuntime::Keep;
+                        e.cdi = cdi
+                    }),
+                )
+                .unwrap()
+                .unwrap();
+                let removed = run(
+                    Some(&configured),
+                    &with(|e| {
+                        e.remove = true;
+                        e.cdi = cdi
+                    }),
+                )
+                .unwrap()
+                .unwrap();
+                assert_eq!(v(&removed), v(original), "{original} cdi={cdi}");
+                assert_eq!(keys(&removed), keys(original));
+            }
+        }
+        // With --set-as-default on a file without a default.
+        let original = r#"{"runtimes": {"nvidia": {"path": "n"}}, "debug": false}"#;
+        let configured = run(Some(original), &with(|e| e.default = DefaultRuntime::Set))
+            .unwrap()
+            .unwrap();
+        let removed = run(Some(&configured), &with(|e| e.remove = true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v(&removed), v(original));
+    }
+
+    fn apply(path: &Path, e: &Edit) -> Result<Outcome, CliError> {
+        let opts = Options {
+            dry_run: false,
+            backup: true,
+        };
+        file_edit::apply(path, opts, |cur| plan(cur, e, path)).map(|(o, _)| o)
+    }
+
+    #[test]
+    fn invalid_file_is_left_byte_identical() {
+        let d = TempDir::new("docker-invalid");
+        let f = d.path().join("daemon.json");
+        let bad = b"{\n  \"debug\": true,\n  // comment\n}\n";
+        fs::write(&f, bad).unwrap();
+        let err = apply(&f, &edit()).unwrap_err().to_string();
+        assert!(err.contains("daemon.json: not valid JSON"), "{err}");
+        assert!(err.contains("line 3 column 3"), "{err}");
+        assert_eq!(fs::read(&f).unwrap(), bad);
+        assert_eq!(d.names(), ["daemon.json"], "no backup, no temp file");
+    }
+
+    #[test]
+    fn no_change_does_not_rewrite() {
+        let d = TempDir::new("docker-noop");
+        let f = d.path().join("daemon.json");
+        let text = "{\"runtimes\":{\"amd\":{\"path\":\"amd-container-runtime\"}}}";
+        fs::write(&f, text).unwrap();
+        let before = fs::metadata(&f).unwrap().modified().unwrap();
+        assert_eq!(apply(&f, &edit()).unwrap(), Outcome::Unchanged);
+        assert_eq!(fs::read_to_string(&f).unwrap(), text);
+        assert_eq!(fs::metadata(&f).unwrap().modified().unwrap(), before);
+        assert_eq!(d.names(), ["daemon.json"]);
+    }
+
+    #[test]
+    fn concurrent_runs_keep_both_edits() {
+        for round in 0..10 {
+            let d = TempDir::new("docker-race");
+            let f = d.path().join("daemon.json");
+            fs::write(&f, "{\"debug\": true}\n").unwrap();
+            let edits = [
+                with(|e| e.cdi = true),
+                with(|e| e.default = DefaultRuntime::Set),
+            ];
+            std::thread::scope(|s| {
+                for e in &edits {
+                    let f = &f;
+                    s.spawn(move || {
+                        file_edit::apply(
+                            f,
+                            Options {
+                                dry_run: false,
+                                backup: true,
+                            },
+                            |cur| {
+                                std::thread::sleep(std::time::Duration::from_millis(2));
+                                plan(cur, e, f)
+                            },
+                        )
+                        .unwrap()
+                    });
+                }
+            });
+            // Either run may go first; both edits must be there.
+            let sorted = |text: &str| {
+                let mut m = v(text).as_object().unwrap().clone();
+                m.sort_keys();
+                m
+            };
+            assert_eq!(
+                sorted(&fs::read_to_string(&f).unwrap()),
+                sorted(
+                    r#"{"debug": true, "features": {"cdi": true}, "runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd"}"#
+                ),
+                "round {round}"
+            );
+            assert_eq!(
+                fs::read_to_string(d.path().join("daemon.json.bak")).unwrap(),
+                "{\"debug\": true}\n"
+            );
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Editing an engine's file the way an admin expects: under a lock (two runs
+//! at once lose neither edit), with a backup before our first change, by
+//! atomic rename, never rewriting a file we do not change, and never touching
+//! a file we cannot parse.
+
+use crate::CliError;
+use std::fs;
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// What to do with a file, decided from its current content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Unchanged,
+    Write(Vec<u8>),
+    Delete,
+}
+
+/// How a file edit went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    /// Written; `backup` names a backup made by this run.
+    Written {
+        backup: Option<PathBuf>,
+    },
+    Deleted,
+    /// `--dry-run`: what would have happened.
+    WouldWrite,
+    WouldDelete,
+}
+
+impl Outcome {
+    pub fn changed(&self) -> bool {
+        !matches!(self, Outcome::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub dry_run: bool,
+    /// Copy the file to `<file>.bak` before changing it, unless that backup
+    /// exists already (it then keeps the state from before the first change).
+    pub backup: bool,
+}
+
+/// An exclusive `flock` on a directory, released on drop. Locking the
+/// directory rather than a lock file beside the file leaves nothing behind
+/// (a stray file in a drop-in directory could be read as configuration).
+struct DirLock {
+    _file: fs::File,
+}
+
+fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
+    let f = fs::File::open(dir)
+        .map_err(|e| CliError::Message(format!("cannot open {} to lock it: {e}", dir.display())))?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(DirLock { _file: f });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(CliError::Message(format!(
+                "cannot lock {}: {e}",
+                dir.display()
+            )));
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::Message(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The file to operate on: a symlink is followed, so that the link stays a
+/// link and its target gets the change.
+pub fn resolve(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".bak");
+    PathBuf::from(name)
+}
+
+/// Copies `path` to `<path>.bak` (same permissions) unless that exists.
+fn backup(path: &Path) -> Result<Option<PathBuf>, CliError> {
+    let bak = backup_path(path);
+    if fs::symlink_metadata(&bak).is_ok() {
+        return Ok(None);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.bak-tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let result = fs::copy(path, &tmp)
+        .and_then(|_| fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| fs::rename(&tmp, &bak));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(CliError::Message(format!(
+            "cannot back up {} to {}: {e}",
+            path.display(),
+            bak.display()
+        )));
+    }
+    Ok(Some(bak))
+}
+
+/// Reads `path` (`None` if missing), asks `plan` what to do, and does it:
+/// the whole read-decide-write under an exclusive lock on the file's
+/// directory. `plan` must be a pure function of the content: it runs again
+/// if the directory had to be created first. In dry-run mode nothing is
+/// created, locked or written; the would-be content is printed on stdout.
+pub fn apply<T>(
+    path: &Path,
+    opts: Options,
+    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), CliError>,
+) -> Result<(Outcome, T), CliError> {
+    let path = resolve(path);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if opts.dry_run {
+        let current = read(&path)?;
+        let (change, info) = plan(current.as_deref())?;
+        let outcome = match change {
+            Change::Unchanged => Outcome::Unchanged,
+            Change::Write(bytes) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes)
+                    .and_then(|_| out.flush())
+                    .map_err(|e| CliError::Message(format!("cannot write to stdout: {e}")))?;
+                Outcome::WouldWrite
+            }
+            Change::Delete if current.is_some() => Outcome::WouldDelete,
+            Change::Delete => Outcome::Unchanged,
+        };
+        return Ok((outcome, info));
+    }
+    let mut lock = if dir.is_dir() {
+        Some(lock_dir(&dir)?)
+    } else {
+        None
+    };
+    let mut current = read(&path)?;
+    let (mut change, mut info) = plan(current.as_deref())?;
+    if lock.is_none() {
+        if change == Change::Unchanged || change == Change::Delete {
+            return Ok((Outcome::Unchanged, info));
+        }
+        fs::create_dir_all(&dir)
+            .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
+        lock = Some(lock_dir(&dir)?);
+        current = read(&path)?;
+        (change, info) = plan(current.as_deref())?;
+    }
+    let outcome = match change {
+        Change::Unchanged => Outcome::Unchanged,
+        Change::Write(bytes) => {
+            if current.as_deref() == Some(&bytes[..]) {
+                Outcome::Unchanged
+            } else {
+                let backup = if opts.backup && current.is_some() {
+                    backup(&path)?
+                } else {
+                    None
+                };
+                crate::output::write_atomic(&path, &bytes).map_err(|e| {
+                    CliError::Message(format!("cannot write {}: {e}", path.display()))
+                })?;
+                Outcome::Written { backup }
+            }
+        }
+        Change::Delete => match fs::remove_file(&path) {
+            Ok(()) => Outcome::Deleted,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Unchanged,
+            Err(e) => {
+                return Err(CliError::Message(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                )))
+            }
+        },
+    };
+    drop(lock);
+    Ok((outcome, info))
+}
+
+#[cfg(test)]
+pub mod testutil {
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("amd-ctk-rc-{}-{n}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// File names in the directory, sorted.
+        pub fn names(&self) -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::TempDir;
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const OPTS: Options = Options {
+        dry_run: false,
+        backup: true,
+    };
+
+    fn append(line: &'static str) -> impl Fn(Option<&[u8]>) -> Result<(Change, ()), CliError> {
+        move |cur| {
+            let mut v = cur.unwrap_or_default().to_vec();
+            v.extend_from_slice(line.as_bytes());
+            Ok((Change::Write(v), ()))
+        }
+    }
+
+    #[test]
+    fn backup_once_keeps_mode_and_first_state() {
+        let d = TempDir::new("backup");
+        let f = d.path().join("daemon.json");
+        fs::write(&f, "a\n").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        let (o, ()) = apply(&f, OPTS, append("b\n")).unwrap();
+        assert_eq!(
+            o,
+            Outcome::Written {
+                backup: Some(d.path().join("daemon.json.bak"))
+            }
+        );
+        let (o, ()) = apply(&f, OPTS, append("c\n")).unwrap();
+        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(fs::read_to_string(&f).unwrap(), "a\nb\nc\n");
+        assert_eq!(fs::read_to_string(backup_path(&f)).unwrap(), "a\n");
+        for p in [&f, &backup_path(&f)] {
+            assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(d.names(), ["daemon.json", "daemon.json.bak"]);
+    }
+
+    #[test]
+    fn missing_file_and_dir() {
+        let d = TempDir::new("missing");
+        let f = d.path().join("sub/dir/config.toml");
+        // Nothing to do: nothing created.
+        let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Unchanged, ()))).unwrap();
+        assert_eq!(o, Outcome::Unchanged);
+        let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
+        assert_eq!(o, Outcome::Unchanged);
+        assert!(!d.path().join("sub").exists());
+        let (o, ()) = apply(&f, OPTS, append("x\n")).unwrap();
+        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(fs::read_to_string(&f).unwrap(), "x\n");
+        let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
+        assert_eq!(o, Outcome::Deleted);
+        assert!(!f.exists());
+    }
+
+    #[test]
+    fn same_bytes_are_not_rewritten() {
+        let d = TempDir::new("same");
+        let f = d.path().join("x.json");
+        fs::write(&f, "same").unwrap();
+        let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Write(b"same".to_vec()), ()))).unwrap();
+        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(d.names(), ["x.json"]);
+    }
+
+    #[test]
+    fn dry_run_touches_nothing() {
+        let d = TempDir::new("dry");
+        let f = d.path().join("new/x.json");
+        let opts = Options {
+            dry_run: true,
+            backup: true,
+        };
+        let (o, ()) = apply(&f, opts, append("")).unwrap();
+        assert_eq!(o, Outcome::WouldWrite);
+        assert!(d.names().is_empty());
+    }
+
+    #[test]
+    fn symlink_target_is_edited() {
+        let d = TempDir::new("link");
+        let target = d.path().join("real.json");
+        let link = d.path().join("daemon.json");
+        fs::write(&target, "a\n").unwrap();
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        apply(&link, OPTS, append("b\n")).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "a\nb\n");
+        assert_eq!(d.names(), ["daemon.json", "real.json", "real.json.bak"]);
+    }
+
+    #[test]
+    fn concurrent_edits_lose_nothing() {
+        let d = TempDir::new("race");
+        let f = d.path().join("log");
+        fs::write(&f, "").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let line: &'static str = Box::leak(format!("{i}\n").into_boxed_str());
+                        apply(&f, OPTS, |cur| {
+                            // Widen the race window between read and write.
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            append(line)(cur)
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(fs::read_to_string(&f).unwrap().lines().count(), 160);
+    }
+}

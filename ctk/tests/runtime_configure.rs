@@ -1,0 +1,485 @@
+//! `amd-ctk runtime configure` as a user runs it: the real binary on files in
+//! a temporary directory.
+
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
+const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("amd-ctk-rc-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn names(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.p(rel))
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ctk(args: &[&str]) -> Output {
+    Command::new(CTK).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = ctk(args);
+    let (so, se) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "{args:?}: {se}");
+    (so, se)
+}
+
+fn fail(args: &[&str]) -> String {
+    let out = ctk(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn docker_configure_report_no_change_and_remove() {
+    let d = Dir::new("docker");
+    let f = d.p("etc/docker/daemon.json");
+    let fs_ = f.to_str().unwrap();
+    // Missing file (and directory): created.
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "docker",
+        "--config",
+        fs_,
+    ]);
+    assert!(
+        out.contains("added runtimes.amd = {\"path\": \"amd-container-runtime\"}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kill -HUP $(cat /var/run/docker.pid)"),
+        "{out}"
+    );
+    assert_eq!(
+        json(&f),
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}})
+    );
+    assert_eq!(
+        d.names("etc/docker"),
+        ["daemon.json"],
+        "no backup of a file that did not exist"
+    );
+    // Again: no change, not rewritten.
+    let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "docker",
+        "--config",
+        fs_,
+    ]);
+    assert_eq!(out.trim(), format!("{fs_}: no change"));
+    assert_eq!(fs::metadata(&f).unwrap().modified().unwrap(), mtime);
+    // The legacy spelling and upstream's flag name; --cdi needs a restart.
+    let (out, _) = ok(&[
+        "configure",
+        "runtime",
+        "--config",
+        fs_,
+        "--amd-set-as-default",
+        "--cdi",
+    ]);
+    assert!(out.contains("set default-runtime = \"amd\""), "{out}");
+    assert!(out.contains("set features.cdi = true"), "{out}");
+    assert!(out.contains("saved as"), "{out}");
+    assert!(
+        out.contains("To apply: systemctl restart docker\n"),
+        "{out}"
+    );
+    assert_eq!(
+        json(&f),
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd", "features": {"cdi": true}})
+    );
+    assert_eq!(d.names("etc/docker"), ["daemon.json", "daemon.json.bak"]);
+    let (out, _) = ok(&["runtime", "configure", "--config", fs_, "--remove", "--cdi"]);
+    assert!(out.contains("removed runtimes.amd"), "{out}");
+    // Docker's SIGHUP reload ignores keys that are gone: a restart is needed.
+    assert!(
+        out.ends_with("To apply: systemctl restart docker\n"),
+        "{out}"
+    );
+    assert_eq!(json(&f), json!({}));
+}
+
+#[test]
+fn docker_invalid_json_is_an_error_and_untouched() {
+    let d = Dir::new("docker-bad");
+    let f = d.p("daemon.json");
+    let bad = b"{\n  \"log-driver\": \"journald\"\n  \"debug\": true\n}\n";
+    fs::write(&f, bad).unwrap();
+    let err = fail(&[
+        "runtime",
+        "configure",
+        "--config",
+        f.to_str().unwrap(),
+        "--set-as-default",
+    ]);
+    assert!(
+        err.starts_with(&format!("amd-ctk: {}: not valid JSON", f.display())),
+        "{err}"
+    );
+    assert!(err.contains("line 3 column 3"), "{err}");
+    assert_eq!(fs::read(&f).unwrap(), bad);
+    assert_eq!(d.names(""), ["daemon.json"]);
+}
+
+#[test]
+fn dry_run_prints_the_file_and_changes_nothing() {
+    let d = Dir::new("dry");
+    let f = d.p("daemon.json");
+    let text = "{\n  \"debug\": true\n}\n";
+    fs::write(&f, text).unwrap();
+    let (out, err) = ok(&[
+        "runtime",
+        "configure",
+        "--config",
+        f.to_str().unwrap(),
+        "--dry-run",
+        "--set-as-default",
+    ]);
+    assert_eq!(
+        out,
+        "{\n  \"debug\": true,\n  \"runtimes\": {\n    \"amd\": {\n      \"path\": \"amd-container-runtime\"\n    }\n  },\n  \"default-runtime\": \"amd\"\n}\n"
+    );
+    assert!(err.contains("(dry run, not written)"), "{err}");
+    assert_eq!(fs::read_to_string(&f).unwrap(), text);
+    assert_eq!(d.names(""), ["daemon.json"]);
+    // containerd, missing file: printed, not created.
+    let c = d.p("containerd/config.toml");
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "containerd",
+        "--config",
+        c.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(out.starts_with("version = 2\n"), "{out}");
+    assert!(!d.p("containerd").exists());
+    // podman: the hooks JSON on stdout, nothing installed.
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        d.p("hooks").to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["stages"],
+        json!(["prestart"])
+    );
+    assert!(!d.p("hooks").exists());
+}
+
+/// Two amd-ctk processes at once (one --cdi, one --set-as-default): the
+/// lock makes the second read what the first wrote.
+#[test]
+fn concurrent_processes_keep_both_edits() {
+    let d = Dir::new("race");
+    for round in 0..20 {
+        let f = d.p(&format!("{round}/daemon.json"));
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, "{\"log-level\": \"warn\", \"runtimes\": {\"nvidia\": {\"path\": \"nvidia-container-runtime\"}}}").unwrap();
+        let fs_ = f.to_str().unwrap();
+        let a = Command::new(CTK)
+            .args(["runtime", "configure", "--config", fs_, "--cdi"])
+            .spawn()
+            .unwrap();
+        let b = Command::new(CTK)
+            .args(["runtime", "configure", "--config", fs_, "--set-as-default"])
+            .spawn()
+            .unwrap();
+        for mut c in [a, b] {
+            assert!(c.wait().unwrap().success());
+        }
+        let mut got = json(&f).as_object().unwrap().clone();
+        got.sort_keys();
+        let mut want = json!({
+            "log-level": "warn",
+            "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}, "amd": {"path": "amd-container-runtime"}},
+            "features": {"cdi": true},
+            "default-runtime": "amd"
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        want.sort_keys();
+        assert_eq!(got, want, "round {round}");
+    }
+}
+
+fn hook_json(path: &Path) -> (String, Vec<String>) {
+    let v = json(path);
+    assert_eq!(v["version"], "1.0.0");
+    assert_eq!(v["hook"]["env"], json!([HOOK_PATH_ENV]));
+    assert_eq!(v["when"], json!({"always": true}));
+    (
+        v["hook"]["path"].as_str().unwrap().to_string(),
+        serde_json::from_value(v["stages"].clone()).unwrap(),
+    )
+}
+
+#[test]
+fn podman_hooks_install_switch_and_remove() {
+    let d = Dir::new("podman");
+    let hooks = d.p("hooks.d");
+    let h = hooks.to_str().unwrap();
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+    ]);
+    assert!(
+        out.contains("podman --hooks-dir"),
+        "non-default dir explained: {out}"
+    );
+    assert_eq!(d.names("hooks.d"), ["amd-container-toolkit.json"]);
+    assert_eq!(
+        fs::read_to_string(hooks.join("amd-container-toolkit.json")).unwrap(),
+        include_str!("../../oci-hooks.d/amd-container-toolkit.json"),
+        "the default install is the shipped file"
+    );
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+    ]);
+    assert!(
+        out.contains("amd-container-toolkit.json: no change"),
+        "{out}"
+    );
+    // --precreate replaces the prestart registration; --hook-path is honoured.
+    ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+        "--precreate",
+        "--hook-path",
+        "/opt/amd/amd-container-hook",
+    ]);
+    assert_eq!(d.names("hooks.d"), ["amd-container-toolkit-precreate.json"]);
+    let (path, stages) = hook_json(&hooks.join("amd-container-toolkit-precreate.json"));
+    assert_eq!(
+        (path.as_str(), stages),
+        ("/opt/amd/amd-container-hook", vec!["precreate".to_string()])
+    );
+    let v = json(&hooks.join("amd-container-toolkit-precreate.json"));
+    assert_eq!(
+        v["hook"]["args"],
+        json!(["amd-container-hook", "precreate"])
+    );
+    // Back to prestart.
+    ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+    ]);
+    assert_eq!(d.names("hooks.d"), ["amd-container-toolkit.json"]);
+    // Other files in the directory are never touched.
+    fs::write(hooks.join("other.json"), "{}").unwrap();
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+        "--remove",
+    ]);
+    assert!(out.contains("amd-container-toolkit.json: removed"), "{out}");
+    assert_eq!(d.names("hooks.d"), ["other.json"]);
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "podman",
+        "--hooks-dir",
+        h,
+        "--remove",
+    ]);
+    assert!(out.contains("no change"), "{out}");
+}
+
+#[test]
+fn crio_hooks_and_drop_in() {
+    let d = Dir::new("crio");
+    let hooks = d.p("hooks.d");
+    let drop_in = d.p("etc/crio/crio.conf.d/99-amd-container-toolkit.conf");
+    fs::create_dir_all(drop_in.parent().unwrap()).unwrap();
+    fs::write(
+        d.p("etc/crio/crio.conf"),
+        "[crio.runtime]\nhooks_dir = [\"/etc/containers/oci/hooks.d\"]\n",
+    )
+    .unwrap();
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = ["runtime", "configure", "--runtime", "crio", "--hooks-dir"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(hooks.display().to_string());
+        v.push("--config".into());
+        v.push(drop_in.display().to_string());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |extra: &[&'static str]| {
+        let a = args(extra);
+        ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (out, _) = run(&[]);
+    assert!(out.contains("systemctl restart crio"), "{out}");
+    assert_eq!(d.names("hooks.d"), ["amd-container-toolkit.json"]);
+    let (_, stages) = hook_json(&hooks.join("amd-container-toolkit.json"));
+    assert_eq!(stages, ["prestart"]);
+    let text = fs::read_to_string(&drop_in).unwrap();
+    assert!(
+        text.ends_with(&format!(
+            "[crio.runtime]\nhooks_dir = [\n  \"/etc/containers/oci/hooks.d\",\n  \"{}\",\n]\n",
+            hooks.display()
+        )),
+        "{text}"
+    );
+    let (out, _) = run(&[]);
+    assert!(!out.contains("restart"), "{out}");
+    // --precreate is Podman's only.
+    let a = args(&["--precreate"]);
+    let err = fail(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("only Podman has a precreate stage"), "{err}");
+    let (out, _) = run(&["--remove"]);
+    assert!(out.contains("removed"), "{out}");
+    assert!(d.names("hooks.d").is_empty());
+    assert_eq!(d.names("etc/crio/crio.conf.d"), Vec::<String>::new());
+}
+
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    for (args, needle) in [
+        (
+            &[
+                "runtime",
+                "configure",
+                "--runtime",
+                "podman",
+                "--set-as-default",
+            ][..],
+            "--set-as-default does not apply to --runtime podman",
+        ),
+        (
+            &["runtime", "configure", "--runtime", "crio", "--cdi"],
+            "--cdi does not apply to --runtime crio",
+        ),
+        (
+            &[
+                "runtime",
+                "configure",
+                "--runtime",
+                "docker",
+                "--hooks-dir",
+                "/x",
+            ],
+            "--hooks-dir does not apply",
+        ),
+        (
+            &[
+                "runtime",
+                "configure",
+                "--runtime",
+                "containerd",
+                "--precreate",
+            ],
+            "--precreate does not apply",
+        ),
+        (
+            &[
+                "runtime",
+                "configure",
+                "--runtime",
+                "podman",
+                "--config",
+                "/x",
+            ],
+            "--config does not apply",
+        ),
+        (
+            &[
+                "runtime",
+                "configure",
+                "--runtime",
+                "podman",
+                "--hook-path",
+                "rel/hook",
+            ],
+            "must be an absolute path",
+        ),
+    ] {
+        let err = fail(args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // clap: conflicting modes, unknown engine.
+    for args in [
+        &["runtime", "configure", "--set-as-default", "--remove"][..],
+        &[
+            "runtime",
+            "configure",
+            "--set-as-default",
+            "--unset-as-default",
+        ],
+        &["runtime", "configure", "--runtime", "lxc"],
+    ] {
+        assert_eq!(ctk(args).status.code(), Some(2), "{args:?}");
+    }
+}

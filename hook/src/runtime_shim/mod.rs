@@ -1,0 +1,117 @@
+//! `amd-container-runtime`: the runc-compatible entry Docker runs. On
+//! `create` / `run` of a container whose spec asks for GPUs it registers
+//! `amd-container-hook` in `hooks.createRuntime`; then, for every command,
+//! it execs the low-level runtime with the same arguments.
+
+pub mod args;
+pub mod spec;
+
+use amd_container_common::config::Config;
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// Runs the shim. Returns only on error (success replaces the process).
+pub fn main(args: &[OsString]) -> String {
+    let inv = args::parse(args);
+    let error = run(args, &inv);
+    log_error(&inv, &error);
+    error
+}
+
+fn run(args: &[OsString], inv: &args::Invocation) -> String {
+    let config_path = Config::default_path();
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    if inv.creates() {
+        let bundle = inv
+            .bundle
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Err(e) = prepare(&bundle.join("config.json"), &config) {
+            return e;
+        }
+    }
+    let runtime: &OsStr = match config.runtime.low_level_runtime.as_str() {
+        "" => OsStr::new("runc"),
+        r => OsStr::new(r),
+    };
+    // execvp: PATH lookup, same fds, same environment.
+    let err = std::process::Command::new(runtime).args(args).exec();
+    format!("cannot run {}: {err}", runtime.to_string_lossy())
+}
+
+/// Registers the hook in `config.json` if the container asks for GPUs; a
+/// container that does not is left byte for byte as it was.
+fn prepare(config_json: &Path, config: &Config) -> Result<(), String> {
+    let shown = config_json.display();
+    let bytes = std::fs::read(config_json).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{shown}: not valid JSON: {e}"))?;
+    if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
+        return Ok(());
+    }
+    let hook = spec::hook_entry(
+        &config.runtime.hook_path.to_string_lossy(),
+        config.runtime.hook_timeout,
+    );
+    let map = doc
+        .as_object_mut()
+        .ok_or_else(|| format!("{shown}: not a JSON object"))?;
+    if !spec::register(map, hook) {
+        return Ok(());
+    }
+    let out = serde_json::to_vec(&doc).expect("a JSON value serializes");
+    spec::write_atomic(config_json, &out).map_err(|e| format!("cannot write {shown}: {e}"))
+}
+
+/// Also puts the error into runc's `--log` file, where containerd's shim
+/// looks for the reason a runtime failed (Docker shows it to the user).
+fn log_error(inv: &args::Invocation, error: &str) {
+    let Some(log) = &inv.log else {
+        return;
+    };
+    let msg = format!("amd-container-runtime: {error}");
+    let time = rfc3339_now();
+    let line = if inv.log_format.as_deref() == Some(OsStr::new("json")) {
+        let entry = serde_json::json!({"level": "error", "msg": msg, "time": time});
+        format!("{entry}\n")
+    } else {
+        format!("time={time:?} level=error msg={msg:?}\n")
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

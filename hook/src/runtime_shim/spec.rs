@@ -1,0 +1,178 @@
+//! Registering the hook in a bundle's `config.json`.
+
+use amd_container_common::request::{find_request, Request};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// The hook's environment: PATH only (the container's environment never
+/// reaches the hook).
+pub const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Does the spec's `process.env` ask for GPUs? Any request that is not
+/// "no GPU" (unset, empty, `void`) counts, an invalid value too: the hook
+/// then reports the error and fails the start.
+pub fn requests_gpu(doc: &Value, swarm_resource: &str) -> bool {
+    let Some(env) = doc.pointer("/process/env").and_then(Value::as_array) else {
+        return false;
+    };
+    let entries = env.iter().filter_map(Value::as_str);
+    match find_request(entries, swarm_resource) {
+        None => false,
+        Some(var) => !matches!(Request::parse(var.name, var.value), Ok(Request::NotGpu)),
+    }
+}
+
+/// The `hooks.createRuntime` entry. A timeout ≤ 0 means none.
+pub fn hook_entry(hook_path: &str, timeout: i64) -> Value {
+    let mut hook = json!({
+        "path": hook_path,
+        "args": ["amd-container-hook", "createRuntime"],
+        "env": [HOOK_PATH_ENV],
+    });
+    if timeout > 0 {
+        hook["timeout"] = json!(timeout);
+    }
+    hook
+}
+
+/// Appends `hook` to `hooks.createRuntime` unless an identical entry is
+/// there. Returns whether the document changed. Everything else is kept.
+pub fn register(doc: &mut Map<String, Value>, hook: Value) -> bool {
+    let hooks = doc.entry("hooks").or_insert_with(|| json!({}));
+    if !hooks.is_object() {
+        *hooks = json!({});
+    }
+    let stage = hooks
+        .as_object_mut()
+        .expect("an object")
+        .entry("createRuntime")
+        .or_insert_with(|| json!([]));
+    if !stage.is_array() {
+        *stage = json!([]);
+    }
+    let list = stage.as_array_mut().expect("an array");
+    if list.contains(&hook) {
+        return false;
+    }
+    list.push(hook);
+    true
+}
+
+/// Replaces `path` with `contents` through a temporary file in the same
+/// directory, keeping the file's mode. No fsync: a bundle lives no longer
+/// than its container, and the rename is what makes the update atomic for
+/// readers.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.amd-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode given to open.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(env: &[&str]) -> Value {
+        json!({"ociVersion": "1.0.2", "process": {"env": env}, "root": {"path": "rootfs"}})
+    }
+
+    #[test]
+    fn gpu_requests() {
+        let swarm = "DOCKER_RESOURCE_GPU";
+        for (env, want) in [
+            (vec![], false),
+            (vec!["PATH=/bin"], false),
+            (vec!["AMD_VISIBLE_DEVICES="], false),
+            (vec!["AMD_VISIBLE_DEVICES=void"], false),
+            (vec!["AMD_VISIBLE_DEVICES=VOID"], false),
+            (vec!["AMD_VISIBLE_DEVICES=0"], true),
+            (vec!["AMD_VISIBLE_DEVICES=all"], true),
+            (vec!["AMD_VISIBLE_DEVICES=none"], true),
+            (vec!["AMD_VISIBLE_DEVICES=bogus!"], true),
+            (
+                vec!["AMD_VISIBLE_DEVICES=0", "AMD_VISIBLE_DEVICES=void"],
+                false,
+            ),
+            (vec!["DOCKER_RESOURCE_GPU=0"], true),
+            (
+                vec!["DOCKER_RESOURCE_GPU=0", "AMD_VISIBLE_DEVICES=void"],
+                false,
+            ),
+        ] {
+            assert_eq!(requests_gpu(&spec(&env), swarm), want, "{env:?}");
+        }
+        assert!(!requests_gpu(&json!({}), swarm));
+        assert!(!requests_gpu(&json!({"process": {"env": null}}), swarm));
+        assert!(!requests_gpu(&spec(&["DOCKER_RESOURCE_GPU=0"]), ""));
+    }
+
+    #[test]
+    fn register_keeps_the_rest_and_is_idempotent() {
+        let mut doc = json!({
+            "ociVersion": "1.0.2",
+            "hooks": {"prestart": [{"path": "/usr/bin/docker-proxy"}], "createRuntime": [{"path": "/x"}]},
+            "zzz": 1
+        });
+        let map = doc.as_object_mut().unwrap();
+        assert!(register(map, hook_entry("/usr/bin/amd-container-hook", 30)));
+        assert!(!register(
+            map,
+            hook_entry("/usr/bin/amd-container-hook", 30)
+        ));
+        assert_eq!(
+            doc,
+            json!({
+                "ociVersion": "1.0.2",
+                "hooks": {
+                    "prestart": [{"path": "/usr/bin/docker-proxy"}],
+                    "createRuntime": [{"path": "/x"}, {
+                        "path": "/usr/bin/amd-container-hook",
+                        "args": ["amd-container-hook", "createRuntime"],
+                        "env": [HOOK_PATH_ENV],
+                        "timeout": 30
+                    }]
+                },
+                "zzz": 1
+            })
+        );
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys, ["ociVersion", "hooks", "zzz"]);
+    }
+
+    #[test]
+    fn register_creates_hooks() {
+        let mut doc = json!({"ociVersion": "1.0.2", "hooks": null});
+        assert!(register(doc.as_object_mut().unwrap(), hook_entry("/h", 0)));
+        assert_eq!(
+            doc["hooks"],
+            json!({"createRuntime": [{"path": "/h", "args": ["amd-container-hook", "createRuntime"], "env": [HOOK_PATH_ENV]}]})
+        );
+    }
+}
