@@ -60,7 +60,7 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
         };
         let owner = owners
             .entry(parent_path)
-            .or_insert_with_key(|path| classify_parent(&dev, path));
+            .or_insert_with_key(|path| classify_parent(path));
         let slot = match owner {
             Owner::Gpu(gpu) => {
                 &mut pci_gpus
@@ -192,20 +192,46 @@ fn parent_syspath(dev: &udev::Device) -> Option<PathBuf> {
     dev.parent().map(|p| p.syspath().to_path_buf())
 }
 
-fn classify_parent(child: &udev::Device, path: &Path) -> Owner {
-    let parent = match udev::Device::from_syspath(path) {
-        Ok(p) => p,
-        Err(_) => match child.parent() {
-            Some(p) => p,
-            None => return Owner::Other,
-        },
+/// Classifies a drm node's parent from its sysfs directory: the files libudev
+/// would read (subsystem and driver links, attributes), without building a
+/// device object per parent, which costs a path walk each.
+fn classify_parent(path: &Path) -> Owner {
+    let link = |name: &str| {
+        std::fs::read_link(path.join(name))
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
     };
-    if is_amdgpu_pci(&parent) {
-        pci_gpu(&parent).map_or(Owner::Other, Owner::Gpu)
-    } else if is_partition_device(&parent) {
-        Owner::Partition(parent.sysname().to_string_lossy().into_owned())
-    } else {
-        Owner::Other
+    let attr = |name: &str| {
+        std::fs::read_to_string(path.join(name))
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match link("subsystem").as_deref() {
+        Some("pci")
+            if attr("vendor").as_deref() == Some(AMD_VENDOR)
+                && link("driver").as_deref() == Some(AMDGPU_DRIVER) =>
+        {
+            match name.parse::<PciAddress>() {
+                Ok(address) => Owner::Gpu(PciGpu {
+                    address,
+                    syspath: path.to_path_buf(),
+                    nodes: DrmPair::default(),
+                    compute_partition: attr("current_compute_partition"),
+                    memory_partition: attr("current_memory_partition"),
+                }),
+                Err(e) => {
+                    log::warn!("amdgpu device {}: {e}; skipped", path.display());
+                    Owner::Other
+                }
+            }
+        }
+        Some("platform") if is_partition_name(&name) => Owner::Partition(name),
+        _ => Owner::Other,
     }
 }
 
@@ -229,44 +255,11 @@ fn drm_kind(dev: &udev::Device) -> Option<DrmKind> {
     }
 }
 
-fn is_amdgpu_pci(dev: &udev::Device) -> bool {
-    dev.subsystem().is_some_and(|s| s == "pci")
-        && dev
-            .attribute_value("vendor")
-            .is_some_and(|v| v == AMD_VENDOR)
-        && dev.driver().is_some_and(|d| d == AMDGPU_DRIVER)
-}
-
 /// `amdgpu_xcp.N` on mainline kernels, `amdgpu_xcp_N` on some DKMS builds.
-fn is_partition_device(dev: &udev::Device) -> bool {
-    let name = dev.sysname().to_string_lossy();
-    dev.subsystem().is_some_and(|s| s == "platform")
-        && ["amdgpu_xcp.", "amdgpu_xcp_"].iter().any(|p| {
-            name.strip_prefix(p)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-}
-
-fn pci_gpu(dev: &udev::Device) -> Option<PciGpu> {
-    let name = dev.sysname().to_string_lossy();
-    let address = match name.parse::<PciAddress>() {
-        Ok(a) => a,
-        Err(e) => {
-            log::warn!("amdgpu device {}: {e}; skipped", dev.syspath().display());
-            return None;
-        }
-    };
-    let attr = |key: &str| {
-        dev.attribute_value(key)
-            .map(|v| v.to_string_lossy().trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    Some(PciGpu {
-        address,
-        syspath: dev.syspath().to_path_buf(),
-        nodes: DrmPair::default(),
-        compute_partition: attr("current_compute_partition"),
-        memory_partition: attr("current_memory_partition"),
+fn is_partition_name(name: &str) -> bool {
+    ["amdgpu_xcp.", "amdgpu_xcp_"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
