@@ -9,6 +9,7 @@ pub mod config;
 pub mod edits;
 pub mod hardware;
 pub mod request;
+pub mod timestamp;
 
 pub use edits::ContainerEdits;
 pub use hardware::{DeviceNode, Gpu, Inventory, PciAddress};

@@ -76,7 +76,7 @@ fn log_error(inv: &args::Invocation, error: &str) {
         return;
     };
     let msg = format!("amd-container-runtime: {error}");
-    let time = rfc3339_now();
+    let time = amd_container_common::timestamp::rfc3339(std::time::SystemTime::now(), false);
     let line = if inv.log_format.as_deref() == Some(OsStr::new("json")) {
         let entry = serde_json::json!({"level": "error", "msg": msg, "time": time});
         format!("{entry}\n")
@@ -90,28 +90,4 @@ fn log_error(inv: &args::Invocation, error: &str) {
     {
         let _ = f.write_all(line.as_bytes());
     }
-}
-
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
