@@ -37,6 +37,9 @@ pub struct RuntimeConfig {
     pub hook_path: PathBuf,
     /// Timeout in seconds given to the registered hook.
     pub hook_timeout: i64,
+    /// Extra `NAME=VALUE` entries of the registered hook's environment (which
+    /// is otherwise PATH only); a `PATH=` entry replaces the default PATH.
+    pub hook_env: Vec<String>,
 }
 
 impl Default for HookConfig {
@@ -55,6 +58,7 @@ impl Default for RuntimeConfig {
             low_level_runtime: "runc".into(),
             hook_path: "/usr/bin/amd-container-hook".into(),
             hook_timeout: 30,
+            hook_env: Vec::new(),
         }
     }
 }
@@ -107,6 +111,15 @@ mod tests {
         let c: Config = toml::from_str("[hook]\nlog-level = \"debug\"\n").unwrap();
         assert_eq!(c.hook.log_level, "debug");
         assert_eq!(c.runtime, RuntimeConfig::default());
+    }
+
+    #[test]
+    fn hook_env_is_a_list_of_strings() {
+        let c: Config =
+            toml::from_str("[runtime]\nhook-env = [\"A=1\", \"AMD_CTK_CONFIG=/x.toml\"]\n")
+                .unwrap();
+        assert_eq!(c.runtime.hook_env, ["A=1", "AMD_CTK_CONFIG=/x.toml"]);
+        assert!(toml::from_str::<Config>("[runtime]\nhook-env = \"A=1\"\n").is_err());
     }
 
     #[test]

@@ -431,3 +431,43 @@ fn errors_exit_1_and_reach_runc_log() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
 }
+
+#[test]
+fn hook_env_from_config_is_added_to_the_registered_hook() {
+    let env = Env::new("hookenv");
+    let runtime = recorder_dir().join("fake-runc");
+    fs::write(
+        &env.config,
+        format!(
+            "[runtime]\nlow-level-runtime = {:?}\nhook-path = \"/opt/amd/bin/amd-container-hook\"\nhook-timeout = 17\nhook-env = [\"AMD_CTK_CONFIG=/opt/amd/config.toml\", \"PATH=/opt/amd/bin:/usr/bin\"]\n",
+            runtime.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (bundle, _) = env.bundle("gpu", &["AMD_VISIBLE_DEVICES=0"]);
+    let args = docker_create_args(&bundle, &env.dir);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&env.run_in(&env.dir, &argv));
+    let spec: Value =
+        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let mut want = expected_hook();
+    want["env"] = json!([
+        "PATH=/opt/amd/bin:/usr/bin",
+        "AMD_CTK_CONFIG=/opt/amd/config.toml"
+    ]);
+    assert_eq!(spec["hooks"]["createRuntime"], json!([want]));
+
+    // An entry that is not NAME=VALUE fails the create; the spec is untouched.
+    fs::write(&env.config, "[runtime]\nhook-env = [\"JUSTANAME\"]\n").unwrap();
+    let (bundle, before) = env.bundle("bad", &["AMD_VISIBLE_DEVICES=0"]);
+    let args = docker_create_args(&bundle, &env.dir);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run_in(&env.dir, &argv);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("runtime.hook-env: \"JUSTANAME\""),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(bundle.join("config.json")).unwrap(), before);
+}

@@ -55,9 +55,11 @@ fn prepare(config_json: &Path, config: &Config) -> Result<(), String> {
     if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
         return Ok(());
     }
+    let env = spec::hook_env(&config.runtime.hook_env)?;
     let hook = spec::hook_entry(
         &config.runtime.hook_path.to_string_lossy(),
         config.runtime.hook_timeout,
+        &env,
     );
     let map = doc
         .as_object_mut()

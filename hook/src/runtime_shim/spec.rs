@@ -24,12 +24,36 @@ pub fn requests_gpu(doc: &Value, swarm_resource: &str) -> bool {
     }
 }
 
-/// The `hooks.createRuntime` entry. A timeout ≤ 0 means none.
-pub fn hook_entry(hook_path: &str, timeout: i64) -> Value {
+/// The hook's environment: [`HOOK_PATH_ENV`] and then `extra`
+/// (`runtime.hook-env`), whose `PATH=` entry, if any, replaces the default
+/// PATH. An entry that is not `NAME=VALUE` is an error.
+pub fn hook_env(extra: &[String]) -> Result<Vec<String>, String> {
+    let mut env = vec![HOOK_PATH_ENV.to_string()];
+    for entry in extra {
+        match entry.split_once('=') {
+            Some((name, _)) if !name.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "runtime.hook-env: {entry:?} is not of the form NAME=VALUE"
+                ))
+            }
+        }
+        if entry.starts_with("PATH=") {
+            env[0] = entry.clone();
+        } else {
+            env.push(entry.clone());
+        }
+    }
+    Ok(env)
+}
+
+/// The `hooks.createRuntime` entry, with the environment `env` (see
+/// [`hook_env`]). A timeout ≤ 0 means none.
+pub fn hook_entry(hook_path: &str, timeout: i64, env: &[String]) -> Value {
     let mut hook = json!({
         "path": hook_path,
         "args": ["amd-container-hook", "createRuntime"],
-        "env": [HOOK_PATH_ENV],
+        "env": env,
     });
     if timeout > 0 {
         hook["timeout"] = json!(timeout);
@@ -94,6 +118,41 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn path_only() -> Vec<String> {
+        hook_env(&[]).unwrap()
+    }
+
+    #[test]
+    fn hook_env_adds_entries_and_may_replace_path() {
+        assert_eq!(path_only(), [HOOK_PATH_ENV]);
+        let extra = |v: &[&str]| hook_env(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            extra(&[
+                "SYSTEMD_DEVICE_VERIFY_SYSFS=0",
+                "AMD_CTK_CONFIG=/x.toml",
+                "E="
+            ])
+            .unwrap(),
+            [
+                HOOK_PATH_ENV,
+                "SYSTEMD_DEVICE_VERIFY_SYSFS=0",
+                "AMD_CTK_CONFIG=/x.toml",
+                "E="
+            ]
+        );
+        assert_eq!(
+            extra(&["A=1", "PATH=/opt/bin:/usr/bin"]).unwrap(),
+            ["PATH=/opt/bin:/usr/bin", "A=1"]
+        );
+        for bad in ["NOVALUE", "=x", ""] {
+            let err = extra(&["A=1", bad]).unwrap_err();
+            assert!(
+                err.contains("runtime.hook-env") && err.contains(&format!("{bad:?}")),
+                "{err}"
+            );
+        }
+    }
+
     fn spec(env: &[&str]) -> Value {
         json!({"ociVersion": "1.0.2", "process": {"env": env}, "root": {"path": "rootfs"}})
     }
@@ -136,10 +195,13 @@ mod tests {
             "zzz": 1
         });
         let map = doc.as_object_mut().unwrap();
-        assert!(register(map, hook_entry("/usr/bin/amd-container-hook", 30)));
+        assert!(register(
+            map,
+            hook_entry("/usr/bin/amd-container-hook", 30, &path_only())
+        ));
         assert!(!register(
             map,
-            hook_entry("/usr/bin/amd-container-hook", 30)
+            hook_entry("/usr/bin/amd-container-hook", 30, &path_only())
         ));
         assert_eq!(
             doc,
@@ -169,7 +231,10 @@ mod tests {
     #[test]
     fn register_creates_hooks() {
         let mut doc = json!({"ociVersion": "1.0.2", "hooks": null});
-        assert!(register(doc.as_object_mut().unwrap(), hook_entry("/h", 0)));
+        assert!(register(
+            doc.as_object_mut().unwrap(),
+            hook_entry("/h", 0, &path_only())
+        ));
         assert_eq!(
             doc["hooks"],
             json!({"createRuntime": [{"path": "/h", "args": ["amd-container-hook", "createRuntime"], "env": [HOOK_PATH_ENV]}]})
