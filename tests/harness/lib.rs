@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: where the built binaries and the
 //! fixtures are, running a binary under umockdev, and the root/CI policy.
 
+pub mod engines;
 pub mod runc;
 
 use std::path::{Path, PathBuf};
