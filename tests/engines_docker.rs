@@ -1,0 +1,230 @@
+//! A real dockerd (a private one, started by the test inside the
+//! fake-hardware mount namespace: see harness/engines.rs) configured by
+//! `amd-ctk runtime configure --runtime docker --config …`:
+//! `docker run --runtime=amd -e AMD_VISIBLE_DEVICES=0` gets exactly GPU 0's
+//! nodes and /dev/kfd, allowed by the device cgroup; after `--set-as-default`
+//! and a reload the same without `--runtime`; after `--remove` the runtime is
+//! gone and daemon.json is as before.
+//!
+//! The device oracle inside a container (shared/notes/platform.md): a node
+//! that is absent gives `No such file or directory`, one the device cgroup
+//! allows `No such device or address` (no driver on this host).
+
+use amd_ctk_e2e::engines::*;
+use amd_ctk_e2e::runc::Cgroup;
+use amd_ctk_e2e::*;
+use std::process::Command;
+use std::time::Instant;
+
+fn ready() -> bool {
+    require(is_root(), "root (mount namespaces, dockerd)")
+        && require(
+            have("dockerd") && have("docker") && have("runc"),
+            "dockerd, docker and runc (apt-get install docker.io runc)",
+        )
+        && require(
+            have("umockdev-run") && have("busybox") && have("python3") && have("setpriv"),
+            "umockdev-run, busybox, python3 and setpriv \
+             (apt-get install umockdev busybox-static python3 util-linux)",
+        )
+}
+
+/// The daemon.json the test starts from: keys of the user's that `amd-ctk`
+/// must keep (order and values), another runtime, a `features` object. The
+/// storage driver is here, not on dockerd's command line (dockerd refuses a
+/// setting given both ways). Written the way amd-ctk writes (4-space indent),
+/// so "as before" can be checked byte for byte.
+const DAEMON_JSON: &str = r#"{
+    "log-level": "info",
+    "storage-driver": "vfs",
+    "features": {
+        "buildkit": false
+    },
+    "runtimes": {
+        "other": {
+            "path": "runc"
+        }
+    },
+    "max-concurrent-downloads": 2
+}
+"#;
+
+fn amd_ctk(args: &[&str]) -> String {
+    let out = Command::new(bin("amd-ctk"))
+        .args(args)
+        .output()
+        .expect("amd-ctk runs");
+    assert!(
+        out.status.success(),
+        "amd-ctk {args:?} failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `amd-ctk runtime configure --runtime docker --config DAEMON_JSON
+/// --runtime-path <built amd-container-runtime> EXTRA…`.
+fn configure(d: &Dockerd, extra: &[&str]) -> String {
+    let config = d.daemon_json.display().to_string();
+    let runtime = runtime_bin().display().to_string();
+    let mut args = vec![
+        "runtime",
+        "configure",
+        "--runtime",
+        "docker",
+        "--config",
+        &config,
+        "--runtime-path",
+        &runtime,
+    ];
+    args.extend_from_slice(extra);
+    amd_ctk(&args)
+}
+
+/// A daemon on mi300x-8, configured with the `amd` runtime, started, with
+/// busybox imported. The toolkit config makes amd-container-runtime register
+/// the hook under test, with an environment for the fake hardware.
+fn configured_daemon(name: &str, cg: Cgroup) -> Dockerd {
+    let mut d = Dockerd::new(name, "mi300x-8", cg, DAEMON_JSON);
+    // runtime.hook-env: SYSTEMD_DEVICE_VERIFY_SYSFS=0 is test-only (libudev
+    // and the fake /sys, see tests/fakehw/README.md; the product never sets
+    // it); AMD_CTK_CONFIG makes the hook read this same file (log file).
+    let runtime = format!(
+        "hook-path = {:?}\nhook-env = [\"SYSTEMD_DEVICE_VERIFY_SYSFS=0\", \"AMD_CTK_CONFIG={}\"]\n",
+        hook_bin().display().to_string(),
+        d.toolkit_config.display()
+    );
+    std::fs::write(&d.toolkit_config, toolkit_config(&d.hook_log, &runtime)).unwrap();
+    let report = configure(&d, &[]);
+    assert!(report.contains("runtimes.amd"), "{report}");
+    let daemon: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&d.daemon_json).unwrap()).unwrap();
+    assert_eq!(
+        daemon["runtimes"]["amd"],
+        serde_json::json!({"path": runtime_bin()}),
+        "{daemon}"
+    );
+    d.start();
+    d.import_busybox();
+    d
+}
+
+fn hook_log(d: &Dockerd) -> String {
+    std::fs::read_to_string(&d.hook_log).unwrap_or_default()
+}
+
+macro_rules! on_v1_and_v2 {
+    ($(#[doc = $doc:literal])* $name:ident => $scenario:ident) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+            #[test]
+            fn v1() {
+                if ready() {
+                    $scenario(Cgroup::V1);
+                }
+            }
+            #[test]
+            fn v2() {
+                if ready() {
+                    $scenario(Cgroup::V2);
+                }
+            }
+        }
+    };
+}
+
+on_v1_and_v2!(
+    /// `--runtime=amd -e AMD_VISIBLE_DEVICES=0`: exactly GPU 0's card1,
+    /// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent; the hook
+    /// log names the container. `--runtime=amd` without the variable, and the
+    /// variable without `--runtime=amd` (default runc): no GPU node.
+    runtime_amd_gives_gpu0_only_when_requested => runtime_flag_scenario
+);
+
+fn runtime_flag_scenario(cg: Cgroup) {
+    let start = Instant::now();
+    let d = configured_daemon("flag", cg);
+    let (names, default) = d.runtimes();
+    assert!(names.iter().any(|n| n == "amd"), "{names:?}");
+    assert_eq!(default, "runc");
+
+    let out = d.probe_ok(&["--runtime=amd", "-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert_gpu0_only(&out, "--runtime=amd AMD_VISIBLE_DEVICES=0");
+    let log = hook_log(&d);
+    assert!(
+        log.contains("AMD_VISIBLE_DEVICES=0: gave /dev/kfd /dev/dri/card1 /dev/dri/renderD128"),
+        "hook log:\n{log}"
+    );
+
+    let out = d.probe_ok(&["--runtime=amd"]);
+    assert_no_gpu(&out, "--runtime=amd without AMD_VISIBLE_DEVICES");
+
+    let out = d.probe_ok(&["-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert_no_gpu(
+        &out,
+        "AMD_VISIBLE_DEVICES=0 with the default runtime (runc)",
+    );
+    eprintln!("{cg}: {:.1?}", start.elapsed());
+}
+
+/// `--set-as-default` + SIGHUP: `docker info` shows `amd` as the default
+/// runtime and `docker run -e AMD_VISIBLE_DEVICES=0` (no `--runtime`) gets
+/// GPU 0 only; without the variable nothing. `--remove` + restart: the
+/// runtime is gone (`docker info`, and `docker run --runtime=amd` fails),
+/// runc is the default again (the variable gives nothing), and daemon.json is
+/// byte for byte the file the test started from. dockerd's host-side files
+/// (/etc/docker/key.json, /run/docker, …) did not appear on the host.
+#[test]
+fn set_as_default_then_remove_restores_daemon_json() {
+    if !ready() {
+        return;
+    }
+    let start = Instant::now();
+    let mut d = configured_daemon("default", Cgroup::V1);
+
+    let report = configure(&d, &["--set-as-default"]);
+    assert!(report.contains("default-runtime"), "{report}");
+    d.reload();
+    d.wait_for_runtimes("after --set-as-default and SIGHUP", |_, default| {
+        default == "amd"
+    });
+    let out = d.probe_ok(&["-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert_gpu0_only(&out, "default runtime amd, AMD_VISIBLE_DEVICES=0");
+    let out = d.probe_ok(&[]);
+    assert_no_gpu(&out, "default runtime amd, no AMD_VISIBLE_DEVICES");
+
+    let report = configure(&d, &["--remove"]);
+    assert!(report.contains("restart"), "{report}");
+    assert_eq!(
+        std::fs::read_to_string(&d.daemon_json).unwrap(),
+        DAEMON_JSON,
+        "--remove must give back the original daemon.json"
+    );
+    // Removed keys need a restart (SIGHUP applies only keys that are present).
+    d.restart();
+    let (names, default) = d.runtimes();
+    assert!(!names.iter().any(|n| n == "amd"), "{names:?}");
+    assert!(names.iter().any(|n| n == "other"), "{names:?}");
+    assert_eq!(default, "runc");
+    let out = d.run_probe(&["--runtime=amd", "-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert!(
+        !out.status.success()
+            && text(&out.stderr).to_lowercase().contains("runtime")
+            && text(&out.stderr).contains("amd"),
+        "docker run --runtime=amd must fail once the runtime is removed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = d.probe_ok(&["-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert_no_gpu(&out, "after --remove, AMD_VISIBLE_DEVICES=0");
+
+    d.stop();
+    assert_eq!(
+        d.new_host_paths(),
+        Vec::<String>::new(),
+        "dockerd wrote on the host"
+    );
+    eprintln!("{:.1?}", start.elapsed());
+}

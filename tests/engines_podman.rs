@@ -1,0 +1,226 @@
+//! podman 4.3 with the hooks JSON installed by `amd-ctk runtime configure
+//! --runtime podman --hooks-dir D`, inside the fake-hardware mount namespace
+//! (tests/fakehw/): `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets
+//! exactly GPU 0's nodes and /dev/kfd, allowed by the device cgroup; without
+//! the variable nothing; after `--remove` nothing either. Both registrations:
+//! the live hook (`prestart`) and Podman's `precreate` spec filter
+//! (`--precreate`); cgroup v1 and v2.
+//!
+//! The device oracle inside a container (shared/notes/platform.md): a node
+//! that is absent gives `No such file or directory`, one the device cgroup
+//! allows `No such device or address` (no driver on this host).
+
+use amd_ctk_e2e::engines::*;
+use amd_ctk_e2e::runc::Cgroup;
+use amd_ctk_e2e::*;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+fn ready() -> bool {
+    require(is_root(), "root (mount namespaces, podman)")
+        && require(
+            have("podman") && have("runc"),
+            "podman and runc (apt-get install podman runc)",
+        )
+        && require(
+            have("umockdev-run") && have("busybox") && have("python3"),
+            "umockdev-run, busybox and python3 (apt-get install umockdev busybox-static python3)",
+        )
+}
+
+/// Runs in the namespace after PODMAN_SETUP. `@MODE@` is `--precreate` or
+/// empty, `@FILE@` the registration file amd-ctk installs for it.
+const SCRIPT: &str = r#"
+# What podman writes on the host despite --root/--runroot (the blob info cache
+# /var/lib/containers/cache, runc's state under /run/runc) stays in the
+# namespace: /var/lib gets an overlay whose upper layer is under $W, /run a
+# fresh tmpfs.
+mkdir -p "$W/var-lib/up" "$W/var-lib/work"
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$W/var-lib/up,workdir=$W/var-lib/work" /var/lib
+mount -t tmpfs -o mode=755 podman-run /run
+D=$W/hooks.d
+PROBE=$(cat "$W/probe.sh")
+TARGETS=$(cat "$W/probe-targets")
+# --pids-limit 0: on cgroup v2 this host's cgroup2 mount has no pids
+# controller (it is bound to v1); harmless on v1.
+probe_run() {
+    podman --hooks-dir "$D" run --rm --network none --pids-limit 0 "$@" localhost/bb:test \
+        sh -c "$PROBE" probe $TARGETS
+}
+configure() {
+    "$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
+        --hook-path "$BIN/amd-container-hook" "$@"
+}
+
+echo "== configure"
+configure @MODE@
+echo "== installed"
+cat "$D/@FILE@"
+echo "== files"
+ls -A "$D"
+# Test-only: the shipped registration has env PATH only. The fake /sys needs
+# SYSTEMD_DEVICE_VERIFY_SYSFS=0 for libudev (tests/fakehw/README.md; the
+# product never sets it), and AMD_CTK_CONFIG points the hook at the test's
+# config (log file under $W).
+python3 - "$D/@FILE@" "AMD_CTK_CONFIG=$W/amd-container-toolkit.toml" <<'PY'
+import json, sys
+path, config = sys.argv[1], sys.argv[2]
+doc = json.load(open(path))
+doc["hook"]["env"] += ["SYSTEMD_DEVICE_VERIFY_SYSFS=0", config]
+json.dump(doc, open(path, "w"), indent=2)
+PY
+
+bb_image
+echo "== gpu0"
+probe_run -e AMD_VISIBLE_DEVICES=0
+echo "== unset"
+probe_run
+echo "== remove"
+configure @MODE@ --remove
+echo "== files after remove"
+ls -A "$D"
+echo "== gpu0 after remove"
+probe_run -e AMD_VISIBLE_DEVICES=0
+echo "== end"
+echo "== host writes"
+cd "$W/var-lib/up" && find . -mindepth 1 | sort
+"#;
+
+fn scenario(cg: Cgroup, precreate: bool) {
+    let start = Instant::now();
+    let (mode, file, stage) = if precreate {
+        (
+            "--precreate",
+            "amd-container-toolkit-precreate.json",
+            "precreate",
+        )
+    } else {
+        ("", "amd-container-toolkit.json", "prestart")
+    };
+    let work = scratch(&format!("engines-podman-{stage}-{cg}"));
+    write_probe(&work);
+    let log = work.join("hook.log");
+    std::fs::write(
+        work.join("amd-container-toolkit.toml"),
+        toolkit_config(&log, ""),
+    )
+    .unwrap();
+    let script = format!(
+        "{PODMAN_SETUP}\n{}",
+        SCRIPT.replace("@MODE@", mode).replace("@FILE@", file)
+    );
+    let out = fakehw_sh("mi300x-8", &cg.to_string(), &work, &script);
+    let stdout = text(&out.stdout);
+    let hook_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let all = format!(
+        "{}\n--- stdout\n{stdout}--- stderr\n{}--- hook log\n{hook_log}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    let s = sections(&stdout);
+    let section = |name: &str| -> &str {
+        s.get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no section {name}: {all}"))
+    };
+
+    // The registration: the shipped JSON with the hook under test.
+    let installed: Value = serde_json::from_str(section("installed")).unwrap();
+    assert_eq!(
+        installed,
+        json!({
+            "version": "1.0.0",
+            "hook": {
+                "path": hook_bin(),
+                "args": ["amd-container-hook", stage],
+                "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+            },
+            "when": {"always": true},
+            "stages": [stage]
+        }),
+        "{all}"
+    );
+    assert_eq!(section("files"), format!("{file}\n"), "{all}");
+
+    assert_gpu0_only(
+        section("gpu0"),
+        &format!("{stage} {cg}: AMD_VISIBLE_DEVICES=0"),
+    );
+    assert_no_gpu(
+        section("unset"),
+        &format!("{stage} {cg}: no AMD_VISIBLE_DEVICES"),
+    );
+    assert_eq!(
+        section("files after remove"),
+        "",
+        "--remove leaves the hooks dir empty: {all}"
+    );
+    assert_no_gpu(
+        section("gpu0 after remove"),
+        &format!("{stage} {cg}: AMD_VISIBLE_DEVICES=0 after --remove"),
+    );
+
+    // Who gave the devices: the live hook logs one line for the one GPU
+    // container it served (none after --remove); the precreate filter puts
+    // them into the spec and runs no live injection, which would log.
+    let gave: Vec<&str> = hook_log.lines().filter(|l| l.contains(": gave ")).collect();
+    if precreate {
+        assert!(
+            gave.is_empty(),
+            "no live injection in precreate mode: {all}"
+        );
+    } else {
+        assert_eq!(gave.len(), 1, "{all}");
+        assert!(
+            gave[0].contains(
+                "AMD_VISIBLE_DEVICES=0: gave /dev/kfd /dev/dri/card1 /dev/dri/renderD128"
+            ),
+            "{all}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!("{stage} {cg}: {:.1?}", start.elapsed());
+}
+
+/// `amd-ctk runtime configure --runtime podman --hooks-dir D` installs
+/// exactly amd-container-toolkit.json (stage prestart, hook path as given);
+/// `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets GPU 0's card1,
+/// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent, and the hook
+/// logs it; without the variable no /dev/kfd and no /dev/dri; after
+/// `--remove` D is empty and the variable gives nothing.
+mod prestart {
+    use super::*;
+    #[test]
+    fn v1() {
+        if ready() {
+            scenario(Cgroup::V1, false);
+        }
+    }
+    #[test]
+    fn v2() {
+        if ready() {
+            scenario(Cgroup::V2, false);
+        }
+    }
+}
+
+/// The same with `--precreate`: only amd-container-toolkit-precreate.json
+/// (stage precreate) is installed, the hook edits the spec (no live
+/// injection, nothing logged) and the container gets exactly GPU 0's nodes;
+/// `--remove` takes it away.
+mod precreate {
+    use super::*;
+    #[test]
+    fn v1() {
+        if ready() {
+            scenario(Cgroup::V1, true);
+        }
+    }
+    #[test]
+    fn v2() {
+        if ready() {
+            scenario(Cgroup::V2, true);
+        }
+    }
+}
