@@ -65,6 +65,7 @@ pub fn inject(
         Placement::Mknod
     };
 
+    let host_root = root_id("/");
     let mnt = format!("/proc/{pid}/ns/mnt");
     let ns = File::open(&mnt).map_err(|source| InjectError::Namespace {
         path: mnt.clone(),
@@ -89,7 +90,23 @@ pub fn inject(
         }
     }
 
-    let mut root = ContainerRoot::open(rootfs)?;
+    // Before pivot_root (prestart, createRuntime) the root is at its host
+    // path in the container's namespace; after it (a runtime that pivots
+    // earlier) the namespace's own root is the container's. "/" is used only
+    // when it provably is not the host's root.
+    let mut root = match ContainerRoot::open(rootfs) {
+        Err(RootfsError::OpenRoot { source, .. })
+            if source.kind() == io::ErrorKind::NotFound
+                && root_id("/").is_some_and(|id| Some(id) != host_root) =>
+        {
+            log::debug!(
+                "{} not in the container's namespace: already pivoted, using /",
+                rootfs.display()
+            );
+            ContainerRoot::open(Path::new("/"))?
+        }
+        other => other?,
+    };
     let mut created = 0;
     for (i, node) in edits.device_nodes.iter().enumerate() {
         match root.place(node, &placement, i) {
@@ -117,6 +134,11 @@ pub fn inject(
         cgroup: cgroup.describe(),
         bind_mounted: userns,
     })
+}
+
+/// Device and inode of a directory, to tell two roots apart.
+fn root_id(path: &str) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The host id that container id 0 maps to in `/proc/PID/{uid,gid}_map`.

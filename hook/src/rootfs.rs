@@ -373,7 +373,10 @@ mod tests {
     fn creates_dirs_and_rolls_back_when_root() {
         if unsafe { libc::geteuid() } != 0 {
             // CI runs as root: there, not running this test is a failure.
-            assert!(std::env::var("CI").is_err(), "CI but not root: mknod test cannot run");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI but not root: mknod test cannot run"
+            );
             eprintln!("SKIPPED (not root): mknod needs root");
             return;
         }

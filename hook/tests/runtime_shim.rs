@@ -226,17 +226,22 @@ fn create_without_gpu_request_leaves_config_byte_identical() {
     }
 }
 
-fn expected_hook() -> Value {
+/// The hook the runtime registers when its config file is `config` (not the
+/// default path, so the hook is told to read the same file).
+fn expected_hook(config: &Path) -> Value {
     json!({
         "path": "/opt/amd/bin/amd-container-hook",
         "args": ["amd-container-hook", "createRuntime"],
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            format!("AMD_CTK_CONFIG={}", config.display()),
+        ],
         "timeout": 17
     })
 }
 
 /// `after` is `before` plus exactly our hook (keys in the same order).
-fn assert_only_hook_added(before: &[u8], after: &[u8]) {
+fn assert_only_hook_added(config: &Path, before: &[u8], after: &[u8]) {
     let mut want: Value = serde_json::from_slice(before).unwrap();
     want["hooks"]
         .as_object_mut()
@@ -245,7 +250,7 @@ fn assert_only_hook_added(before: &[u8], after: &[u8]) {
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .unwrap()
-        .push(expected_hook());
+        .push(expected_hook(config));
     let got: Value = serde_json::from_slice(after).unwrap();
     assert_eq!(got, want);
     // Same key order as before, at every level we can see from the text.
@@ -274,7 +279,7 @@ fn create_with_gpu_request_adds_only_the_hook() {
         ok(&out);
         assert_eq!(env.recorded_argv(), args, "{name}");
         let after = fs::read(&config).unwrap();
-        assert_only_hook_added(&before, &after);
+        assert_only_hook_added(&env.config, &before, &after);
         assert_eq!(
             fs::metadata(&config).unwrap().permissions().mode() & 0o7777,
             0o600
@@ -343,7 +348,11 @@ fn bundle_spellings_and_cwd() {
         ok(&out);
         assert_eq!(env.recorded_argv(), args);
         assert_eq!(env.recorded_cwd(), cwd.canonicalize().unwrap());
-        assert_only_hook_added(before, &fs::read(bundle.join("config.json")).unwrap());
+        assert_only_hook_added(
+            &env.config,
+            before,
+            &fs::read(bundle.join("config.json")).unwrap(),
+        );
     }
 }
 
@@ -450,7 +459,8 @@ fn hook_env_from_config_is_added_to_the_registered_hook() {
     ok(&env.run_in(&env.dir, &argv));
     let spec: Value =
         serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
-    let mut want = expected_hook();
+    // hook-env names the config file itself: it is not added a second time.
+    let mut want = expected_hook(&env.config);
     want["env"] = json!([
         "PATH=/opt/amd/bin:/usr/bin",
         "AMD_CTK_CONFIG=/opt/amd/config.toml"

@@ -32,7 +32,7 @@ fn run(args: &[OsString], inv: &args::Invocation) -> String {
             .as_deref()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        if let Err(e) = prepare(&bundle.join("config.json"), &config) {
+        if let Err(e) = prepare(&bundle.join("config.json"), &config, &config_path) {
             return e;
         }
     }
@@ -47,7 +47,7 @@ fn run(args: &[OsString], inv: &args::Invocation) -> String {
 
 /// Registers the hook in `config.json` if the container asks for GPUs; a
 /// container that does not is left byte for byte as it was.
-fn prepare(config_json: &Path, config: &Config) -> Result<(), String> {
+fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<(), String> {
     let shown = config_json.display();
     let bytes = std::fs::read(config_json).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut doc: serde_json::Value =
@@ -55,7 +55,19 @@ fn prepare(config_json: &Path, config: &Config) -> Result<(), String> {
     if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
         return Ok(());
     }
-    let env = spec::hook_env(&config.runtime.hook_env)?;
+    let mut env = spec::hook_env(&config.runtime.hook_env)?;
+    // The hook must read the same config file as the runtime that registers
+    // it (log file, Swarm variable), also when that is not the default one.
+    let named = |e: &String| e.starts_with(&format!("{}=", amd_container_common::config::PATH_ENV));
+    if config_path != Path::new(amd_container_common::config::DEFAULT_PATH)
+        && !env.iter().any(named)
+    {
+        env.push(format!(
+            "{}={}",
+            amd_container_common::config::PATH_ENV,
+            config_path.display()
+        ));
+    }
     let hook = spec::hook_entry(
         &config.runtime.hook_path.to_string_lossy(),
         config.runtime.hook_timeout,
