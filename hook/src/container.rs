@@ -1,6 +1,7 @@
 //! What the runtime tells the hook: the OCI state on stdin and the bundle's
 //! config.json. The fast path reads only `process.env`.
 
+use amd_container_common::request::{find_request, Request};
 use oci_spec::runtime::{Spec, State};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -81,9 +82,45 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
     }
 }
 
-/// Cheap pre-check on the raw env: could any entry be a request? Lets the hook
-/// skip loading its own config file on the common, non-GPU path.
+/// Cheap pre-check on the raw env, without the config file: could this be a
+/// GPU container? `AMD_VISIBLE_DEVICES`, when present, decides (unset-like
+/// values such as `void` — what Docker sets for `--gpus 0` — mean no);
+/// otherwise any variable with the Swarm prefix might be the configured one.
+/// A malformed value counts as a request, so that it is reported.
 pub fn may_request(env: &EnvOnly, swarm_prefix: &str) -> bool {
-    env.env()
-        .any(|e| e.starts_with("AMD_VISIBLE_DEVICES=") || e.starts_with(swarm_prefix))
+    match find_request(env.env(), "") {
+        Some(var) => Request::parse(var.name, var.value).map_or(true, |r| r.is_gpu()),
+        None => env.env().any(|e| e.starts_with(swarm_prefix)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[&str]) -> EnvOnly {
+        serde_json::from_value(serde_json::json!({"process": {"env": vars}})).unwrap()
+    }
+
+    #[test]
+    fn pre_check() {
+        let p = "DOCKER_RESOURCE_";
+        assert!(!may_request(&env(&["PATH=/bin"]), p));
+        assert!(!may_request(&env(&[]), p));
+        assert!(!may_request(&EnvOnly::default(), p));
+        assert!(!may_request(&env(&["AMD_VISIBLE_DEVICES=void"]), p));
+        assert!(!may_request(&env(&["AMD_VISIBLE_DEVICES="]), p));
+        // AMD_VISIBLE_DEVICES decides over a Swarm variable, as in resolution.
+        assert!(!may_request(
+            &env(&["DOCKER_RESOURCE_GPU=1", "AMD_VISIBLE_DEVICES=void"]),
+            p
+        ));
+        assert!(may_request(&env(&["AMD_VISIBLE_DEVICES=0"]), p));
+        assert!(may_request(&env(&["AMD_VISIBLE_DEVICES=none"]), p));
+        assert!(
+            may_request(&env(&["AMD_VISIBLE_DEVICES=0,,x"]), p),
+            "errors get reported"
+        );
+        assert!(may_request(&env(&["DOCKER_RESOURCE_GPU=0x1"]), p));
+    }
 }

@@ -93,6 +93,10 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
     }
     logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
     log::debug!("request {}={}", var.name, var.value);
+    if request == Request::NoGpus {
+        log::info!("{}={}: no GPU to give", var.name, var.value);
+        return Ok(());
+    }
     let inventory = discover()?;
     let selection = request.resolve(&var, &inventory)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
