@@ -114,27 +114,6 @@ fn hook_log(d: &Dockerd) -> String {
     std::fs::read_to_string(&d.hook_log).unwrap_or_default()
 }
 
-macro_rules! on_v1_and_v2 {
-    ($(#[doc = $doc:literal])* $name:ident => $scenario:ident) => {
-        $(#[doc = $doc])*
-        mod $name {
-            use super::*;
-            #[test]
-            fn v1() {
-                if ready() {
-                    $scenario(Cgroup::V1);
-                }
-            }
-            #[test]
-            fn v2() {
-                if ready() {
-                    $scenario(Cgroup::V2);
-                }
-            }
-        }
-    };
-}
-
 on_v1_and_v2!(
     /// `--runtime=amd -e AMD_VISIBLE_DEVICES=0`: exactly GPU 0's card1,
     /// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent; the hook

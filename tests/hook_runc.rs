@@ -112,27 +112,6 @@ fn run_selector(s: &Session, label: &str, value: &str, gpus: &[(u32, u32)]) {
     );
 }
 
-macro_rules! on_v1_and_v2 {
-    ($(#[doc = $doc:literal])* $name:ident => $scenario:ident) => {
-        $(#[doc = $doc])*
-        mod $name {
-            use super::*;
-            #[test]
-            fn v1() {
-                if ready() {
-                    $scenario(Cgroup::V1);
-                }
-            }
-            #[test]
-            fn v2() {
-                if ready() {
-                    $scenario(Cgroup::V2);
-                }
-            }
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------
 // 1. AMD_VISIBLE_DEVICES=0 on 8 GPUs
 

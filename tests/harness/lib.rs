@@ -4,6 +4,31 @@
 pub mod engines;
 pub mod runc;
 
+/// Declares `mod $name { fn v1(); fn v2() }`: one test per cgroup version,
+/// each running `$scenario(Cgroup::V1 | V2)` when the caller's `ready()`
+/// (prerequisites, see [`require`]) says it can.
+#[macro_export]
+macro_rules! on_v1_and_v2 {
+    ($(#[doc = $doc:literal])* $name:ident => $scenario:ident) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+            #[test]
+            fn v1() {
+                if ready() {
+                    $scenario(Cgroup::V1);
+                }
+            }
+            #[test]
+            fn v2() {
+                if ready() {
+                    $scenario(Cgroup::V2);
+                }
+            }
+        }
+    };
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
