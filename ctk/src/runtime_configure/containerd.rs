@@ -17,14 +17,7 @@ const RUNC_V2: &str = "io.containerd.runc.v2";
 /// reads it and 2.x migrates it on load, like nvidia-ctk's default.
 const NEW_FILE_VERSION: i64 = 2;
 
-#[derive(Debug, Clone)]
-pub struct Edit<'a> {
-    /// `options.BinaryName` of the `amd` runtime.
-    pub runtime_path: &'a str,
-    pub default: DefaultRuntime,
-    pub cdi: bool,
-    pub remove: bool,
-}
+pub use super::RuntimeEdit as Edit;
 
 /// The CRI runtime plugin of each config version.
 fn cri_plugin(version: i64) -> &'static str {
@@ -578,20 +571,7 @@ root = '/var/lib/containerd'
 
     const P: &str = "/etc/containerd/config.toml";
 
-    fn edit() -> Edit<'static> {
-        Edit {
-            runtime_path: "amd-container-runtime",
-            default: DefaultRuntime::Keep,
-            cdi: false,
-            remove: false,
-        }
-    }
-
-    fn with(f: impl FnOnce(&mut Edit<'static>)) -> Edit<'static> {
-        let mut e = edit();
-        f(&mut e);
-        e
-    }
+    use super::super::test_edit::{edit, with};
 
     /// The new text, or `None` for "no change".
     fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {

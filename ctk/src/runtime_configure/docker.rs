@@ -12,14 +12,7 @@ use std::path::Path;
 
 pub const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
 
-#[derive(Debug, Clone)]
-pub struct Edit<'a> {
-    /// `runtimes.amd.path`.
-    pub runtime_path: &'a str,
-    pub default: DefaultRuntime,
-    pub cdi: bool,
-    pub remove: bool,
-}
+pub use super::RuntimeEdit as Edit;
 
 fn not_object(path: &Path, key: &str) -> CliError {
     CliError::Message(format!("{}: {key:?} is not a JSON object", path.display()))
@@ -207,20 +200,7 @@ mod tests {
 
     const P: &str = "/etc/docker/daemon.json";
 
-    fn edit() -> Edit<'static> {
-        Edit {
-            runtime_path: "amd-container-runtime",
-            default: DefaultRuntime::Keep,
-            cdi: false,
-            remove: false,
-        }
-    }
-
-    fn with(f: impl FnOnce(&mut Edit<'static>)) -> Edit<'static> {
-        let mut e = edit();
-        f(&mut e);
-        e
-    }
+    use super::super::test_edit::{edit, with};
 
     /// Runs the plan on `input`; returns the new text (`None`: unchanged).
     fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {

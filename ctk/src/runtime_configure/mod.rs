@@ -46,6 +46,49 @@ pub enum DefaultRuntime {
     Unset,
 }
 
+/// The runtime entry a Docker or containerd edit adds, changes or removes.
+#[derive(Debug, Clone)]
+pub struct RuntimeEdit<'a> {
+    /// The binary the engine runs: `runtimes.amd.path` (Docker),
+    /// `options.BinaryName` of the `amd` runtime (containerd).
+    pub runtime_path: &'a str,
+    pub default: DefaultRuntime,
+    pub cdi: bool,
+    pub remove: bool,
+}
+
+impl<'a> RuntimeEdit<'a> {
+    fn from_args(args: &'a ConfigureArgs) -> RuntimeEdit<'a> {
+        RuntimeEdit {
+            runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
+            default: default_runtime(args),
+            cdi: args.cdi,
+            remove: args.remove,
+        }
+    }
+}
+
+/// The plain edit of the table tests, and one with a change applied.
+#[cfg(test)]
+pub(crate) mod test_edit {
+    use super::{DefaultRuntime, RuntimeEdit};
+
+    pub fn edit() -> RuntimeEdit<'static> {
+        RuntimeEdit {
+            runtime_path: "amd-container-runtime",
+            default: DefaultRuntime::Keep,
+            cdi: false,
+            remove: false,
+        }
+    }
+
+    pub fn with(f: impl FnOnce(&mut RuntimeEdit<'static>)) -> RuntimeEdit<'static> {
+        let mut e = edit();
+        f(&mut e);
+        e
+    }
+}
+
 /// What an edit changed, for the report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -270,12 +313,7 @@ fn run_docker(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
         .config
         .clone()
         .unwrap_or_else(|| docker::DEFAULT_CONFIG.into());
-    let edit = docker::Edit {
-        runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
-        default: default_runtime(args),
-        cdi: args.cdi,
-        remove: args.remove,
-    };
+    let edit = RuntimeEdit::from_args(args);
     let (outcome, changes) = file_edit::apply(&path, options(args, true), |cur| {
         docker::plan(cur, &edit, &path)
     })?;
@@ -298,12 +336,7 @@ fn run_containerd(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> 
         .config
         .clone()
         .unwrap_or_else(|| containerd::DEFAULT_CONFIG.into());
-    let edit = containerd::Edit {
-        runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
-        default: default_runtime(args),
-        cdi: args.cdi,
-        remove: args.remove,
-    };
+    let edit = RuntimeEdit::from_args(args);
     let (outcome, changes) = file_edit::apply(&path, options(args, true), |cur| {
         containerd::plan(cur, &edit, &path)
     })?;
