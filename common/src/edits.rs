@@ -13,15 +13,35 @@ pub struct ContainerEdits {
 }
 
 impl ContainerEdits {
+    /// Everything a container with `selection` needs: [`Self::shared`] (when
+    /// anything is selected) then [`Self::gpus`]. What the hook applies.
     pub fn for_selection(inventory: &Inventory, selection: &Selection) -> ContainerEdits {
-        let mut edits = ContainerEdits::default();
         if selection.0.is_empty() {
-            return edits;
+            return ContainerEdits::default();
         }
-        match &inventory.kfd {
-            Some(kfd) => edits.push(kfd),
-            None => log::warn!("/dev/kfd not found: ROCm compute will not work in the container"),
+        let mut edits = ContainerEdits::shared(inventory);
+        if edits.is_empty() {
+            log::warn!("/dev/kfd not found: ROCm compute will not work in the container");
         }
+        ContainerEdits::gpus(inventory, selection)
+            .device_nodes
+            .iter()
+            .for_each(|n| edits.push(n));
+        edits
+    }
+
+    /// The nodes every GPU container needs whatever GPUs it has: `/dev/kfd`.
+    /// (A CDI spec carries them once, at spec level.)
+    pub fn shared(inventory: &Inventory) -> ContainerEdits {
+        let mut edits = ContainerEdits::default();
+        inventory.kfd.iter().for_each(|kfd| edits.push(kfd));
+        edits
+    }
+
+    /// The selected GPUs' own nodes (card, then render), in selection order.
+    /// (A CDI device carries these.)
+    pub fn gpus(inventory: &Inventory, selection: &Selection) -> ContainerEdits {
+        let mut edits = ContainerEdits::default();
         for gpu in selection.0.iter().filter_map(|&i| inventory.gpus.get(i)) {
             gpu.nodes().for_each(|n| edits.push(n));
         }

@@ -5,7 +5,9 @@
 use super::names::{validate_device_name, validate_kind, NameError};
 use super::spec::{ContainerEdits, Device, DeviceNode, Spec};
 use super::version::minimum_version;
+use crate::edits::ContainerEdits as Edits;
 use crate::hardware::{self, Inventory};
+use crate::request::Selection;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,10 @@ pub(crate) fn cdi_node(node: &hardware::DeviceNode) -> DeviceNode {
     }
 }
 
-fn gpu_edits<'a>(nodes: impl Iterator<Item = &'a hardware::DeviceNode>) -> ContainerEdits {
+/// The CDI form of the toolkit's edits (the structure the hook applies too).
+fn cdi_edits(edits: &crate::edits::ContainerEdits) -> ContainerEdits {
     ContainerEdits {
-        device_nodes: nodes.map(cdi_node).collect(),
+        device_nodes: edits.device_nodes.iter().map(cdi_node).collect(),
         ..Default::default()
     }
 }
@@ -87,7 +90,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
             validate_device_name(&name)?;
             devices.push(Device {
                 name,
-                container_edits: gpu_edits(gpu.nodes()),
+                container_edits: cdi_edits(&Edits::gpus(inventory, &Selection(vec![gpu.index]))),
                 ..Default::default()
             });
         }
@@ -95,7 +98,10 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
     if !inventory.gpus.is_empty() {
         devices.push(Device {
             name: "all".into(),
-            container_edits: gpu_edits(inventory.gpus.iter().flat_map(|g| g.nodes())),
+            container_edits: cdi_edits(&Edits::gpus(
+                inventory,
+                &Selection((0..inventory.gpus.len()).collect()),
+            )),
             ..Default::default()
         });
     }
@@ -103,7 +109,8 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         cdi_version: String::new(),
         kind: format!("{}/{}", options.vendor, options.class),
         devices,
-        container_edits: gpu_edits(inventory.kfd.iter()),
+        // /dev/kfd once, at spec level: CDI applies it with any of the devices.
+        container_edits: cdi_edits(&Edits::shared(inventory)),
         ..Default::default()
     };
     spec.cdi_version = minimum_version(&spec).to_string();
