@@ -424,6 +424,15 @@ fn invalid_scenario(cg: Cgroup) {
             s.leftover_containers().is_empty(),
             "runc left a container: {out}"
         );
+        // The admin's record: the log file has the rejection too, with the id.
+        assert!(
+            out.hook_log.contains("ERROR")
+                && out
+                    .hook_log
+                    .contains(&format!("AMD_VISIBLE_DEVICES={value}"))
+                && out.hook_log.contains(&b.id),
+            "the hook log must record the rejected request: {out}"
+        );
     }
 
     // The image's own /dev: anything created would stay in the rootfs.

@@ -87,11 +87,16 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
     let Some(var) = find_request(env.env(), &config.hook.swarm_resource) else {
         return Ok(());
     };
-    let request = Request::parse(var.name, var.value)?;
+    // A set, non-void variable: from here on the log file records what
+    // happens, a rejected value included.
+    let parsed = Request::parse(var.name, var.value);
+    if parsed.as_ref().map_or(true, Request::is_gpu) {
+        logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
+    }
+    let request = parsed?;
     if !request.is_gpu() {
         return Ok(());
     }
-    logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
     log::debug!("request {}={}", var.name, var.value);
     if request == Request::NoGpus {
         log::info!("{}={}: no GPU to give", var.name, var.value);
