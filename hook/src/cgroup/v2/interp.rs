@@ -269,25 +269,17 @@ fn endian(is64: bool, to_be: bool, bits: i32, x: u64) -> Result<u64, String> {
 }
 
 fn cond64(op: u8, a: u64, b: u64) -> Option<bool> {
-    let (sa, sb) = (a as i64, b as i64);
-    Some(match op {
-        JEQ => a == b,
-        JNE => a != b,
-        JGT => a > b,
-        JGE => a >= b,
-        JLT => a < b,
-        JLE => a <= b,
-        JSET => a & b != 0,
-        JSGT => sa > sb,
-        JSGE => sa >= sb,
-        JSLT => sa < sb,
-        JSLE => sa <= sb,
-        _ => return None,
-    })
+    cond(op, a, b, a as i64, b as i64)
 }
 
+/// The 32-bit jumps compare the low halves: zero-extended for the unsigned
+/// tests, sign-extended for the signed ones, which gives the same verdicts.
 fn cond32(op: u8, a: u32, b: u32) -> Option<bool> {
-    let (sa, sb) = (a as i32, b as i32);
+    cond(op, a.into(), b.into(), (a as i32).into(), (b as i32).into())
+}
+
+/// A conditional jump's verdict, given the operands as unsigned and signed.
+fn cond(op: u8, a: u64, b: u64, sa: i64, sb: i64) -> Option<bool> {
     Some(match op {
         JEQ => a == b,
         JNE => a != b,
