@@ -46,7 +46,7 @@ pub fn inject(
     spec: &Spec,
     edits: &ContainerEdits,
 ) -> Result<Outcome, InjectError> {
-    let cgroup = DeviceCgroup::open(pid)?;
+    let mut cgroup = DeviceCgroup::open(pid)?;
     let userns = ns_inode(&format!("/proc/{pid}/ns/user"))? != ns_inode("/proc/self/ns/user")?;
     // Host nodes are opened before entering the container's namespace; with a
     // user namespace they are bind-mounted because mknod is refused there.

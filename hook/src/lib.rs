@@ -13,6 +13,7 @@ pub mod logging;
 pub mod precreate;
 pub mod rootfs;
 pub mod stages;
+pub mod systemd;
 
 use std::path::PathBuf;
 

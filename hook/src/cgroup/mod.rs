@@ -1,6 +1,19 @@
 //! The container's device cgroup: where it is (from `/proc/<pid>/cgroup` and
 //! mountinfo) and how to allow more devices in it (v1 `devices.allow`, v2 a
-//! replaced BPF program).
+//! replaced BPF program, and on systemd hosts the container's scope unit).
+//!
+//! cgroup v2 contract ([`DeviceCgroup::allow`]): an access is allowed only
+//! when every device program on the container's cgroup *and on each
+//! ancestor* allows it. The grant is made at every level that belongs to
+//! this container — its own cgroup and, under the systemd cgroup driver, the
+//! levels up to and including its own scope (systemd's program there is
+//! changed through systemd, see [`crate::systemd`], so that it holds when
+//! systemd re-applies the unit's properties). Levels above (slices, pods)
+//! are shared with other containers and never changed. Afterwards every
+//! level up to the root is judged; a program that still denies a device
+//! fails the grant (all undone) with a message naming the cgroup, the
+//! program and what works instead, so a container never starts believing
+//! it has a GPU it cannot open.
 
 mod mountinfo;
 mod v1;
@@ -8,6 +21,7 @@ mod v2;
 
 pub use v2::DeviceAccess;
 
+use crate::systemd::{Scope, SystemdError};
 use amd_container_common::DeviceNode;
 use oci_spec::runtime::LinuxDeviceCgroup;
 use std::fs::File;
@@ -29,13 +43,48 @@ pub enum CgroupError {
     },
     #[error("cgroup v2 device program: {0}")]
     Bpf(#[from] v2::BpfError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error(
+        "device program {program} ({name:?}) on {cgroup} denies char device {major}:{minor} to \
+         this container, and that cgroup is not the container's own (a slice or pod shared with \
+         other containers), so a hook cannot change it. Give the GPU through the container's \
+         spec instead: CDI (e.g. --device amd.com/gpu=N) or Podman's precreate hook \
+         (amd-ctk runtime configure --runtime podman --precreate)"
+    )]
+    DeniedAbove {
+        cgroup: PathBuf,
+        program: u32,
+        name: String,
+        major: u32,
+        minor: u32,
+    },
+    #[error(
+        "device program {program} ({name:?}) on the container's cgroup {cgroup} still denies \
+         char device {major}:{minor} after the grant"
+    )]
+    StillDenied {
+        cgroup: PathBuf,
+        program: u32,
+        name: String,
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// An opened device cgroup, ready to allow devices in (works from any mount
 /// namespace once opened).
 pub enum DeviceCgroup {
     V1(v1::DevicesDir),
-    V2 { dir: File, path: PathBuf },
+    V2(V2Cgroup),
+}
+
+/// A cgroup v2 container cgroup: its directory and every ancestor's up to
+/// the hierarchy's root (innermost first), and its systemd scope if it has
+/// one of its own.
+pub struct V2Cgroup {
+    levels: Vec<(PathBuf, File)>,
+    scope: Option<Scope>,
 }
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -77,11 +126,27 @@ impl DeviceCgroup {
                     path: mounts_path,
                 },
             )?;
-            let dir = File::open(&path).map_err(|source| CgroupError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(DeviceCgroup::V2 { dir, path })
+            let mut levels = Vec::new();
+            for dir in path.ancestors() {
+                let file = File::open(dir).map_err(|source| CgroupError::Read {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                let is_cgroup2 = nix::sys::statfs::fstatfs(&file)
+                    .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+                if !is_cgroup2 {
+                    break; // past the hierarchy's mount point
+                }
+                levels.push((dir.to_path_buf(), file));
+            }
+            if levels.is_empty() {
+                return Err(CgroupError::NotFound {
+                    what: "cgroup2 directory",
+                    path,
+                });
+            }
+            let scope = Scope::find(pid, rel, &path)?;
+            Ok(DeviceCgroup::V2(V2Cgroup { levels, scope }))
         } else {
             let rel = membership
                 .lines()
@@ -113,29 +178,142 @@ impl DeviceCgroup {
     /// are left as they are, so a second run changes nothing. Returns whether
     /// anything changed.
     pub fn allow(
-        &self,
+        &mut self,
         nodes: &[DeviceNode],
         spec_rules: &[LinuxDeviceCgroup],
     ) -> Result<bool, CgroupError> {
         match self {
             DeviceCgroup::V1(dir) => Ok(dir.allow(nodes)?),
-            DeviceCgroup::V2 { dir, .. } => {
-                let access: Vec<DeviceAccess> = nodes
-                    .iter()
-                    .map(|n| DeviceAccess {
-                        major: n.major,
-                        minor: n.minor,
-                    })
-                    .collect();
-                Ok(v2::allow_devices(dir.as_fd(), &access, spec_rules)?.changed())
-            }
+            DeviceCgroup::V2(cg) => cg.allow(nodes, spec_rules),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             DeviceCgroup::V1(d) => format!("cgroup v1 {}", d.path().display()),
-            DeviceCgroup::V2 { path, .. } => format!("cgroup v2 {}", path.display()),
+            DeviceCgroup::V2(cg) => {
+                let own = cg.levels.first().map(|(p, _)| p.display().to_string());
+                match &cg.scope {
+                    Some(s) => format!(
+                        "cgroup v2 {}, systemd unit {}",
+                        own.unwrap_or_default(),
+                        s.unit
+                    ),
+                    None => format!("cgroup v2 {}", own.unwrap_or_default()),
+                }
+            }
         }
     }
+}
+
+/// How long systemd may take to rebuild a scope's device program after its
+/// properties changed (it does so from its event loop, after replying).
+const SYSTEMD_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl V2Cgroup {
+    fn allow(
+        &mut self,
+        nodes: &[DeviceNode],
+        spec_rules: &[LinuxDeviceCgroup],
+    ) -> Result<bool, CgroupError> {
+        let access: Vec<DeviceAccess> = nodes
+            .iter()
+            .map(|n| DeviceAccess {
+                major: n.major,
+                minor: n.minor,
+            })
+            .collect();
+        // 1. systemd's program on the container's scope, through systemd.
+        let mut scope_change = None;
+        if let Some(scope) = self.scope.as_mut() {
+            let scope_dir = self.levels[scope.levels_up].1.as_fd();
+            let before = v2::program_ids(scope_dir)?;
+            let change = scope.allow(nodes)?;
+            if !change.added.is_empty() {
+                wait_for_new_program(scope_dir, &before);
+            }
+            scope_change = Some(change);
+        }
+        // 2. The other programs on the container's own levels.
+        let top = self.scope.as_ref().map_or(0, |s| s.levels_up);
+        let mut changes = Vec::new();
+        let mut result = Ok(());
+        for (_, dir) in &self.levels[..=top] {
+            match v2::allow_devices(dir.as_fd(), &access, spec_rules) {
+                Ok(c) => changes.push(c),
+                Err(e) => {
+                    result = Err(CgroupError::from(e));
+                    break;
+                }
+            }
+        }
+        // 3. Every level up to the root must now allow the devices.
+        if result.is_ok() {
+            result = self.judge(&access, top);
+        }
+        let changed = changes.iter().any(v2::V2Change::changed)
+            || scope_change.as_ref().is_some_and(|c| !c.added.is_empty());
+        match result {
+            Ok(()) => Ok(changed),
+            Err(e) => {
+                for c in changes.into_iter().rev() {
+                    if let Err(undo) = c.revert() {
+                        log::error!("undoing a device program replacement: {undo}");
+                    }
+                }
+                if let (Some(scope), Some(change)) = (self.scope.as_mut(), scope_change) {
+                    if let Err(undo) = scope.undo(change) {
+                        log::error!("undoing DeviceAllow on {}: {undo}", scope.unit);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Judges every level; levels above `top` are not the container's own.
+    fn judge(&self, access: &[DeviceAccess], top: usize) -> Result<(), CgroupError> {
+        for (i, (path, dir)) in self.levels.iter().enumerate() {
+            match v2::judge(dir.as_fd(), access)? {
+                v2::Judgement::Allowed => {}
+                v2::Judgement::Unknown { id, why } => log::warn!(
+                    "cannot tell whether device program {id} on {} allows the GPU ({why})",
+                    path.display()
+                ),
+                v2::Judgement::Denied { id, name, device } if i > top => {
+                    return Err(CgroupError::DeniedAbove {
+                        cgroup: path.clone(),
+                        program: id,
+                        name,
+                        major: device.major,
+                        minor: device.minor,
+                    })
+                }
+                v2::Judgement::Denied { id, name, device } => {
+                    return Err(CgroupError::StillDenied {
+                        cgroup: path.clone(),
+                        program: id,
+                        name,
+                        major: device.major,
+                        minor: device.minor,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits (bounded) until the set of programs on `dir` differs from `before`:
+/// systemd has attached the program it built from the new properties.
+fn wait_for_new_program(dir: std::os::fd::BorrowedFd, before: &[u32]) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < SYSTEMD_APPLY_WAIT {
+        match v2::program_ids(dir) {
+            Ok(ids) if ids != before => return,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(_) => return,
+        }
+    }
+    log::warn!("systemd did not replace its device program within {SYSTEMD_APPLY_WAIT:?}");
 }

@@ -387,6 +387,64 @@ fn swap(
     Ok(())
 }
 
+/// The ids of the BPF_CGROUP_DEVICE programs attached to this cgroup.
+pub fn program_ids(cgroup_dir: BorrowedFd) -> Result<Vec<u32>, BpfError> {
+    Ok(sys::query(cgroup_dir)?.1)
+}
+
+/// What a program attached to a cgroup says about a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Every attached program allows every device (or none is attached).
+    Allowed,
+    /// Program `id` (`name`) denies `device`.
+    Denied {
+        id: u32,
+        name: String,
+        device: DeviceAccess,
+    },
+    /// Program `id` cannot be read or interpreted: nobody can tell.
+    Unknown { id: u32, why: String },
+}
+
+/// Judges the programs attached directly to this cgroup: do they allow
+/// read, write and mknod of every device in `devices`?
+pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgement, BpfError> {
+    let mut unknown = None;
+    for id in sys::query(cgroup_dir)?.1 {
+        let fd = sys::prog_fd_by_id(id)?;
+        let info = sys::prog_info(fd.as_fd(), id)?;
+        if info.insns.is_empty() {
+            unknown.get_or_insert(Judgement::Unknown {
+                id,
+                why: "its instructions cannot be read".into(),
+            });
+            continue;
+        }
+        for d in devices {
+            for acc in 1..=interp::ACC_ALL {
+                match interp::run(
+                    &info.insns,
+                    interp::DevCtx::new(interp::DEV_CHAR, acc, d.major, d.minor),
+                ) {
+                    interp::Verdict::Allow => {}
+                    interp::Verdict::Deny => {
+                        return Ok(Judgement::Denied {
+                            id,
+                            name: info.name,
+                            device: *d,
+                        })
+                    }
+                    interp::Verdict::Unknown(why) => {
+                        unknown.get_or_insert(Judgement::Unknown { id, why });
+                    }
+                }
+            }
+        }
+    }
+    Ok(unknown.unwrap_or(Judgement::Allowed))
+}
+
 /// Does the set of programs attached to this cgroup allow every non-empty
 /// part of `access` on char device major:minor? No program: yes. A program
 /// whose instructions cannot be read or interpreted counts as denying.

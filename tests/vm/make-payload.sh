@@ -1,0 +1,39 @@
+#!/bin/bash
+# Fills a payload directory for run-vm.sh: the release binaries, the fake hardware of one fixture
+# (its umockdev sysfs tree as a tarball and its device nodes), and the VM suite.
+#
+#   make-payload.sh OUT_DIR [FIXTURE]      (FIXTURE default: tests/fixtures/mi300x-8.umockdev)
+#
+# Needs umockdev-run (to unpack the fixture's sysfs tree) and `cargo build --release` done;
+# AMD_CTK_BIN_DIR overrides target/release.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=$1
+fixture=${2:-$repo/tests/fixtures/mi300x-8.umockdev}
+bin=${AMD_CTK_BIN_DIR:-$repo/target/release}
+die() { echo "make-payload: $*" >&2; exit 1; }
+
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/sysfs"
+for b in amd-ctk amd-container-hook amd-container-inject amd-container-runtime; do
+    [ -x "$bin/$b" ] || die "$bin/$b is not built (cargo build --release)"
+    cp "$bin/$b" "$out/bin/"
+done
+cp "$here/suite.sh" "$here/lib.sh" "$out/"
+cp -r "$repo/oci-hooks.d" "$out/"
+
+# shellcheck disable=SC2016
+umockdev-run -d "$fixture" -- sh -c 'cp -a "$UMOCKDEV_DIR/sys" "$1/sys"' sh "$out/sysfs" \
+    || die "umockdev-run could not load $fixture"
+tar -C "$out/sysfs" -cf "$out/sysfs.tar" sys
+rm -rf "$out/sysfs"
+# The fixture's device nodes: "NAME MAJOR MINOR", from each block's N: line and dev attribute.
+awk '
+    function flush() { if (n != "" && dev != "") print n, dev; n = ""; dev = "" }
+    /^P: / { flush() }
+    /^N: / { n = substr($0, 4); sub(/=.*/, "", n) }
+    /^A: dev=/ { dev = substr($0, 8); sub(/\\n$/, "", dev); sub(/:/, " ", dev) }
+    END { flush() }
+' "$fixture" > "$out/nodes"
+basename "$fixture" .umockdev > "$out/fixture-name"

@@ -1,0 +1,216 @@
+#!/bin/bash
+# The systemd + cgroup v2 suite, run inside the test VM (tests/vm/run-vm.sh) as root. Each test
+# prints its steps and ends with "RESULT <name> PASS|FAIL|HOST-BROKEN"; tests/vm_systemd.rs
+# requires every expected test to PASS and shows this output when one does not.
+#
+# Hardware: the fixture in the payload (8x MI300X). Request: GPU 3 = card6 + renderD133, plus the
+# shared /dev/kfd. Engines: runc and crun with --systemd-cgroup, Podman (crun, systemd cgroup
+# manager), Docker (systemd cgroup driver), each with the hook registered as the product does it.
+set -u
+. "${PAYLOAD:-/mnt/payload}/lib.sh"
+
+REQ=3
+WANT="/dev/kfd /dev/dri/card6 /dev/dri/renderD133"
+
+echo "== VM: $(uname -r), $(systemctl --version | head -n1), $(runc --version | head -n1), $(crun --version | head -n1)"
+echo "== $(podman --version), $(dockerd --version)"
+echo "== cgroup: $(stat -fc %T /sys/fs/cgroup); char majors: $(awk '/^Character/ {c=1; next} /^$/ {c=0} c' /proc/devices | tr '\n' ' ')"
+mkdir -p "$W"
+setup_fakehw
+install_toolkit
+make_rootfs
+echo "== fake hardware: $(ls /sys/class/drm | tr '\n' ' ')"
+SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk gpu list || true
+
+# ---- bare runc / crun, systemd cgroup driver, hook as a createRuntime entry
+lowlevel_control() {
+    local rt=$1 id=ctl-$1
+    make_bundle "$W/$id" "$rt" "$id"
+    (cd "$W/$id" && "$rt" --systemd-cgroup run -d "$id" </dev/null >/dev/null 2>&1)
+    expect_null "$rt control, started" "$rt" exec "$id" || { "$rt" delete -f "$id"; return 3; }
+    reload_systemd
+    if ! expect_null "$rt control, after daemon-reload" "$rt" exec "$id"; then
+        echo "HOST BROKEN: a container without our hook lost /dev/null on daemon-reload"
+        "$rt" delete -f "$id"
+        return 3
+    fi
+    "$rt" delete -f "$id"
+}
+
+lowlevel_gpu() {
+    local rt=$1 id=gpu-$1
+    make_bundle "$W/$id" "$rt" "$id" hook "AMD_VISIBLE_DEVICES=$REQ"
+    (cd "$W/$id" && "$rt" --systemd-cgroup run -d "$id" </dev/null >"$W/$id.out" 2>&1) \
+        || { cat "$W/$id.out"; fail "$rt run"; }
+    local pid
+    pid=$("$rt" state "$id" | jq -r .pid)
+    show_cgroup "$pid"
+    local ok=0
+    expect_gpu "$rt, started" "$WANT" "$rt" exec "$id" || ok=1
+    reload_systemd
+    expect_gpu "$rt, after daemon-reload" "$WANT" "$rt" exec "$id" || ok=1
+    echo '{"pids": {"limit": 200}}' > "$W/$id.res"
+    "$rt" --systemd-cgroup update -r "$W/$id.res" "$id" || "$rt" update -r "$W/$id.res" "$id" || ok=1
+    expect_gpu "$rt, after $rt update" "$WANT" "$rt" exec "$id" || ok=1
+    systemctl set-property --runtime "$rt-$id.scope" TasksMax=300 DeviceAllow="/dev/null rw" || ok=1
+    sleep 1
+    expect_gpu "$rt, after systemctl set-property" "$WANT" "$rt" exec "$id" || ok=1
+    show_cgroup "$pid"
+    expect_null "$rt, /dev/null still" "$rt" exec "$id" || ok=1
+    "$rt" delete -f "$id"
+    return $ok
+}
+
+lowlevel_no_request() {
+    local rt=$1 id=none-$1
+    make_bundle "$W/$id" "$rt" "$id" hook
+    (cd "$W/$id" && "$rt" --systemd-cgroup run -d "$id" </dev/null >"$W/$id.out" 2>&1) \
+        || { cat "$W/$id.out"; fail "$rt run"; }
+    local ok=0
+    expect_gpu "$rt, no request" "" "$rt" exec "$id" || ok=1
+    expect_null "$rt, no request" "$rt" exec "$id" || ok=1
+    "$rt" delete -f "$id"
+    return $ok
+}
+
+run_test host-control-runc lowlevel_control runc
+run_test host-control-crun lowlevel_control crun
+run_test runc-systemd lowlevel_gpu runc
+run_test crun-systemd lowlevel_gpu crun
+run_test runc-systemd-no-request lowlevel_no_request runc
+run_test crun-systemd-no-request lowlevel_no_request crun
+
+# ---- Podman: crun and the systemd cgroup manager (its defaults here)
+podman_setup() {
+    podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}} {{.Host.CgroupsVersion}}'
+    podman image exists localhost/bb:test || podman import -q "$W/rootfs.tar" localhost/bb:test >/dev/null
+    mkdir -p "$W/hooks-prestart" "$W/hooks-precreate"
+    amd-ctk runtime configure --runtime podman --hooks-dir "$W/hooks-prestart"
+    amd-ctk runtime configure --runtime podman --precreate --hooks-dir "$W/hooks-precreate"
+    # The one test-only change to the registrations: the fake sysfs's variable in the hook's env.
+    local f
+    for f in "$W"/hooks-pre*/*.json; do
+        jq --arg fe "$FAKE_SYSFS_ENV" '.hook.env += [$fe]' "$f" > "$f.new" && mv "$f.new" "$f"
+    done
+    cat "$W"/hooks-pre*/*.json
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output /etc/cdi/amd.json
+}
+
+podman_gpu() {
+    local what=$1; shift
+    local c
+    c=$(podman run -d --network none "$@" localhost/bb:test sleep 3600) || fail "$what: podman run"
+    show_cgroup "$(podman inspect -f '{{.State.Pid}}' "$c")"
+    local ok=0
+    expect_gpu "$what, started" "$WANT" podman exec "$c" || ok=1
+    reload_systemd
+    expect_gpu "$what, after daemon-reload" "$WANT" podman exec "$c" || ok=1
+    podman update --pids-limit 200 "$c" >/dev/null || ok=1
+    if [ -e "$W/podman-update-drops-cdi" ]; then
+        log "$what: after podman update: as CDI does here (podman-update-control), not held; podman restart"
+        podman restart -t 0 "$c" >/dev/null || ok=1
+        expect_gpu "$what, after podman update + restart" "$WANT" podman exec "$c" || ok=1
+    else
+        expect_gpu "$what, after podman update" "$WANT" podman exec "$c" || ok=1
+    fi
+    expect_null "$what, /dev/null still" podman exec "$c" || ok=1
+    podman rm -f -t 0 "$c" >/dev/null
+    return $ok
+}
+
+podman_no_request() {
+    local c ok=0
+    c=$(podman run -d --network none --hooks-dir "$W/hooks-prestart" localhost/bb:test sleep 3600)
+    expect_gpu "podman, no request" "" podman exec "$c" || ok=1
+    expect_null "podman, no request" podman exec "$c" || ok=1
+    podman rm -f -t 0 "$c" >/dev/null
+    return $ok
+}
+
+# Control: what does `podman update` keep? A device Podman itself adds (--device) must survive
+# (else Podman is broken here: FAIL). A device from CDI, Podman's own mechanism for our GPUs, is
+# rebuilt away on Podman 5.4 + crun (podman update re-sends the device rules of the container's
+# stored config, which never holds CDI or hook devices): then ENGINE-LIMIT, and our hook paths are
+# held to what CDI does (after podman update, a podman restart gives the GPU back).
+podman_update_control() {
+    local c
+    c=$(podman run -d --network none --device /dev/dri/renderD133 --device /dev/kfd localhost/bb:test sleep 3600)
+    expect_gpu "podman --device (control)" "/dev/kfd /dev/dri/renderD133" podman exec "$c"
+    podman update --pids-limit 200 "$c" >/dev/null
+    expect_gpu "podman --device (control), after podman update" "/dev/kfd /dev/dri/renderD133" podman exec "$c"
+    podman rm -f -t 0 "$c" >/dev/null
+    c=$(podman run -d --network none --device "amd.com/gpu=$REQ" localhost/bb:test sleep 3600)
+    expect_gpu "podman CDI (control)" "$WANT" podman exec "$c"
+    podman update --pids-limit 200 "$c" >/dev/null
+    if ! expect_gpu "podman CDI (control), after podman update" "$WANT" podman exec "$c"; then
+        echo "ENGINE LIMIT: podman update takes CDI devices away: $(podman --version), $(crun --version | head -n1)"
+        touch "$W/podman-update-drops-cdi"
+        podman rm -f -t 0 "$c" >/dev/null
+        return 4
+    fi
+    podman rm -f -t 0 "$c" >/dev/null
+}
+
+run_test podman-setup podman_setup
+run_test podman-update-control podman_update_control
+run_test podman-prestart podman_gpu "podman prestart" --hooks-dir "$W/hooks-prestart" -e "AMD_VISIBLE_DEVICES=$REQ"
+run_test podman-precreate podman_gpu "podman precreate" --hooks-dir "$W/hooks-precreate" -e "AMD_VISIBLE_DEVICES=$REQ"
+run_test podman-cdi podman_gpu "podman CDI" --device "amd.com/gpu=$REQ"
+run_test podman-no-request podman_no_request
+
+# ---- Docker: systemd cgroup driver, configured by amd-ctk runtime configure
+docker_setup() {
+    mkdir -p /etc/docker
+    cat > /etc/docker/daemon.json <<'JSON'
+{
+  "exec-opts": ["native.cgroupdriver=systemd"],
+  "iptables": false,
+  "ip6tables": false,
+  "bridge": "none"
+}
+JSON
+    amd-ctk runtime configure --runtime docker
+    cat /etc/docker/daemon.json
+    systemctl start docker.service
+    docker info --format '{{.CgroupDriver}} cgroup v{{.CgroupVersion}} runtimes: {{range $k, $v := .Runtimes}}{{$k}} {{end}}'
+    docker import "$W/rootfs.tar" bb:test >/dev/null
+}
+
+docker_gpu() {
+    local c ok=0
+    c=$(docker run -d --runtime=amd --network none -e "AMD_VISIBLE_DEVICES=$REQ" bb:test sleep 3600) \
+        || fail "docker run"
+    show_cgroup "$(docker inspect -f '{{.State.Pid}}' "$c")"
+    expect_gpu "docker, started" "$WANT" docker exec "$c" || ok=1
+    reload_systemd
+    expect_gpu "docker, after daemon-reload" "$WANT" docker exec "$c" || ok=1
+    docker update --cpus 1 "$c" >/dev/null || ok=1
+    expect_gpu "docker, after docker update --cpus 1" "$WANT" docker exec "$c" || ok=1
+    docker restart -t 0 "$c" >/dev/null || ok=1
+    expect_gpu "docker, after docker restart" "$WANT" docker exec "$c" || ok=1
+    reload_systemd
+    expect_gpu "docker, restarted, after daemon-reload" "$WANT" docker exec "$c" || ok=1
+    expect_null "docker, /dev/null still" docker exec "$c" || ok=1
+    docker rm -f "$c" >/dev/null
+    return $ok
+}
+
+docker_no_request() {
+    local c ok=0
+    c=$(docker run -d --runtime=amd --network none bb:test sleep 3600)
+    expect_gpu "docker, no request" "" docker exec "$c" || ok=1
+    expect_null "docker, no request" docker exec "$c" || ok=1
+    docker rm -f "$c" >/dev/null
+    return $ok
+}
+
+run_test docker-setup docker_setup
+run_test docker-systemd docker_gpu
+run_test docker-no-request docker_no_request
+
+echo
+echo "== hook log"
+cat /var/log/amd-container-hook.log 2>/dev/null | tail -n 60
+echo
+echo "== summary"
+printf '%s\n' "${RESULTS[@]}"

@@ -1,0 +1,123 @@
+//! The systemd + cgroup v2 host, proven in a VM: Debian 13 (systemd 257, runc,
+//! crun, Podman 5, Docker 26) booted under qemu by `tests/vm/run-vm.sh`, with
+//! the project's release binaries and the mi300x-8 fixture's fake hardware.
+//! `tests/vm/suite.sh` runs inside it and reports one `RESULT` line per test;
+//! this test requires each expected test to be reported and to pass, and
+//! fails with the VM's output otherwise.
+//!
+//! Needs root, debootstrap, qemu and umockdev (tests/install-deps.sh). The
+//! root filesystem is built once (a few minutes, network) and cached under
+//! target/vm; the boot and the suite take a few minutes under TCG.
+//! `AMD_CTK_VM_TESTS=0` skips it outside CI.
+
+use amd_ctk_e2e::*;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// Every test the suite must report, and the verdicts each may have.
+/// `host-control-*` are controls without our hook: HOST-BROKEN means the
+/// host itself loses /dev/null on a reload and nothing about us can be
+/// concluded, which fails this test too, with that message.
+/// `podman-update-control` checks whether `podman update` keeps a device
+/// Podman itself gave (`--device`); where it does not (ENGINE-LIMIT),
+/// the suite does not hold our GPUs to more than Podman's own devices.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("host-control-runc", &["PASS"]),
+    ("host-control-crun", &["PASS"]),
+    ("runc-systemd", &["PASS"]),
+    ("crun-systemd", &["PASS"]),
+    ("runc-systemd-no-request", &["PASS"]),
+    ("crun-systemd-no-request", &["PASS"]),
+    ("podman-setup", &["PASS"]),
+    ("podman-update-control", &["PASS", "ENGINE-LIMIT"]),
+    ("podman-prestart", &["PASS"]),
+    ("podman-precreate", &["PASS"]),
+    ("podman-cdi", &["PASS"]),
+    ("podman-no-request", &["PASS"]),
+    ("docker-setup", &["PASS"]),
+    ("docker-systemd", &["PASS"]),
+    ("docker-no-request", &["PASS"]),
+];
+
+fn prerequisites() -> bool {
+    if !in_ci() && std::env::var("AMD_CTK_VM_TESTS").is_ok_and(|v| v == "0") {
+        eprintln!("SKIPPED: AMD_CTK_VM_TESTS=0");
+        return false;
+    }
+    require(is_root(), "root (debootstrap, qemu with 9p shares)")
+        && require(
+            have("qemu-system-x86_64") && have("debootstrap") && have("umockdev-run"),
+            "qemu-system-x86_64, debootstrap and umockdev-run (tests/install-deps.sh)",
+        )
+}
+
+/// `RESULT name VERDICT (Ns)` lines → name → verdict.
+fn results(log: &str) -> BTreeMap<String, String> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_cgroup_v2_host_in_a_vm() {
+    if !prerequisites() {
+        return;
+    }
+    let work = scratch("vm-systemd");
+    let payload = work.join("payload");
+    let out_dir = work.join("results");
+    let bin_dir = bin("amd-container-hook").parent().unwrap().to_path_buf();
+    let st = Command::new("bash")
+        .arg(repo().join("tests/vm/make-payload.sh"))
+        .arg(&payload)
+        .env("AMD_CTK_BIN_DIR", &bin_dir)
+        .status()
+        .expect("make-payload.sh runs");
+    assert!(st.success(), "tests/vm/make-payload.sh failed");
+    let run = Command::new("bash")
+        .arg(repo().join("tests/vm/run-vm.sh"))
+        .arg(&payload)
+        .arg(&out_dir)
+        .output()
+        .expect("run-vm.sh runs");
+    let log = std::fs::read_to_string(out_dir.join("suite.log")).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "the VM did not run the suite to its end:\n{}\n--- suite output so far\n{log}",
+        text(&run.stderr)
+    );
+    eprintln!("{}", text(&run.stderr));
+    let got = results(&log);
+    let mut failures = Vec::new();
+    for (name, allowed) in EXPECTED {
+        match got.get(*name) {
+            None => failures.push(format!("{name}: not reported")),
+            Some(v) if allowed.contains(&v.as_str()) => {}
+            Some(v) if v == "HOST-BROKEN" => failures.push(format!(
+                "{name}: HOST-BROKEN: a container without our hook fails on this VM's host; \
+                 the host is at fault, nothing about the toolkit can be concluded"
+            )),
+            Some(v) => failures.push(format!("{name}: {v}")),
+        }
+    }
+    for name in got.keys() {
+        if !EXPECTED.iter().any(|(n, _)| n == name) {
+            failures.push(format!(
+                "{name}: reported but not expected by tests/vm_systemd.rs"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "VM suite failures:\n  {}\n--- VM suite output (tests/vm/suite.sh)\n{log}",
+        failures.join("\n  ")
+    );
+    // Shown with --nocapture: what each engine did, for the record.
+    let summary: Vec<_> = got.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    eprintln!("VM suite: {}", summary.join(", "));
+    let _ = std::fs::remove_dir_all(&work);
+}
