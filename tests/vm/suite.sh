@@ -96,9 +96,14 @@ podman_setup() {
     SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output /etc/cdi/amd.json
 }
 
+# podman_gpu WHAT HOOKS_DIR|- RUN_ARGS...: the hooks directory is a global option of every podman
+# command that creates the container (run, restart), as it is for an engine configured with it.
 podman_gpu() {
-    local what=$1; shift
+    local what=$1 hooks=$2; shift 2
     local c
+    podman() {
+        if [ "$hooks" = - ]; then command podman "$@"; else command podman --hooks-dir "$hooks" "$@"; fi
+    }
     c=$(podman run -d --network none "$@" localhost/bb:test sleep 3600) || fail "$what: podman run"
     show_cgroup "$(podman inspect -f '{{.State.Pid}}' "$c")"
     local ok=0
@@ -120,7 +125,7 @@ podman_gpu() {
 
 podman_no_request() {
     local c ok=0
-    c=$(podman run -d --network none --hooks-dir "$W/hooks-prestart" localhost/bb:test sleep 3600)
+    c=$(podman --hooks-dir "$W/hooks-prestart" run -d --network none localhost/bb:test sleep 3600)
     expect_gpu "podman, no request" "" podman exec "$c" || ok=1
     expect_null "podman, no request" podman exec "$c" || ok=1
     podman rm -f -t 0 "$c" >/dev/null
@@ -153,9 +158,9 @@ podman_update_control() {
 
 run_test podman-setup podman_setup
 run_test podman-update-control podman_update_control
-run_test podman-prestart podman_gpu "podman prestart" --hooks-dir "$W/hooks-prestart" -e "AMD_VISIBLE_DEVICES=$REQ"
-run_test podman-precreate podman_gpu "podman precreate" --hooks-dir "$W/hooks-precreate" -e "AMD_VISIBLE_DEVICES=$REQ"
-run_test podman-cdi podman_gpu "podman CDI" --device "amd.com/gpu=$REQ"
+run_test podman-prestart podman_gpu "podman prestart" "$W/hooks-prestart" -e "AMD_VISIBLE_DEVICES=$REQ"
+run_test podman-precreate podman_gpu "podman precreate" "$W/hooks-precreate" -e "AMD_VISIBLE_DEVICES=$REQ"
+run_test podman-cdi podman_gpu "podman CDI" - --device "amd.com/gpu=$REQ"
 run_test podman-no-request podman_no_request
 
 # ---- Docker: systemd cgroup driver, configured by amd-ctk runtime configure

@@ -529,6 +529,7 @@ mod tests {
         fields.extend_from_slice(&[4, 1, b's', 0]);
         fields.extend_from_slice(&3u32.to_be_bytes());
         fields.extend_from_slice(b"x.Y\0");
+        fields.extend_from_slice(&[0; 4]); // each field starts 8-aligned
         fields.extend_from_slice(&[5, 1, b'u', 0]);
         fields.extend_from_slice(&9u32.to_be_bytes());
         be.extend_from_slice(&(fields.len() as u32).to_be_bytes());
