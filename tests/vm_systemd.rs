@@ -28,6 +28,8 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("crun-systemd", &["PASS"]),
     ("runc-systemd-no-request", &["PASS"]),
     ("crun-systemd-no-request", &["PASS"]),
+    ("runc-systemd-denied-above", &["PASS"]),
+    ("crun-systemd-denied-above", &["PASS"]),
     ("podman-setup", &["PASS"]),
     ("podman-update-control", &["PASS", "ENGINE-LIMIT"]),
     ("podman-prestart", &["PASS"]),

@@ -73,12 +73,46 @@ lowlevel_no_request() {
     return $ok
 }
 
+# A slice above the container restricts devices (an admin's DevicePolicy): it is shared, the hook
+# must not widen it, so the create fails with a message naming it, and nothing is left behind.
+lowlevel_denied_above() {
+    local rt=$1 id=above-$1
+    mkdir -p /run/systemd/system
+    printf '[Slice]\nDevicePolicy=closed\n' > /run/systemd/system/amdtest.slice
+    systemctl daemon-reload
+    make_bundle "$W/$id" "$rt" "$id" hook "AMD_VISIBLE_DEVICES=$REQ"
+    jq '.linux.cgroupsPath = "amdtest.slice:'"$rt"':'"$id"'"' "$W/$id/config.json" > "$W/$id/c.json"
+    mv "$W/$id/c.json" "$W/$id/config.json"
+    local ok=0
+    if (cd "$W/$id" && "$rt" --systemd-cgroup run -d "$id" </dev/null >"$W/$id.out" 2>&1); then
+        echo "the create succeeded although amdtest.slice denies the GPU"
+        "$rt" delete -f "$id"
+        ok=1
+    fi
+    # runc shows the hook's stderr in its error; crun does not: the hook's log has it for both.
+    grep -F "[$id]" /var/log/amd-container-hook.log >> "$W/$id.out" || true
+    sed 's/^/  | /' "$W/$id.out"
+    grep -q 'amdtest.slice' "$W/$id.out" && grep -q 'is not the container.s own' "$W/$id.out" \
+        || { echo "the error does not name the slice and why"; ok=1; }
+    grep -q 'CDI' "$W/$id.out" || { echo "the error does not say what works instead"; ok=1; }
+    if systemctl list-units --all --no-legend "$rt-$id.scope" | grep -q .; then
+        systemctl status --no-pager "$rt-$id.scope" || true
+        echo "the container's scope is left behind"; ok=1
+    fi
+    "$rt" delete -f "$id" >/dev/null 2>&1 || true
+    rm -f /run/systemd/system/amdtest.slice
+    systemctl daemon-reload
+    return $ok
+}
+
 run_test host-control-runc lowlevel_control runc
 run_test host-control-crun lowlevel_control crun
 run_test runc-systemd lowlevel_gpu runc
 run_test crun-systemd lowlevel_gpu crun
 run_test runc-systemd-no-request lowlevel_no_request runc
 run_test crun-systemd-no-request lowlevel_no_request crun
+run_test runc-systemd-denied-above lowlevel_denied_above runc
+run_test crun-systemd-denied-above lowlevel_denied_above crun
 
 # ---- Podman: crun and the systemd cgroup manager (its defaults here)
 podman_setup() {
