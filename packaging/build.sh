@@ -39,7 +39,8 @@ AMD_VISIBLE_DEVICES into the live container: device nodes and device-cgroup
 rules, cgroup v1 and v2. amd-container-runtime is a runc-compatible entry for
 Docker that registers the hook; amd-ctk generates, lists and validates CDI
 specs, lists GPUs and configures container engines. The Podman / CRI-O hook
-registration is installed in /usr/share/containers/oci/hooks.d. Installing the
+registration is installed inactive in /usr/share/amd-container-toolkit;
+amd-ctk runtime configure --runtime podman|crio activates it. Installing the
 package changes no engine configuration and needs no GPU."
 
 bins=(amd-ctk amd-container-runtime amd-container-hook)
@@ -67,7 +68,7 @@ done
 
 # ---- staging tree: identical for both formats
 root=$stage/root
-install -d -m 0755 "$root/usr/bin" "$root/usr/libexec/$name" "$root/usr/share/containers/oci/hooks.d" \
+install -d -m 0755 "$root/usr/bin" "$root/usr/libexec/$name" "$root/usr/share/$name" \
     "$root/usr/share/doc/$name" "$root/etc/$name"
 installed=()
 for b in "${bins[@]}"; do installed+=("usr/bin/$b"); done
@@ -76,10 +77,10 @@ for p in "${installed[@]}"; do
     install -m 0755 "$release_dir/$(basename "$p")" "$root/$p"
     if command -v strip >/dev/null; then strip --strip-all "$root/$p"; fi
 done
-install -m 0644 "$hook_json" "$root/usr/share/containers/oci/hooks.d/$name.json"
+# Not active on install (a multi-tenant host decides who gets GPUs first):
+# `amd-ctk runtime configure --runtime podman|crio [--precreate]` puts it into the hooks directory.
+install -m 0644 "$hook_json" "$root/usr/share/$name/$name.json"
 if [ -f "$precreate_json" ]; then
-    # Not active by default: `amd-ctk runtime configure --runtime podman --precreate` installs it.
-    install -d -m 0755 "$root/usr/share/$name"
     install -m 0644 "$precreate_json" "$root/usr/share/$name/$name-precreate.json"
 else
     echo "packaging: warning: $precreate_json missing; the package will not carry it" >&2
@@ -167,18 +168,15 @@ cp -a "$root/." "%{buildroot}/"
 /usr/bin/amd-container-hook
 %dir /usr/libexec/$name
 /usr/libexec/$name/amd-container-inject
-%dir /usr/share/containers
-%dir /usr/share/containers/oci
-%dir /usr/share/containers/oci/hooks.d
-/usr/share/containers/oci/hooks.d/$name.json
+%dir /usr/share/$name
+/usr/share/$name/$name.json
 %dir /etc/$name
 %config(noreplace) /etc/$name/config.toml
 %dir /usr/share/doc/$name
 %doc /usr/share/doc/$name/README.md
 %license /usr/share/doc/$name/LICENSE
 EOF
-        if [ -d "$root/usr/share/$name" ]; then
-            echo "%dir /usr/share/$name"
+        if [ -f "$root/usr/share/$name/$name-precreate.json" ]; then
             echo "/usr/share/$name/$name-precreate.json"
         fi
     } > "$spec"

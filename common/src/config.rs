@@ -26,6 +26,10 @@ pub struct HookConfig {
     /// Swarm generic-resource variable read when AMD_VISIBLE_DEVICES is absent.
     /// Empty: none.
     pub swarm_resource: String,
+    /// Serve GPU requests from containers without CAP_SYS_ADMIN in their
+    /// bounding set. `false` on multi-tenant hosts: only privileged
+    /// containers (or spec-level paths such as CDI) get GPUs.
+    pub allow_unprivileged_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -48,6 +52,7 @@ impl Default for HookConfig {
             log_file: "/var/log/amd-container-hook.log".into(),
             log_level: "info".into(),
             swarm_resource: crate::request::DEFAULT_SWARM_RESOURCE.into(),
+            allow_unprivileged_requests: true,
         }
     }
 }

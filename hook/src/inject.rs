@@ -15,6 +15,11 @@ use std::path::Path;
 pub enum InjectError {
     #[error("cannot enter the container's namespace {path}: {source}")]
     Namespace { path: String, source: io::Error },
+    #[error(
+        "refusing to inject into process {pid}: it shares the hook's own mount namespace \
+         (the host's), so it is not a container being created"
+    )]
+    HostNamespace { pid: i32 },
     #[error("cannot open host node {path}: {source}")]
     HostNode { path: String, source: io::Error },
     #[error(transparent)]
@@ -46,6 +51,17 @@ pub fn inject(
     spec: &Spec,
     edits: &ContainerEdits,
 ) -> Result<Outcome, InjectError> {
+    let ns_id = |path: &str| {
+        std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|source| InjectError::Namespace {
+                path: path.into(),
+                source,
+            })
+    };
+    if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
+        return Err(InjectError::HostNamespace { pid });
+    }
     let mut cgroup = DeviceCgroup::open(pid)?;
     let userns = ns_inode(&format!("/proc/{pid}/ns/user"))? != ns_inode("/proc/self/ns/user")?;
     // Host nodes are opened before entering the container's namespace; with a
@@ -167,7 +183,11 @@ fn mapped_root(pid: i32, map: &str) -> Result<u32, InjectError> {
 fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
     use std::os::unix::ffi::OsStrExt;
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in node paths");
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| InjectError::HostNode {
+            path: path.display().to_string(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {

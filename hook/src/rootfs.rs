@@ -1,6 +1,17 @@
 //! Creating device nodes under the container's root, which belongs to an
 //! untrusted image: every component is opened relative to the root with
 //! O_NOFOLLOW, so a symlink in the image is refused instead of followed out.
+//!
+//! Contract: the root itself must not be a symlink. A node is made with
+//! `mknodat` and then owned through a descriptor of *that* node (opened
+//! `O_PATH|O_NOFOLLOW`, checked to be the char device just made, then
+//! `fchownat(AT_EMPTY_PATH)`), never by name, so swapping the name for a
+//! link to another file between the two steps changes nothing but our
+//! error. Nodes go only into directories on the container's own mounts
+//! (its root's or its `/dev`'s, told apart by mount id): a directory mounted
+//! from elsewhere (a volume or a host directory bind-mounted at `/dev/dri`)
+//! would keep them after the container is gone, so it is refused.
+//! Everything created is recorded and [`ContainerRoot::rollback`] removes it.
 
 use amd_container_common::DeviceNode;
 use std::ffi::CString;
@@ -18,6 +29,13 @@ pub enum RootfsError {
     Occupied { path: PathBuf, what: String },
     #[error("{path} is not a plain absolute device path")]
     BadPath { path: PathBuf },
+    #[error(
+        "refusing to create {path} in the container: {dir} is a mount of another filesystem \
+         (a volume or a host directory), where the node would outlive the container"
+    )]
+    ForeignDir { path: PathBuf, dir: PathBuf },
+    #[error("{path} in the container changed while the hook was creating it (now {what})")]
+    Raced { path: PathBuf, what: String },
     #[error("{op} {path} in the container: {source}")]
     Io {
         op: &'static str,
@@ -45,12 +63,45 @@ enum Created {
 /// The container root plus what this run created in it, for rollback.
 pub struct ContainerRoot {
     fd: OwnedFd,
+    /// The mounts nodes may go to: the root's and its `/dev`'s (mount ids).
+    own_mounts: Vec<u64>,
     created: Vec<Created>,
 }
 
-fn cstr(s: &std::ffi::OsStr) -> CString {
+fn cstr(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(s.as_bytes()).expect("path components have no NUL")
+    CString::new(s.as_bytes()).map_err(|_| RootfsError::BadPath {
+        path: PathBuf::from(s),
+    })
+}
+
+/// The id of the mount `name` (relative to `dir`; "" for `dir` itself) is on.
+fn mount_id(dir: RawFd, name: &std::ffi::CStr) -> io::Result<u64> {
+    // SAFETY: `stx` is a plain C struct the kernel fills.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_SYMLINK_NOFOLLOW
+        | if name.is_empty() {
+            libc::AT_EMPTY_PATH
+        } else {
+            0
+        };
+    // SAFETY: `name` is NUL-terminated, `stx` a valid out pointer.
+    check(unsafe { libc::statx(dir, name.as_ptr(), flags, libc::STATX_MNT_ID, &mut stx) })?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel reports no mount id (statx STATX_MNT_ID, Linux 5.8)",
+        ));
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: `st` is a plain C struct the kernel fills; `fd` is open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to `st`; an invalid fd yields EBADF.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -78,7 +129,7 @@ fn openat(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn lstatat(dir: RawFd, name: &CString) -> io::Result<libc::stat> {
+fn lstatat(dir: RawFd, name: &std::ffi::CStr) -> io::Result<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
@@ -115,16 +166,35 @@ impl ContainerRoot {
     /// Opens the root directory itself. Its path comes from the runtime (the
     /// spec's `root.path`), not from the image.
     pub fn open(path: &Path) -> Result<ContainerRoot, RootfsError> {
-        let c = cstr(path.as_os_str());
-        let fd =
-            openat(libc::AT_FDCWD, &c, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|source| {
-                RootfsError::OpenRoot {
-                    path: path.into(),
-                    source,
-                }
-            })?;
+        let c = cstr(path.as_os_str())?;
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let fd = match openat(libc::AT_FDCWD, &c, flags, 0) {
+            Ok(fd) => fd,
+            Err(source) => {
+                let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
+                return Err(if is_link {
+                    RootfsError::Symlink { path: path.into() }
+                } else {
+                    RootfsError::OpenRoot {
+                        path: path.into(),
+                        source,
+                    }
+                });
+            }
+        };
+        let open_err = |source| RootfsError::OpenRoot {
+            path: path.into(),
+            source,
+        };
+        let mut own_mounts = vec![mount_id(fd.as_raw_fd(), c"").map_err(open_err)?];
+        if let Ok(st) = lstatat(fd.as_raw_fd(), c"dev") {
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                own_mounts.push(mount_id(fd.as_raw_fd(), c"dev").map_err(open_err)?);
+            }
+        }
         Ok(ContainerRoot {
             fd,
+            own_mounts,
             created: Vec::new(),
         })
     }
@@ -133,7 +203,9 @@ impl ContainerRoot {
     /// component, never following a symlink.
     fn parent_dir(&mut self, path: &Path) -> Result<(OwnedFd, CString), RootfsError> {
         let parts = components(path)?;
-        let (last, dirs) = parts.split_last().expect("components are not empty");
+        let Some((last, dirs)) = parts.split_last() else {
+            return Err(RootfsError::BadPath { path: path.into() });
+        };
         let mut dir = self.fd.try_clone().map_err(|source| RootfsError::Io {
             op: "dup",
             path: "/".into(),
@@ -142,7 +214,7 @@ impl ContainerRoot {
         let mut so_far = PathBuf::from("/");
         for name in dirs {
             so_far.push(name);
-            let c = cstr(name);
+            let c = cstr(name)?;
             let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
             dir = match openat(dir.as_raw_fd(), &c, flags, 0) {
                 Ok(fd) => fd,
@@ -179,7 +251,18 @@ impl ContainerRoot {
                 }
             };
         }
-        Ok((dir, cstr(last)))
+        let mnt = mount_id(dir.as_raw_fd(), c"").map_err(|source| RootfsError::Io {
+            op: "stat",
+            path: so_far.clone(),
+            source,
+        })?;
+        if !self.own_mounts.contains(&mnt) {
+            return Err(RootfsError::ForeignDir {
+                path: path.into(),
+                dir: so_far,
+            });
+        }
+        Ok((dir, cstr(last)?))
     }
 
     /// Puts `node` into the container at the same path as on the host.
@@ -189,6 +272,18 @@ impl ContainerRoot {
         node: &DeviceNode,
         how: &Placement,
         index: usize,
+    ) -> Result<bool, RootfsError> {
+        self.place_with(node, how, index, &mut || {})
+    }
+
+    /// [`ContainerRoot::place`], running `after_mknod` between creating a
+    /// node and owning it (tests race an attacker there).
+    fn place_with(
+        &mut self,
+        node: &DeviceNode,
+        how: &Placement,
+        index: usize,
+        after_mknod: &mut dyn FnMut(),
     ) -> Result<bool, RootfsError> {
         let path = node.path.as_path();
         let (dir, name) = self.parent_dir(path)?;
@@ -220,13 +315,27 @@ impl ContainerRoot {
                 check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
                     .map_err(|e| io_err("mknod", e))?;
                 self.created.push(Created::Node(path.into()));
+                after_mknod();
+                // Own the node through a descriptor of it, after checking it
+                // is the device just made: never chown by name.
+                let made = openat(dir.as_raw_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                    .map_err(|e| io_err("open", e))?;
+                let st = fstat(made.as_raw_fd()).map_err(|e| io_err("stat", e))?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != dev {
+                    return Err(RootfsError::Raced {
+                        path: path.into(),
+                        what: file_kind(st.st_mode).into(),
+                    });
+                }
+                // SAFETY: `made` is an open O_PATH descriptor; the empty
+                // path with AT_EMPTY_PATH names that very file.
                 check(unsafe {
                     libc::fchownat(
-                        dir.as_raw_fd(),
-                        name.as_ptr(),
+                        made.as_raw_fd(),
+                        c"".as_ptr(),
                         node.uid,
                         node.gid,
-                        libc::AT_SYMLINK_NOFOLLOW,
+                        libc::AT_EMPTY_PATH,
                     )
                 })
                 .map_err(|e| io_err("chown", e))?;
@@ -267,7 +376,8 @@ impl ContainerRoot {
             let result = match &c {
                 Created::Mount(p) => self.with_parent(p, |dir, name| {
                     let target = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-                    let t = CString::new(format!("/proc/self/fd/{}", target.as_raw_fd())).unwrap();
+                    let t = CString::new(format!("/proc/self/fd/{}", target.as_raw_fd()))
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                     check(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) }).map(drop)
                 }),
                 Created::Node(p) => self.with_parent(p, |dir, name| {
@@ -291,17 +401,20 @@ impl ContainerRoot {
     ) -> io::Result<()> {
         let parts = components(path)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let (last, dirs) = parts.split_last().expect("components are not empty");
+        let invalid = |e: RootfsError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let Some((last, dirs)) = parts.split_last() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty path"));
+        };
         let mut dir = self.fd.try_clone()?;
         for name in dirs {
             dir = openat(
                 dir.as_raw_fd(),
-                &cstr(name),
+                &cstr(name).map_err(invalid)?,
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                 0,
             )?;
         }
-        f(dir.as_raw_fd(), &cstr(last))
+        f(dir.as_raw_fd(), &cstr(last).map_err(invalid)?)
     }
 
     /// Forgets the rollback record once the whole injection succeeded.
@@ -360,6 +473,30 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_symlinked_root() {
+        let real = tmp("real-root");
+        let link =
+            std::env::temp_dir().join(format!("amd-hook-rootfs-link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&link);
+        symlink(&real, &link).unwrap();
+        assert!(matches!(
+            ContainerRoot::open(&link),
+            Err(RootfsError::Symlink { .. })
+        ));
+        std::fs::remove_file(&link).unwrap();
+    }
+
+    #[test]
+    fn nul_in_the_root_path_is_an_error_not_a_panic() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = Path::new(std::ffi::OsStr::from_bytes(b"/tmp/a\0b"));
+        assert!(matches!(
+            ContainerRoot::open(p),
+            Err(RootfsError::BadPath { .. })
+        ));
+    }
+
+    #[test]
     fn rejects_dot_dot() {
         let root = tmp("dotdot");
         let mut r = ContainerRoot::open(&root).unwrap();
@@ -367,6 +504,75 @@ mod tests {
             r.place(&node("/dev/../../x"), &Placement::Mknod, 0),
             Err(RootfsError::BadPath { .. })
         ));
+    }
+
+    fn root_or_skip() -> bool {
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
+        }
+        // CI runs as root: there, not running these tests is a failure.
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI but not root: mknod test cannot run"
+        );
+        eprintln!("SKIPPED (not root): mknod needs root");
+        false
+    }
+
+    /// An attacker swaps the node just made for a hard link to a host file
+    /// before the hook owns it: the host file keeps its owner, the hook
+    /// reports the race, and rollback removes only the name it created.
+    #[test]
+    fn a_node_swapped_before_chown_is_never_chowned() {
+        use std::os::unix::fs::MetadataExt;
+        if !root_or_skip() {
+            return;
+        }
+        let root = tmp("race");
+        std::fs::create_dir(root.join("dev")).unwrap();
+        let precious = root.join("precious");
+        std::fs::write(&precious, "host data").unwrap();
+        let mut r = ContainerRoot::open(&root).unwrap();
+        let n = DeviceNode {
+            gid: 4242,
+            ..node("/dev/kfd")
+        };
+        let kfd = root.join("dev/kfd");
+        let err = r
+            .place_with(&n, &Placement::Mknod, 0, &mut || {
+                std::fs::remove_file(&kfd).unwrap();
+                std::fs::hard_link(&precious, &kfd).unwrap();
+            })
+            .unwrap_err();
+        assert!(matches!(err, RootfsError::Raced { .. }), "{err}");
+        let meta = std::fs::metadata(&precious).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 0),
+            "the host file was chowned"
+        );
+        r.rollback();
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "host data");
+    }
+
+    #[test]
+    fn a_node_is_made_with_the_hosts_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !root_or_skip() {
+            return;
+        }
+        let root = tmp("owner");
+        let mut r = ContainerRoot::open(&root).unwrap();
+        let n = DeviceNode {
+            gid: 4242,
+            mode: 0o660,
+            ..node("/dev/kfd")
+        };
+        assert!(r.place(&n, &Placement::Mknod, 0).unwrap());
+        // (The mode is the host's under the injector's umask 0; the e2e
+        // tests compare it with the host's nodes.)
+        let meta = std::fs::symlink_metadata(root.join("dev/kfd")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 4242));
     }
 
     #[test]

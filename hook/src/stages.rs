@@ -32,6 +32,34 @@ enum HookError {
     PrecreateInput(serde_json::Error),
     #[error("cannot write the config to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error(
+        "{name}={value}: refused: the container is unprivileged (no CAP_SYS_ADMIN in its \
+         bounding set) and {config} sets [hook] allow-unprivileged-requests = false; run it \
+         privileged, or give the GPU through CDI"
+    )]
+    Unprivileged {
+        name: String,
+        value: String,
+        config: std::path::PathBuf,
+    },
+}
+
+/// The admin's policy ([hook] allow-unprivileged-requests): may a container
+/// with this bounding set get GPUs?
+fn check_policy(
+    config: &Config,
+    config_path: &std::path::Path,
+    var: &amd_container_common::request::RequestVar,
+    privileged: bool,
+) -> Result<(), HookError> {
+    if config.hook.allow_unprivileged_requests || privileged {
+        return Ok(());
+    }
+    Err(HookError::Unprivileged {
+        name: var.name.to_string(),
+        value: var.value.to_string(),
+        config: config_path.to_path_buf(),
+    })
 }
 
 /// Runs `args.stage` with the input on stdin; reports errors once, here.
@@ -102,6 +130,14 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
     }
+    let spec = container::parse_spec(&spec_path, &bytes)?;
+    let privileged = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::SysAdmin));
+    check_policy(&config, config_path, &var, privileged)?;
     let inventory = discover()?;
     let selection = request.resolve(&var, &inventory)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
@@ -109,9 +145,8 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
     }
-    let spec = container::parse_spec(&spec_path, &bytes)?;
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
-    let rootfs = container::rootfs(&spec, state.bundle());
+    let rootfs = container::rootfs(&spec, state.bundle())?;
     let outcome = inject::inject(pid, &rootfs, &spec, &edits)?;
     let paths: Vec<String> = edits
         .device_nodes
@@ -146,6 +181,13 @@ fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
             Some(var) => {
                 let request = Request::parse(var.name, var.value)?;
                 if request.is_gpu() {
+                    let privileged = doc
+                        .pointer("/process/capabilities/bounding")
+                        .and_then(serde_json::Value::as_array)
+                        .is_some_and(|b| b.iter().any(|c| c == "CAP_SYS_ADMIN"));
+                    if request != Request::NoGpus {
+                        check_policy(&config, config_path, &var, privileged)?;
+                    }
                     let inventory = discover()?;
                     let selection = request.resolve(&var, &inventory)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))

@@ -41,6 +41,11 @@ pub enum CgroupError {
         path: PathBuf,
         source: io::Error,
     },
+    #[error(
+        "refusing to change the root {what}: the process is in no container's cgroup \
+         (from {path})"
+    )]
+    RootCgroup { what: &'static str, path: PathBuf },
     #[error("cgroup v2 device program: {0}")]
     Bpf(#[from] v2::BpfError),
     #[error(transparent)]
@@ -120,6 +125,12 @@ impl DeviceCgroup {
                     what: "cgroup v2 membership",
                     path: cgroup_file.clone(),
                 })?;
+            if rel.trim_end_matches('/').is_empty() {
+                return Err(CgroupError::RootCgroup {
+                    what: "cgroup v2",
+                    path: cgroup_file,
+                });
+            }
             let path = mountinfo::resolve(&mounts, rel, |m| m.fstype == "cgroup2").ok_or(
                 CgroupError::NotFound {
                     what: "cgroup2 mount",
@@ -160,8 +171,14 @@ impl DeviceCgroup {
                 })
                 .ok_or(CgroupError::NotFound {
                     what: "devices cgroup",
-                    path: cgroup_file,
+                    path: cgroup_file.clone(),
                 })?;
+            if rel.trim_end_matches('/').is_empty() {
+                return Err(CgroupError::RootCgroup {
+                    what: "devices cgroup",
+                    path: cgroup_file,
+                });
+            }
             let path = mountinfo::resolve(&mounts, rel, |m| {
                 m.fstype == "cgroup" && m.super_options.split(',').any(|o| o == "devices")
             })
