@@ -349,21 +349,21 @@ impl Connection {
             .bytes()
             .map(|b| format!("{b:02x}"))
             .collect();
+        // As sd-bus's own clients do: AUTH and BEGIN in one write, then wait
+        // for OK before the first message (systemd's private socket stalled
+        // on a method call that arrived right behind a separate BEGIN).
         let w = conn.stream.get_mut();
-        w.write_all(format!("\0AUTH EXTERNAL {uid}\r\n").as_bytes())
+        w.write_all(format!("\0AUTH EXTERNAL {uid}\r\nBEGIN\r\n").as_bytes())
             .map_err(io_err)?;
         let mut line = String::new();
         conn.stream.read_line(&mut line).map_err(io_err)?;
+        log::debug!("D-Bus {name}: {}", line.trim_end());
         if !line.starts_with("OK ") {
             return Err(DbusError::Auth {
                 path: name,
                 reply: line.trim_end().to_string(),
             });
         }
-        conn.stream
-            .get_mut()
-            .write_all(b"BEGIN\r\n")
-            .map_err(io_err)?;
         if hello {
             conn.call(
                 &Method {
@@ -390,6 +390,12 @@ impl Connection {
     pub fn call(&mut self, m: &Method, args: &[Value]) -> Result<Message, DbusError> {
         self.serial += 1;
         let serial = self.serial;
+        log::debug!(
+            "D-Bus call {serial}: {}.{} on {}",
+            m.interface,
+            m.member,
+            m.path
+        );
         let bytes = encode_call(serial, m, args);
         self.stream
             .get_mut()
@@ -398,6 +404,11 @@ impl Connection {
         loop {
             let msg = self.next_message()?;
             if msg.reply_serial != Some(serial) {
+                log::debug!(
+                    "D-Bus: skipping a message of type {} (reply to {:?})",
+                    msg.kind,
+                    msg.reply_serial
+                );
                 continue; // a signal or another reply: not ours
             }
             return match msg.kind {
