@@ -18,6 +18,7 @@ mod docker;
 mod file_edit;
 mod hooks_dir;
 
+pub use file_edit::EditError;
 use file_edit::{Options, Outcome};
 use hooks_dir::Variant;
 use std::path::{Path, PathBuf};
@@ -440,7 +441,7 @@ fn run_crio(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
         file_edit::apply(&drop_in, opts, hooks_dir::plan_remove)?
     } else {
         let dir_str = dir.to_string_lossy().into_owned();
-        let resolved = file_edit::resolve(&drop_in);
+        let resolved = file_edit::resolved_path(&drop_in);
         file_edit::apply(&drop_in, opts, |cur| {
             let want = crio::drop_in_content(&crio::hooks_dirs_before(&resolved), &dir_str);
             crio::plan_drop_in(cur, &want)
