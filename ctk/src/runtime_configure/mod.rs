@@ -17,6 +17,7 @@ mod crio;
 mod docker;
 mod file_edit;
 mod hooks_dir;
+mod toml_marks;
 
 pub use file_edit::EditError;
 use file_edit::{Options, Outcome};
@@ -69,6 +70,20 @@ impl<'a> RuntimeEdit<'a> {
     }
 }
 
+impl RuntimeEdit<'_> {
+    /// Is `binary`, the program of an engine's runtime entry named `amd`,
+    /// ours: the one this edit writes, or any `amd-container-runtime`
+    /// (another directory, an earlier `--runtime-path`)? Anything else is
+    /// someone else's runtime that happens to be called `amd`.
+    pub fn is_ours(&self, binary: &str) -> bool {
+        binary == self.runtime_path
+            || Path::new(binary).file_name() == Some(std::ffi::OsStr::new(DEFAULT_RUNTIME_PATH))
+    }
+}
+
+/// The hint of a refusal to replace a runtime `amd` that is not ours.
+pub const NOT_OURS_HINT: &str = "Rename or remove that runtime to register ours; if it is      amd-container-runtime under another name, name it with --runtime-path.";
+
 /// The plain edit of the table tests, and one with a change applied.
 #[cfg(test)]
 pub(crate) mod test_edit {
@@ -96,6 +111,11 @@ pub struct Changes {
     pub lines: Vec<String>,
     /// Advice printed after the changes.
     pub notes: Vec<String>,
+    /// What was left in place although the command was about it, and why
+    /// (an entry called `amd` that is not ours); printed whatever happened.
+    pub kept: Vec<String>,
+    /// Things the admin should check (printed on stderr, whatever happened).
+    pub warnings: Vec<String>,
     /// Docker: a restart is needed (SIGHUP does not apply the change).
     pub needs_restart: bool,
 }
@@ -269,6 +289,12 @@ impl Reporter {
                 }
             }
             Outcome::WouldDelete => self.say(&format!("{p}: would be removed (dry run)")),
+        }
+        for k in &changes.kept {
+            self.say(&format!("{p}: left {k}"));
+        }
+        for w in &changes.warnings {
+            eprintln!("amd-ctk: warning: {w}");
         }
         if outcome.changed() {
             for n in &changes.notes {
