@@ -455,26 +455,28 @@ fn run_crio(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
         Some(d) => std::path::absolute(d)
             .map_err(|e| CliError::Message(format!("--hooks-dir {}: {e}", d.display())))?,
     };
-    let hooks_changed = hooks_files(args, &dir, Variant::Prestart, out)?;
     let drop_in = args
         .config
         .clone()
         .unwrap_or_else(|| crio::DEFAULT_DROP_IN.into());
-    let opts = options(args, false);
-    let (outcome, ()) = if args.remove || is_default_hooks_dir(&dir) {
+    // The drop-in first: a file there we must not edit stops the run
+    // before anything changed. CRI-O reads every file of a drop-in
+    // directory: no backup there.
+    let resolved = file_edit::resolved_path(&drop_in);
+    let opts = options(args, !crio::in_drop_in_dir(&resolved));
+    let (outcome, changes) = if args.remove || is_default_hooks_dir(&dir) {
         // The default directory needs no drop-in; one of ours from an
         // earlier run with another directory would now be stale.
-        file_edit::apply(&drop_in, opts, hooks_dir::plan_remove)?
+        file_edit::apply(&drop_in, opts, |cur| crio::plan_remove(cur, &resolved))?
     } else {
         let dir_str = dir.to_string_lossy().into_owned();
-        let resolved = file_edit::resolved_path(&drop_in);
         file_edit::apply(&drop_in, opts, |cur| {
-            let want = crio::drop_in_content(&crio::hooks_dirs_before(&resolved), &dir_str);
-            crio::plan_drop_in(cur, &want)
+            crio::plan_install(cur, &resolved, &dir_str)
         })?
     };
+    let hooks_changed = hooks_files(args, &dir, Variant::Prestart, out)?;
     let drop_in_changed = outcome.changed();
-    out.file(&drop_in, &outcome, &Changes::default(), true);
+    out.file(&drop_in, &outcome, &changes, true);
     if !args.dry_run {
         if drop_in_changed {
             out.say("To apply: systemctl restart crio");
