@@ -9,8 +9,13 @@
 //!   for crio with a non-default directory, a drop-in adding it to `hooks_dir`.
 //!
 //! Every file is edited under a lock, backed up before our first change
-//! (`<file>.bak`, kept if it exists), replaced atomically, left alone when
-//! nothing changes, and never touched when it cannot be parsed.
+//! (`<file>.bak`, kept if it exists), replaced atomically with its owner,
+//! group, mode and extended attributes, left alone when nothing changes, and
+//! never touched when it cannot be parsed or replaced (file_edit). A file or
+//! an entry we did not write (a runtime `amd` of another vendor, an admin's
+//! crio.conf) is never replaced or deleted: only what we recognise as ours
+//! (or marked as ours) is changed back by `--remove`, and what is left is
+//! reported (`Changes::kept`).
 
 mod containerd;
 mod crio;
@@ -127,10 +132,13 @@ Files:
   containerd  /etc/containerd/config.toml (--config), config version 1, 2 or 3 (a new file: 2)
   podman      DIR/amd-container-toolkit.json, or with --precreate amd-container-toolkit-precreate.json
   crio        DIR/amd-container-toolkit.json; with a --hooks-dir other than the default, also the
-              drop-in /etc/crio/crio.conf.d/99-amd-container-toolkit.conf (--config)
+              drop-in /etc/crio/crio.conf.d/99-amd-container-toolkit.conf (--config); a --config
+              file amd-ctk did not write (crio.conf) gets DIR in its hooks_dir instead
 DIR is --hooks-dir, default /usr/share/containers/oci/hooks.d.
 An edited file is first copied to FILE.bak (an existing FILE.bak is kept), then replaced
-atomically; a file that does not parse is reported (with the position) and left as it is.")]
+atomically, keeping its owner, group and mode; a file that does not parse is reported (with the
+position) and left as it is. A runtime `amd` that is not amd-container-runtime is never replaced
+or removed.")]
 pub struct ConfigureArgs {
     /// The container engine to configure.
     #[arg(long, value_enum, default_value = "docker")]
