@@ -22,8 +22,6 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-const CASES: u32 = 100_000;
-
 fn node(path: String, minor: u32) -> DeviceNode {
     DeviceNode {
         path: path.into(),
@@ -227,7 +225,7 @@ fn read_one(seed: u64, format: Format) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: CASES,
+        cases: fuzzkit::cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

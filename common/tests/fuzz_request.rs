@@ -17,8 +17,6 @@ use amd_container_common::{DeviceNode, Gpu, Inventory, PciAddress};
 use fuzzkit::Gen;
 use proptest::prelude::*;
 
-const CASES: u32 = 100_000;
-
 fn node(minor: u32) -> DeviceNode {
     DeviceNode {
         path: format!("/dev/dri/renderD{minor}").into(),
@@ -104,7 +102,7 @@ fn value(g: &mut Gen) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: CASES,
+        cases: fuzzkit::cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

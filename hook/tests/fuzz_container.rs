@@ -21,8 +21,6 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::path::Path;
 
-const CASES: u32 = 100_000;
-
 const KEYS: &[&str] = &[
     "ociVersion",
     "id",
@@ -176,7 +174,7 @@ fn edits(g: &mut Gen) -> ContainerEdits {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: CASES,
+        cases: fuzzkit::cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -15,6 +15,15 @@
 
 use serde_json::{Map, Value};
 
+/// Cases per property: 100 000, or `PROPTEST_CASES` when set (a longer
+/// run, or a quick one while debugging).
+pub fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
 /// A xorshift64* generator.
 pub struct Gen(u64);
 

@@ -23,8 +23,6 @@ use super::program::{allow_prefix, from_rules, rules_allow, runc_default_rules, 
 use fuzzkit::Gen;
 use proptest::prelude::*;
 
-const CASES: u32 = 100_000;
-
 fn reg(g: &mut Gen) -> u8 {
     if g.one_in(30) {
         g.below(16) as u8
@@ -170,7 +168,7 @@ fn rule(g: &mut Gen) -> Rule {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: CASES,
+        cases: fuzzkit::cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
