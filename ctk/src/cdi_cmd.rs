@@ -199,20 +199,14 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::from(EXIT_UNREADABLE));
         }
     };
-    let yaml = format_for(&path.to_string_lossy(), None) == SpecFormat::Yaml;
-    let parsed: Result<serde_json::Value, String> = if yaml {
-        serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())
-    } else {
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+    let format = match format_for(&path.to_string_lossy(), None) {
+        SpecFormat::Yaml => cdi::Format::Yaml,
+        SpecFormat::Json => cdi::Format::Json,
     };
-    let doc = match parsed {
+    let doc = match cdi::parse_document(&text, format) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!(
-                "amd-ctk: {} is not valid {}: {e}",
-                path.display(),
-                if yaml { "YAML" } else { "JSON" }
-            );
+            eprintln!("amd-ctk: {} is {e}", path.display());
             return Ok(ExitCode::from(EXIT_UNREADABLE));
         }
     };

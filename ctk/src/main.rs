@@ -58,6 +58,8 @@ enum LegacyConfigureCommand {
 pub enum CliError {
     #[error(transparent)]
     Discovery(#[from] amd_container_common::hardware::DiscoveryError),
+    #[error(transparent)]
+    Edit(#[from] runtime_configure::EditError),
     #[error("{0}")]
     Message(String),
 }

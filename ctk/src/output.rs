@@ -1,42 +1,205 @@
 //! Writing files the way an admin expects: atomically (temp file + rename in
 //! the same directory), parent directories created, other files untouched.
+//!
+//! A file that is replaced keeps its identity as far as a new inode can: its
+//! owner, group, mode (set-id bits included) and extended attributes (ACLs,
+//! SELinux label) are copied to the temp file before the rename. A temp file
+//! is removed on every failure path: a failed write leaves nothing behind.
 
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 
-/// Replaces `path` with `contents` atomically; readers see the old or the new
-/// file, never a partial one. Keeps the old file's permissions, else 0644.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir)?;
+/// Mode of a file that did not exist before.
+const NEW_FILE_MODE: u32 = 0o644;
+
+/// A temp file beside its destination, holding the new content with the
+/// destination's identity, not yet renamed into place. Dropped without
+/// [`Staged::commit`], it is removed.
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Renames the temp file over the destination (readers see the old or
+    /// the new file, never a partial one), then syncs the directory.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        // The rename is done: a failed directory sync cannot undo it and is
+        // not worth failing the whole edit for.
+        if let Err(e) = fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            log::warn!("cannot sync {}: {e}", self.dir.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates a new, hidden temp file beside `path` (`.NAME.tmp-PID-N`).
+fn create_temp(dir: &Path, path: &Path) -> std::io::Result<(fs::File, PathBuf)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
+    let mut n = 0u32;
+    loop {
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            // A leftover of a killed run with our pid: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e),
+        }
     }
-    result
+}
+
+/// Writes `contents` to a temp file beside `path` that has `path`'s owner,
+/// group, mode and extended attributes (a new file: the caller's, mode 0644).
+/// Creates the parent directories.
+pub fn stage(path: &Path, contents: &[u8]) -> std::io::Result<Staged> {
+    stage_like(path, contents, path)
+}
+
+/// [`stage`], with the identity of the file `like` (for a backup: the
+/// original's), or of a new file if `like` does not exist.
+pub fn stage_like(path: &Path, contents: &[u8], like: &Path) -> std::io::Result<Staged> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir)?;
+    let old = match fs::metadata(like) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let (mut f, tmp) = create_temp(&dir, path)?;
+    let staged = Staged {
+        tmp,
+        path: path.to_path_buf(),
+        dir,
+        committed: false,
+    };
+    match &old {
+        Some(meta) => copy_identity(like, meta, &f)?,
+        None => f.set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))?,
+    }
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+/// Replaces `path` with `contents` atomically, keeping the old file's
+/// owner, group, mode and extended attributes (a new file gets 0644).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    stage(path, contents)?.commit()
+}
+
+/// Gives `to` the owner, group, mode and extended attributes of `from`
+/// (whose metadata is `meta`). The mode is set after the owner: chown clears
+/// the set-id bits.
+pub fn copy_identity(from: &Path, meta: &fs::Metadata, to: &fs::File) -> std::io::Result<()> {
+    std::os::unix::fs::fchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    copy_xattrs(from, to)?;
+    to.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+}
+
+/// Copies every extended attribute of `from` to `to`. A filesystem without
+/// extended attributes has nothing to copy.
+fn copy_xattrs(from: &Path, to: &fs::File) -> std::io::Result<()> {
+    let c_from = CString::new(from.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let names = match xattr_list(&c_from) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let Ok(c_name) = CString::new(name) else {
+            continue;
+        };
+        let value = match xattr_get(&c_from, &c_name) {
+            Ok(v) => v,
+            // Removed since it was listed.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: valid C string, buffer and length; fd owned by `to`.
+        let r = unsafe {
+            libc::fsetxattr(
+                to.as_raw_fd(),
+                c_name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot copy extended attribute {} to the new file: {e}",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Calls a size-then-fill xattr syscall until the buffer is big enough.
+fn sized_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> std::io::Result<Vec<u8>> {
+    for _ in 0..8 {
+        let n = call(std::ptr::null_mut(), 0);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; n.unsigned_abs()];
+        let m = call(buf.as_mut_ptr(), buf.len());
+        if m >= 0 {
+            buf.truncate(m.unsigned_abs());
+            return Ok(buf);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ERANGE))
+}
+
+fn xattr_list(path: &CStr) -> std::io::Result<Vec<u8>> {
+    // SAFETY: valid C string; the buffer is `len` bytes (or null with 0).
+    sized_call(|buf, len| unsafe { libc::listxattr(path.as_ptr(), buf.cast(), len) })
+}
+
+fn xattr_get(path: &CStr, name: &CStr) -> std::io::Result<Vec<u8>> {
+    // SAFETY: valid C strings; the buffer is `len` bytes (or null with 0).
+    sized_call(|buf, len| unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.cast(), len) })
 }
 
 #[cfg(test)]
@@ -56,5 +219,47 @@ mod tests {
             "no temp file left"
         );
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn keeps_owner_group_mode_and_xattrs() {
+        let dir = std::env::temp_dir().join(format!("amd-ctk-out-id-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("daemon.json");
+        fs::write(&path, "{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let root = nix_is_root();
+        if root {
+            std::os::unix::fs::chown(&path, Some(1234), Some(5678)).unwrap();
+        }
+        let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid C strings and buffer.
+        let have_xattr = unsafe {
+            libc::setxattr(
+                c_path.as_ptr(),
+                c"user.amd-ctk-test".as_ptr(),
+                b"v1".as_ptr().cast(),
+                2,
+                0,
+            )
+        } == 0;
+        write_atomic(&path, b"{\"a\": 1}").unwrap();
+        let m = fs::metadata(&path).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        if root {
+            assert_eq!((m.uid(), m.gid()), (1234, 5678));
+        }
+        if have_xattr {
+            assert_eq!(
+                xattr_get(&c_path, c"user.amd-ctk-test").unwrap(),
+                b"v1".to_vec()
+            );
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn nix_is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
     }
 }

@@ -1,14 +1,17 @@
-//! Container Device Interface: our own serde types for the spec, the
-//! minimal-version rule, name checks, the generator and the staleness check.
+//! Container Device Interface: our own serde types for the spec, the bounded
+//! reader, the minimal-version rule, name checks, the generator and the
+//! staleness check.
 
 mod generate;
 mod names;
+mod read;
 mod spec;
 mod stale;
 mod version;
 
 pub use generate::{generate, GenerateOptions, NameStrategy};
 pub use names::{validate_device_name, validate_kind, NameError};
+pub use read::{parse_document, read_spec, Format, ReadError, MAX_DEPTH};
 pub use spec::{ContainerEdits, Device, DeviceNode, Hook, Mount, Spec};
 pub use stale::{compare_with_hardware, Discrepancy};
 pub use version::minimum_version;

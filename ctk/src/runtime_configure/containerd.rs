@@ -5,11 +5,25 @@
 //! runtime (`SystemdCgroup` above all); optionally `default_runtime_name =
 //! "amd"` and `enable_cdi = true`. The file is edited with toml_edit, so the
 //! user's comments, key order and formatting survive.
+//!
+//! A runtime `amd` is ours when its `options.BinaryName` is
+//! amd-container-runtime (any directory) or the `--runtime-path` given.
+//! Anyone else's `amd` table is never overwritten (configure is refused) nor
+//! removed (`--remove` leaves it, and an unmarked default naming it).
+//!
+//! containerd merges the files named by `imports` over this one (later files
+//! win), so the runc runtime whose settings we copy may be there: its tables
+//! in every imported file are merged in containerd's order. An import that
+//! cannot be read, a pattern we cannot expand, or an import that configures
+//! the same CRI plugin (containerd 1.x then ignores this file's section) is
+//! reported as a warning.
 
-use super::file_edit::Change;
-use super::{Changes, DefaultRuntime, RUNTIME_NAME};
+use super::file_edit::{Change, EditError};
+use super::toml_marks::{indent, set, set_marked, unset_marked, was};
+use super::{Changes, DefaultRuntime, NOT_OURS_HINT, RUNTIME_NAME};
 use crate::CliError;
-use toml_edit::{DocumentMut, Item, RawString, Table, TableLike, Value};
+use std::path::{Path, PathBuf};
+use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
 pub const DEFAULT_CONFIG: &str = "/etc/containerd/config.toml";
 const RUNC_V2: &str = "io.containerd.runc.v2";
@@ -30,16 +44,6 @@ fn cri_plugin(version: i64) -> &'static str {
 
 fn err(path: &std::path::Path, msg: impl std::fmt::Display) -> CliError {
     CliError::Message(format!("{}: {msg}", path.display()))
-}
-
-/// Leading whitespace of the last line of a decor prefix (the indentation of
-/// a header or key), if that line is whitespace only.
-fn indent(raw: Option<&RawString>) -> Option<String> {
-    let s = raw?.as_str()?;
-    let last = s.rsplit('\n').next().unwrap_or(s);
-    last.chars()
-        .all(|c| c == ' ' || c == '\t')
-        .then(|| last.to_string())
 }
 
 /// A copy of a runtime table without its comments and positions, keeping
@@ -103,144 +107,6 @@ fn child<'a>(
     }
 }
 
-/// Sets `key` to a string or boolean, keeping the key and the value's
-/// surrounding formatting if it exists. Returns the old value if it changed.
-fn set(t: &mut dyn TableLike, key: &str, new: Value) -> Option<Option<String>> {
-    match t.get_mut(key) {
-        Some(Item::Value(old)) => {
-            if old.as_str() == new.as_str() && old.as_bool() == new.as_bool() {
-                return None;
-            }
-            let shown = old.clone().decorated("", "").to_string();
-            let decor = old.decor().clone();
-            *old = new;
-            *old.decor_mut() = decor;
-            Some(Some(shown))
-        }
-        Some(other) => {
-            let shown = other.to_string().trim().to_string();
-            *other = Item::Value(new);
-            Some(Some(shown))
-        }
-        None => {
-            // Indented like the table's last key.
-            let last = t
-                .iter()
-                .filter(|(_, i)| i.is_value())
-                .last()
-                .map(|(k, _)| k.to_string());
-            let ind = last.and_then(|k| t.key(&k).and_then(|k| indent(k.leaf_decor().prefix())));
-            let mut k = toml_edit::Key::new(key);
-            if let Some(ind) = ind {
-                k.leaf_decor_mut().set_prefix(ind);
-            }
-            t.entry_format(&k).or_insert(Item::Value(new));
-            Some(None)
-        }
-    }
-}
-
-fn was(old: Option<String>) -> String {
-    old.map(|o| format!(" (was {o})")).unwrap_or_default()
-}
-
-/// The comment we put above a key of the user's tables that we add or
-/// overwrite, so that `--remove` can tell ours from theirs and put back what
-/// was there: `# amd-ctk: added` or `# amd-ctk: was "runc"`.
-const MARK: &str = "# amd-ctk: ";
-
-fn key_prefix(t: &dyn TableLike, key: &str) -> String {
-    t.key(key)
-        .and_then(|k| k.leaf_decor().prefix())
-        .and_then(|r| r.as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// The prefix without our marker line, and the marker's text.
-fn split_mark(prefix: &str) -> (String, Option<String>) {
-    let mut rest = String::new();
-    let mut mark = None;
-    for line in prefix.split_inclusive('\n') {
-        match line.trim_start().strip_prefix(MARK) {
-            Some(m) if line.ends_with('\n') => mark = Some(m.trim_end().to_string()),
-            _ => rest.push_str(line),
-        }
-    }
-    (rest, mark)
-}
-
-fn set_key_prefix(t: &mut dyn TableLike, key: &str, prefix: String) {
-    if let Some(mut k) = t.key_mut(key) {
-        k.leaf_decor_mut().set_prefix(prefix);
-    }
-}
-
-/// Puts `# amd-ctk: {note}` on its own line right above `key`.
-fn mark(t: &mut dyn TableLike, key: &str, note: &str) {
-    let (rest, _) = split_mark(&key_prefix(t, key));
-    let cut = rest.rfind('\n').map_or(0, |i| i + 1);
-    let (before, ind) = rest.split_at(cut);
-    let ind: String = ind.chars().filter(|c| *c == ' ' || *c == '\t').collect();
-    set_key_prefix(t, key, format!("{before}{ind}{MARK}{note}\n{ind}"));
-}
-
-/// Sets a key of the user's table to `new`, marking it (see [`MARK`]).
-/// Returns the description of the change, if any.
-fn set_marked(t: &mut dyn TableLike, key: &str, new: Value, at: &str) -> Option<String> {
-    let old = set(t, key, new.clone())?;
-    let shown = new.to_string();
-    let shown = shown.trim();
-    match old {
-        None => {
-            mark(t, key, "added");
-            Some(format!("set {at}.{key} = {shown}"))
-        }
-        Some(old) => {
-            mark(t, key, &format!("was {old}"));
-            Some(format!("set {at}.{key} = {shown} (was {old})"))
-        }
-    }
-}
-
-/// Undoes [`set_marked`] if `key` still holds `ours`: the value it had is
-/// put back, or the key we added is removed. An unmarked key is removed
-/// only if `remove_unmarked` (a value that names us, like `"amd"`).
-fn unset_marked(
-    t: &mut dyn TableLike,
-    key: &str,
-    ours: &Value,
-    remove_unmarked: bool,
-    at: &str,
-) -> Option<String> {
-    let current = t.get(key)?.as_value()?;
-    if current.to_string().trim() != ours.to_string().trim() {
-        return None;
-    }
-    let (rest, note) = split_mark(&key_prefix(t, key));
-    let old = note
-        .as_deref()
-        .and_then(|n| n.strip_prefix("was "))
-        .and_then(|v| v.parse::<Value>().ok());
-    match (old, note) {
-        (Some(old), _) => {
-            let shown = old.to_string();
-            set(t, key, old);
-            set_key_prefix(t, key, rest);
-            Some(format!("restored {at}.{key} = {}", shown.trim()))
-        }
-        (None, Some(_)) => {
-            t.remove(key);
-            Some(format!("removed {at}.{key}"))
-        }
-        (None, None) if remove_unmarked => {
-            t.remove(key);
-            Some(format!("removed {at}.{key}"))
-        }
-        (None, None) => None,
-    }
-}
-
 /// Plans the edit of config.toml (`None`: the file does not exist).
 pub fn plan(
     current: Option<&[u8]>,
@@ -287,6 +153,11 @@ pub fn plan(
     let containerd_at = format!("{plugin_at}.containerd");
     let runtimes_at = format!("{containerd_at}.runtimes");
     let amd_at = format!("{runtimes_at}.{RUNTIME_NAME}");
+    let imports = if edit.remove {
+        Vec::new()
+    } else {
+        load_imports(&doc, path, &mut changes.warnings)
+    };
     let root: &mut dyn TableLike = doc.as_table_mut();
     if edit.remove {
         remove(root, edit, path, plugin, &mut changes)?;
@@ -299,10 +170,28 @@ pub fn plan(
                 .extend(set_marked(cri, "enable_cdi", Value::from(true), &plugin_at));
         }
         let containerd = child_or_create(cri, "containerd", &containerd_at, path)?;
-        let default_name = containerd
-            .get("default_runtime_name")
+        let owner = containerd
+            .get("runtimes")
+            .and_then(Item::as_table_like)
+            .map_or(Owner::Absent, |r| owner(r, edit));
+        if let Owner::Theirs(found) = owner {
+            return Err(EditError::NotOurs {
+                file: path.to_path_buf(),
+                entry: format!("[{amd_at}]"),
+                found,
+                hint: NOT_OURS_HINT.to_string(),
+            }
+            .into());
+        }
+        // The default in force: this file's, unless an import sets one.
+        let default_name = imports
+            .iter()
+            .rev()
+            .find_map(|i| i.containerd().and_then(|c| c.get("default_runtime_name")))
+            .or_else(|| containerd.get("default_runtime_name"))
             .and_then(Item::as_str)
             .map(str::to_string);
+        warn_about_imports(&imports, plugin, &mut changes.warnings);
         match edit.default {
             DefaultRuntime::Keep => {}
             DefaultRuntime::Set => changes.lines.extend(set_marked(
@@ -311,11 +200,12 @@ pub fn plan(
                 Value::from(RUNTIME_NAME),
                 &containerd_at,
             )),
-            DefaultRuntime::Unset => unset_default(containerd, &containerd_at, &mut changes),
+            DefaultRuntime::Unset => unset_default(containerd, &containerd_at, true, &mut changes),
         }
         let runtimes = child_or_create(containerd, "runtimes", &runtimes_at, path)?;
         configure_runtime(
             runtimes,
+            &imports,
             edit,
             default_name.as_deref(),
             &amd_at,
@@ -330,42 +220,367 @@ pub fn plan(
     Ok((Change::Write(doc.to_string().into_bytes()), changes))
 }
 
-fn is_runc_v2(item: &Item) -> bool {
-    item.get("runtime_type").and_then(Item::as_str) == Some(RUNC_V2)
+/// A file named by `imports` (directly or through another import).
+struct Imported {
+    path: PathBuf,
+    doc: DocumentMut,
+    /// The CRI runtime plugin of the file's own config version.
+    plugin: &'static str,
 }
 
+impl Imported {
+    fn cri(&self) -> Option<&Item> {
+        self.doc.get("plugins")?.get(self.plugin)
+    }
+
+    fn containerd(&self) -> Option<&Item> {
+        self.cri()?.get("containerd")
+    }
+
+    fn runtimes(&self) -> Option<&dyn TableLike> {
+        self.containerd()?.get("runtimes")?.as_table_like()
+    }
+}
+
+/// At most this many imported files are read (containerd has no limit; a
+/// cycle or a glob gone wild should not hang us).
+const MAX_IMPORTS: usize = 64;
+
+/// `imports` of `doc` resolved as containerd does: a relative path is
+/// relative to the importing file's directory, `*` patterns are expanded
+/// (sorted), imports of imports follow. Files that cannot be read or parsed
+/// are reported in `warnings` and skipped.
+fn load_imports(doc: &DocumentMut, path: &Path, warnings: &mut Vec<String>) -> Vec<Imported> {
+    let mut out: Vec<Imported> = Vec::new();
+    let mut seen = vec![path.to_path_buf()];
+    let mut pending = import_paths(doc, path, warnings);
+    let mut i = 0;
+    while i < pending.len() {
+        let file = pending[i].clone();
+        i += 1;
+        if seen.contains(&file) {
+            continue;
+        }
+        seen.push(file.clone());
+        if out.len() >= MAX_IMPORTS {
+            warnings.push(format!(
+                "{}: more than {MAX_IMPORTS} imported files; the others were not read",
+                path.display()
+            ));
+            break;
+        }
+        let unread = |why: String| {
+            format!(
+                "cannot read {} (imported by {}): {why}; if it configures the runc runtime, \
+                 check that runtime amd has its options (SystemdCgroup) too",
+                file.display(),
+                path.display()
+            )
+        };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(unread(e.to_string()));
+                continue;
+            }
+        };
+        let idoc: DocumentMut = match text.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                warnings.push(unread(format!("not valid TOML: {e}")));
+                continue;
+            }
+        };
+        let version = idoc.get("version").and_then(Item::as_integer).unwrap_or(1);
+        pending.extend(import_paths(&idoc, &file, warnings));
+        out.push(Imported {
+            path: file,
+            doc: idoc,
+            plugin: cri_plugin(version),
+        });
+    }
+    out
+}
+
+/// The paths one file's `imports` names, patterns expanded.
+fn import_paths(doc: &DocumentMut, path: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let Some(item) = doc.get("imports") else {
+        return Vec::new();
+    };
+    let Some(list) = item.as_array() else {
+        warnings.push(format!(
+            "{}: imports is not a list of paths; imported files were not read",
+            path.display()
+        ));
+        return Vec::new();
+    };
+    let base = path.parent().unwrap_or(Path::new("/"));
+    let mut out = Vec::new();
+    for entry in list.iter() {
+        let Some(p) = entry.as_str() else {
+            warnings.push(format!(
+                "{}: imports entry {} is not a string; skipped",
+                path.display(),
+                entry.to_string().trim()
+            ));
+            continue;
+        };
+        let p = base.join(p);
+        if !p.to_string_lossy().contains('*') {
+            out.push(p);
+            continue;
+        }
+        match expand(&p) {
+            Some(found) => out.extend(found),
+            None => warnings.push(format!(
+                "{}: cannot expand the import pattern {} (only the file name may hold \
+                 wildcards here); the files it names were not read",
+                path.display(),
+                p.display()
+            )),
+        }
+    }
+    out
+}
+
+fn has_wildcard(s: &[u8]) -> bool {
+    s.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+}
+
+/// The files matching `pattern`, whose wildcards must be in the last
+/// component; sorted like Go's filepath.Glob. `None`: not expandable.
+fn expand(pattern: &Path) -> Option<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = pattern.parent()?;
+    let name = pattern.file_name()?.as_bytes();
+    if has_wildcard(dir.as_os_str().as_bytes()) {
+        return None;
+    }
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().as_bytes().to_vec())
+        .filter(|n| glob_match(name, n))
+        .collect();
+    names.sort();
+    Some(
+        names
+            .into_iter()
+            .map(|n| dir.join(std::ffi::OsStr::from_bytes(&n)))
+            .collect(),
+    )
+}
+
+/// One step of a pattern: a literal byte, `?`, `*`, or a `[...]` class
+/// (with `^`/`!` negation, ranges and `\` escapes), and its length.
+fn class_match(pat: &[u8], c: u8) -> Option<(bool, usize)> {
+    // pat[0] == b'['
+    let mut i = 1;
+    let negate = matches!(pat.get(i), Some(b'^' | b'!'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let mut lo = *pat.get(i)?;
+        if lo == b']' && !first {
+            return Some((hit != negate, i + 1));
+        }
+        first = false;
+        if lo == b'\\' {
+            i += 1;
+            lo = *pat.get(i)?;
+        }
+        i += 1;
+        let mut hi = lo;
+        if pat.get(i) == Some(&b'-') && pat.get(i + 1).is_some_and(|b| *b != b']') {
+            hi = *pat.get(i + 1)?;
+            i += 2;
+            if hi == b'\\' {
+                hi = *pat.get(i)?;
+                i += 1;
+            }
+        }
+        if lo <= c && c <= hi {
+            hit = true;
+        }
+    }
+}
+
+/// Shell-style match of a whole file name (`*`, `?`, `[...]`, `\`),
+/// linear backtracking on the last `*`. A malformed class matches nothing.
+fn glob_match(pat: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(1),
+            Some(b'[') => match class_match(&pat[p..], name[n]) {
+                Some((true, len)) => Some(len),
+                Some((false, _)) => None,
+                None => return false,
+            },
+            Some(b'\\') if pat.get(p + 1) == Some(&name[n]) => Some(2),
+            Some(c) if *c == name[n] && *c != b'\\' => Some(1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                p += len;
+                n += 1;
+            }
+            (None, Some((sp, sn))) => {
+                star = Some((sp, sn + 1));
+                p = sp + 1;
+                n = sn + 1;
+            }
+            (None, None) => return false,
+        }
+    }
+    pat[p..].iter().all(|b| *b == b'*')
+}
+
+/// Warnings about imports that change what containerd makes of our edit.
+fn warn_about_imports(imports: &[Imported], plugin: &str, warnings: &mut Vec<String>) {
+    for imp in imports {
+        if imp.plugin == plugin && imp.cri().is_some() {
+            warnings.push(format!(
+                "the imported file {} configures [plugins.{plugin:?}] too: containerd 2.x merges \
+                 it over this file, containerd 1.x replaces this file's section with it (runtime \
+                 amd then is not seen); check with `containerd config dump`",
+                imp.path.display()
+            ));
+        }
+        if imp.runtimes().is_some_and(|r| r.contains_key(RUNTIME_NAME)) {
+            warnings.push(format!(
+                "the imported file {} defines a runtime {RUNTIME_NAME:?} too, which overrides \
+                 the one in this file",
+                imp.path.display()
+            ));
+        }
+    }
+}
+
+/// Whose runtime `amd` is.
+enum Owner {
+    Absent,
+    Ours,
+    /// Someone else's; the string says what is there.
+    Theirs(String),
+}
+
+fn owner(runtimes: &dyn TableLike, edit: &Edit) -> Owner {
+    let Some(amd) = runtimes.get(RUNTIME_NAME) else {
+        return Owner::Absent;
+    };
+    let binary = amd.get("options").and_then(|o| o.get("BinaryName"));
+    match binary.and_then(Item::as_str) {
+        Some(b) if edit.is_ours(b) => Owner::Ours,
+        Some(b) => Owner::Theirs(format!("options.BinaryName = {b:?}")),
+        None => Owner::Theirs(match amd.get("runtime_type").and_then(Item::as_str) {
+            Some(t) => format!("runtime_type = {t:?}, no options.BinaryName"),
+            None => "no options.BinaryName".to_string(),
+        }),
+    }
+}
+
+/// The runtime `name` as containerd sees it: this file's table with the
+/// imported files' tables merged over it, and the files it came from.
+fn merged_runtime(
+    runtimes: &dyn TableLike,
+    imports: &[Imported],
+    name: &str,
+    path: &Path,
+) -> Option<(Table, Vec<PathBuf>)> {
+    let mut merged: Option<Table> = None;
+    let mut from = Vec::new();
+    let own = runtimes
+        .get(name)
+        .and_then(|i| i.as_table_like().map(|t| (i, t)));
+    let theirs = imports.iter().filter_map(|imp| {
+        let item = imp.runtimes()?.get(name)?;
+        Some((imp.path.clone(), item, item.as_table_like()?))
+    });
+    for (file, item, table) in own
+        .map(|(i, t)| (path.to_path_buf(), i, t))
+        .into_iter()
+        .chain(theirs)
+    {
+        match &mut merged {
+            None => merged = Some(fresh_copy(table, item.as_table())),
+            Some(m) => overlay(m, table),
+        }
+        if !from.contains(&file) {
+            from.push(file);
+        }
+    }
+    merged.map(|m| (m, from))
+}
+
+/// Merges `src` over `dst`: tables key by key, anything else replaced.
+fn overlay(dst: &mut dyn TableLike, src: &dyn TableLike) {
+    for (k, item) in src.iter() {
+        if item.is_none() {
+            continue;
+        }
+        let both = dst.get(k).is_some_and(Item::is_table_like) && item.is_table_like();
+        match (
+            dst.get_mut(k).and_then(Item::as_table_like_mut),
+            item.as_table_like(),
+        ) {
+            (Some(d), Some(s)) if both => overlay(d, s),
+            _ => {
+                let mut v = item.clone();
+                if let Some(val) = v.as_value_mut() {
+                    val.decor_mut().clear();
+                }
+                dst.insert(k, v);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn configure_runtime(
     runtimes: &mut dyn TableLike,
+    imports: &[Imported],
     edit: &Edit,
     default_name: Option<&str>,
     amd_at: &str,
-    path: &std::path::Path,
+    path: &Path,
     changes: &mut Changes,
 ) -> Result<(), CliError> {
     let added = !runtimes.contains_key(RUNTIME_NAME);
     if added {
-        // Settings from the runtime containerd uses now, if it is runc-like.
+        // Settings from the runtime containerd uses now, if it is runc-like,
+        // wherever they are: this file or the ones it imports.
         let candidates = default_name
             .filter(|n| *n != RUNTIME_NAME)
             .into_iter()
             .chain(["runc", "crun"]);
         let mut from = None;
         for name in candidates {
-            if let Some(item) = runtimes.get(name).filter(|i| is_runc_v2(i)) {
-                from = Some((name.to_string(), item.clone()));
-                break;
+            if let Some((table, files)) = merged_runtime(runtimes, imports, name, path) {
+                if table.get("runtime_type").and_then(Item::as_str) == Some(RUNC_V2) {
+                    from = Some((name.to_string(), table, files));
+                    break;
+                }
             }
         }
         let table = match &from {
-            Some((_, item)) => {
-                let src = item.as_table_like().expect("is_runc_v2 saw a table");
-                fresh_copy(src, item.as_table())
-            }
+            Some((_, t, _)) => t.clone(),
             None => Table::new(),
         };
         runtimes.insert(RUNTIME_NAME, Item::Table(table));
         let source = match &from {
-            Some((name, item)) => {
+            Some((name, item, files)) => {
                 if let Some(bin) = item
                     .get("options")
                     .and_then(|o| o.get("BinaryName"))
@@ -377,7 +592,14 @@ fn configure_runtime(
                          /etc/amd-container-toolkit/config.toml so amd-container-runtime runs it too"
                     ));
                 }
-                format!(", other settings copied from runtime {name:?}")
+                let in_files = if files.iter().all(|f| f.as_path() == path) {
+                    String::new()
+                } else {
+                    let names: Vec<String> =
+                        files.iter().map(|f| f.display().to_string()).collect();
+                    format!(" (from {})", names.join(", "))
+                };
+                format!(", other settings copied from runtime {name:?}{in_files}")
             }
             None => String::new(),
         };
@@ -386,7 +608,8 @@ fn configure_runtime(
             edit.runtime_path
         ));
     }
-    let amd = child(runtimes, RUNTIME_NAME, amd_at, path)?.expect("present");
+    let amd = child(runtimes, RUNTIME_NAME, amd_at, path)?
+        .ok_or_else(|| err(path, format!("{amd_at} is missing after it was added")))?;
     if let Some(old) = set(amd, "runtime_type", Value::from(RUNC_V2)) {
         if !added {
             changes.lines.push(format!(
@@ -411,14 +634,34 @@ fn configure_runtime(
     Ok(())
 }
 
-fn unset_default(containerd: &mut dyn TableLike, containerd_at: &str, changes: &mut Changes) {
-    changes.lines.extend(unset_marked(
+/// Takes back `default_runtime_name = "amd"`: the value we replaced is
+/// restored; an unmarked one is removed only if the runtime `amd` is ours
+/// (`ours`; or gone), else it is someone else's choice and is reported.
+fn unset_default(
+    containerd: &mut dyn TableLike,
+    containerd_at: &str,
+    ours: bool,
+    changes: &mut Changes,
+) {
+    let line = unset_marked(
         containerd,
         "default_runtime_name",
         &Value::from(RUNTIME_NAME),
-        true,
+        ours,
         containerd_at,
-    ));
+    );
+    let names_us = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        == Some(RUNTIME_NAME);
+    match line {
+        Some(l) => changes.lines.push(l),
+        None if names_us && !ours => changes.kept.push(format!(
+            "{containerd_at}.default_runtime_name = {RUNTIME_NAME:?}: it names the runtime \
+             {RUNTIME_NAME:?}, which is not ours"
+        )),
+        None => {}
+    }
 }
 
 /// Drops `key` from `parent` if it is a table that our removal emptied and
@@ -479,13 +722,25 @@ fn remove(
     }
     let containerd_len = len_of(cri, "containerd");
     if let Some(containerd) = child(cri, "containerd", &containerd_at, path)? {
-        unset_default(containerd, &containerd_at, changes);
+        let owner = containerd
+            .get("runtimes")
+            .and_then(Item::as_table_like)
+            .map_or(Owner::Absent, |r| owner(r, edit));
+        let theirs = matches!(owner, Owner::Theirs(_));
+        unset_default(containerd, &containerd_at, !theirs, changes);
         let runtimes_len = len_of(containerd, "runtimes");
         if let Some(runtimes) = child(containerd, "runtimes", &runtimes_at, path)? {
-            if runtimes.remove(RUNTIME_NAME).is_some() {
-                changes
-                    .lines
-                    .push(format!("removed [{runtimes_at}.{RUNTIME_NAME}]"));
+            match owner {
+                Owner::Absent => {}
+                Owner::Ours => {
+                    runtimes.remove(RUNTIME_NAME);
+                    changes
+                        .lines
+                        .push(format!("removed [{runtimes_at}.{RUNTIME_NAME}]"));
+                }
+                Owner::Theirs(found) => changes.kept.push(format!(
+                    "[{runtimes_at}.{RUNTIME_NAME}]: not ours ({found}, not amd-container-runtime)"
+                )),
             }
         }
         drop_if_emptied(containerd, "runtimes", runtimes_len);
@@ -832,6 +1087,186 @@ root = '/var/lib/containerd'
                 "BinaryName = \"/opt/amd/bin/amd-container-runtime\""
             )
         );
+    }
+
+    #[test]
+    fn foreign_amd_table_is_never_overwritten_or_removed() {
+        let foreign = format!(
+            "{V2}\n        [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd]\n          \
+             runtime_type = \"io.containerd.runc.v2\"\n          \
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd.options]\n            \
+             BinaryName = \"/opt/vendor/other-runtime\"\n"
+        );
+        for e in [
+            edit(),
+            with(|e| e.default = DefaultRuntime::Set),
+            with(|e| e.cdi = true),
+        ] {
+            let err = run(Some(&foreign), &e).unwrap_err();
+            assert!(
+                err.contains(".runtimes.amd] is not ours (options.BinaryName = \"/opt/vendor/other-runtime\")"),
+                "{err}"
+            );
+            assert!(err.contains("left as it is"), "{err}");
+        }
+        let (change, changes) = plan(
+            Some(foreign.as_bytes()),
+            &with(|e| e.remove = true),
+            Path::new(P),
+        )
+        .unwrap();
+        assert_eq!(change, Change::Unchanged);
+        assert!(changes.kept[0].contains("not ours"), "{changes:?}");
+        // An unmarked default naming their runtime stays too; ours is taken.
+        let theirs_default = foreign.replace(
+            "default_runtime_name = \"runc\"",
+            "default_runtime_name = \"amd\"",
+        );
+        let (change, changes) = plan(
+            Some(theirs_default.as_bytes()),
+            &with(|e| e.remove = true),
+            Path::new(P),
+        )
+        .unwrap();
+        assert_eq!(change, Change::Unchanged);
+        assert_eq!(changes.kept.len(), 2, "{changes:?}");
+        // A table without BinaryName (kata called amd) is not ours either.
+        let kata = V2.replace(".runtimes.kata]", ".runtimes.amd]");
+        assert!(run(Some(&kata), &edit()).unwrap_err().contains(
+            "not ours (runtime_type = \"io.containerd.kata.v2\", no options.BinaryName)"
+        ));
+        assert_eq!(run(Some(&kata), &with(|e| e.remove = true)).unwrap(), None);
+        // Ours under another directory is ours.
+        let configured = run(
+            Some(V2),
+            &with(|e| e.runtime_path = "/opt/amd/bin/amd-container-runtime"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            run(Some(&configured), &with(|e| e.remove = true))
+                .unwrap()
+                .unwrap(),
+            V2
+        );
+    }
+
+    #[test]
+    fn runc_options_are_copied_from_imported_files() {
+        let d = TempDir::new("ctd-imports");
+        let main = d.path().join("config.toml");
+        let conf_d = d.path().join("conf.d");
+        fs::create_dir_all(&conf_d).unwrap();
+        let text = "version = 2\nimports = [\"conf.d/*.toml\", \"missing.toml\"]\n\n\
+            [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n\
+            runtime_type = \"io.containerd.runc.v2\"\n\
+            [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n\
+            SystemdCgroup = false\nNoPivotRoot = true\n";
+        // Later files win: 20-systemd overrides 10-base; 30-other is not runc.
+        fs::write(
+            conf_d.join("10-base.toml"),
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = false\nRoot = \"/run/runc\"\n",
+        )
+        .unwrap();
+        fs::write(
+            conf_d.join("20-systemd.toml"),
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = true\n",
+        )
+        .unwrap();
+        fs::write(conf_d.join("30-bad.toml"), "version = 2\n[plugins\n").unwrap();
+        fs::write(conf_d.join("notes.txt"), "not TOML").unwrap();
+        let (change, changes) = plan(Some(text.as_bytes()), &edit(), &main).unwrap();
+        let Change::Write(out) = change else {
+            panic!("{changes:?}")
+        };
+        let out = String::from_utf8(out).unwrap();
+        let dd = doc(&out);
+        let opts = at(
+            &dd,
+            &[
+                "plugins",
+                "io.containerd.grpc.v1.cri",
+                "containerd",
+                "runtimes",
+                "amd",
+                "options",
+            ],
+        )
+        .unwrap();
+        assert_eq!(opts.get("SystemdCgroup").unwrap().as_bool(), Some(true));
+        assert_eq!(opts.get("NoPivotRoot").unwrap().as_bool(), Some(true));
+        assert_eq!(opts.get("Root").unwrap().as_str(), Some("/run/runc"));
+        assert_eq!(
+            opts.get("BinaryName").unwrap().as_str(),
+            Some("amd-container-runtime")
+        );
+        assert!(
+            changes.lines[0].contains("20-systemd.toml"),
+            "{:?}",
+            changes.lines
+        );
+        let w = changes.warnings.join("\n");
+        assert!(
+            w.contains("30-bad.toml") && w.contains("not valid TOML"),
+            "{w}"
+        );
+        assert!(w.contains("missing.toml"), "{w}");
+        assert!(
+            w.contains("10-base.toml configures [plugins.\"io.containerd.grpc.v1.cri\"] too"),
+            "{w}"
+        );
+        // The imported files are not touched.
+        assert_eq!(
+            fs::read_to_string(conf_d.join("20-systemd.toml")).unwrap(),
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = true\n"
+        );
+        // runc only in an import, a default set there: still found.
+        let only = "version = 2\nimports = [\"conf.d/20-systemd.toml\"]\n";
+        fs::write(
+            conf_d.join("20-systemd.toml"),
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\nruntime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\nSystemdCgroup = true\nBinaryName = \"crun\"\n",
+        )
+        .unwrap();
+        let (change, changes) = plan(Some(only.as_bytes()), &edit(), &main).unwrap();
+        let Change::Write(out) = change else { panic!() };
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("SystemdCgroup = true"), "{out}");
+        assert!(
+            changes.lines.iter().any(|l| l.contains("runtime \"crun\"")),
+            "{changes:?}"
+        );
+        assert!(changes.notes[0].contains("low-level-runtime = \"crun\""));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (pat, name, want) in [
+            ("*.toml", "a.toml", true),
+            ("*.toml", "a.toml.bak", false),
+            ("*", ".hidden", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("[a-c]x", "bx", true),
+            ("[!a-c]x", "bx", false),
+            ("[^a-c]x", "dx", true),
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("*a*b*c", "xxaxxbxxc", true),
+            ("*a*b*c", "xxaxxbxx", false),
+            ("[abc", "a", false),
+            ("", "", true),
+            ("**", "", true),
+        ] {
+            assert_eq!(
+                glob_match(pat.as_bytes(), name.as_bytes()),
+                want,
+                "{pat} {name}"
+            );
+        }
+        // Long inputs stay linear-ish.
+        let name = "a".repeat(5000);
+        let pat = "*a".repeat(50) + "b";
+        assert!(!glob_match(pat.as_bytes(), name.as_bytes()));
     }
 
     #[test]

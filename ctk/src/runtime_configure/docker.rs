@@ -3,9 +3,14 @@
 //! Adds `runtimes.amd = {"path": "amd-container-runtime"}`, optionally
 //! `default-runtime: "amd"` and `features.cdi: true`; `--remove` takes away
 //! exactly those. Every other key, and the key order, survive.
+//!
+//! A `runtimes.amd` is ours when its `path` is amd-container-runtime (any
+//! directory) or the `--runtime-path` given. Anyone else's `runtimes.amd` is
+//! never replaced (configure is refused) nor removed (`--remove` leaves it,
+//! and a `default-runtime: "amd"` that names it, and says so).
 
-use super::file_edit::Change;
-use super::{Changes, DefaultRuntime, RUNTIME_NAME};
+use super::file_edit::{Change, EditError};
+use super::{Changes, DefaultRuntime, NOT_OURS_HINT, RUNTIME_NAME};
 use crate::CliError;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -70,9 +75,29 @@ pub fn plan(
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(&doc, &mut ser).expect("a JSON value serializes");
+    serde::Serialize::serialize(&doc, &mut ser)
+        .map_err(|e| CliError::Message(format!("{}: cannot serialize: {e}", path.display())))?;
     out.push(b'\n');
     Ok((Change::Write(out), changes))
+}
+
+/// Whose `runtimes.amd` this is.
+enum Owner {
+    Absent,
+    Ours,
+    /// Someone else's; the string describes what is there.
+    Theirs(String),
+}
+
+fn owner(runtimes: Option<&Map<String, Value>>, edit: &Edit) -> Owner {
+    match runtimes.and_then(|r| r.get(RUNTIME_NAME)) {
+        None => Owner::Absent,
+        Some(entry) => match entry.get("path").and_then(Value::as_str) {
+            Some(p) if edit.is_ours(p) => Owner::Ours,
+            Some(p) => Owner::Theirs(format!("its path is {p:?}")),
+            None => Owner::Theirs(format!("it is {entry}, without a path")),
+        },
+    }
 }
 
 fn configure(
@@ -85,6 +110,15 @@ fn configure(
     let runtimes = runtimes
         .as_object_mut()
         .ok_or_else(|| not_object(path, "runtimes"))?;
+    if let Owner::Theirs(found) = owner(Some(runtimes), edit) {
+        return Err(EditError::NotOurs {
+            file: path.to_path_buf(),
+            entry: format!("runtimes.{RUNTIME_NAME}"),
+            found,
+            hint: NOT_OURS_HINT.to_string(),
+        }
+        .into());
+    }
     match runtimes.get_mut(RUNTIME_NAME) {
         None => {
             runtimes.insert(RUNTIME_NAME.into(), json!({"path": edit.runtime_path}));
@@ -104,14 +138,8 @@ fn configure(
                 ));
             }
         }
-        Some(other) => {
-            let old = other.to_string();
-            *other = json!({"path": edit.runtime_path});
-            changes.lines.push(format!(
-                "replaced runtimes.{RUNTIME_NAME} ({old}) with {{\"path\": {:?}}}",
-                edit.runtime_path
-            ));
-        }
+        // Not an object: `owner` saw no path, so it is not ours.
+        Some(_) => {}
     }
     match edit.default {
         DefaultRuntime::Keep => {}
@@ -127,7 +155,7 @@ fn configure(
                 });
             }
         }
-        DefaultRuntime::Unset => unset_default(root, changes),
+        DefaultRuntime::Unset => unset_default(root, true, changes),
     }
     if edit.cdi {
         let features = root.entry("features").or_insert_with(|| json!({}));
@@ -145,8 +173,16 @@ fn configure(
 
 /// Docker's SIGHUP reload applies only keys that are present: a removed
 /// key (default-runtime, or runtimes when it becomes empty) needs a restart.
-fn unset_default(root: &mut Map<String, Value>, changes: &mut Changes) {
+/// `ours`: the runtime `amd` is ours (or gone), so a default naming it is.
+fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut Changes) {
     if root.get("default-runtime").and_then(Value::as_str) == Some(RUNTIME_NAME) {
+        if !ours {
+            changes.kept.push(format!(
+                "default-runtime = {RUNTIME_NAME:?}: it names the runtime {RUNTIME_NAME:?} above, \
+                 which is not ours"
+            ));
+            return;
+        }
         root.shift_remove("default-runtime");
         changes.needs_restart = true;
         changes
@@ -161,20 +197,31 @@ fn remove(
     path: &Path,
     changes: &mut Changes,
 ) -> Result<(), CliError> {
+    let mut ours = true;
     if let Some(runtimes) = root.get_mut("runtimes") {
         let map = runtimes
             .as_object_mut()
             .ok_or_else(|| not_object(path, "runtimes"))?;
-        if map.shift_remove(RUNTIME_NAME).is_some() {
-            changes
-                .lines
-                .push(format!("removed runtimes.{RUNTIME_NAME}"));
-        }
-        if map.is_empty() {
-            root.shift_remove("runtimes");
+        match owner(Some(map), edit) {
+            Owner::Absent => {}
+            Owner::Ours => {
+                map.shift_remove(RUNTIME_NAME);
+                changes
+                    .lines
+                    .push(format!("removed runtimes.{RUNTIME_NAME}"));
+                if map.is_empty() {
+                    root.shift_remove("runtimes");
+                }
+            }
+            Owner::Theirs(found) => {
+                ours = false;
+                changes.kept.push(format!(
+                    "runtimes.{RUNTIME_NAME}: not ours ({found}, not amd-container-runtime)"
+                ));
+            }
         }
     }
-    unset_default(root, changes);
+    unset_default(root, ours, changes);
     if edit.cdi {
         if let Some(features) = root.get_mut("features") {
             let map = features
@@ -341,6 +388,85 @@ mod tests {
                 _ => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn foreign_amd_runtime_is_never_replaced_or_removed() {
+        let foreign = r#"{"default-runtime": "amd", "runtimes": {"amd": {"path": "/opt/vendor/other-runtime"}}}"#;
+        // --remove (with every option) leaves it, and the default naming it.
+        for e in [
+            with(|e| e.remove = true),
+            with(|e| {
+                e.remove = true;
+                e.cdi = true
+            }),
+        ] {
+            let (change, changes) = plan(Some(foreign.as_bytes()), &e, Path::new(P)).unwrap();
+            assert_eq!(change, Change::Unchanged);
+            assert_eq!(changes.kept.len(), 2, "{changes:?}");
+            assert!(
+                changes.kept[0].contains("not ours (its path is \"/opt/vendor/other-runtime\""),
+                "{changes:?}"
+            );
+            assert!(
+                changes.kept[1].starts_with("default-runtime"),
+                "{changes:?}"
+            );
+        }
+        // Configure (any variant) is refused, naming the entry and what is there.
+        for e in [
+            edit(),
+            with(|e| e.default = DefaultRuntime::Set),
+            with(|e| e.default = DefaultRuntime::Unset),
+        ] {
+            let err = run(Some(foreign), &e).unwrap_err();
+            assert!(
+                err.starts_with("/etc/docker/daemon.json: runtimes.amd is not ours (its path is \"/opt/vendor/other-runtime\")"),
+                "{err}"
+            );
+            assert!(err.contains("--runtime-path"), "{err}");
+        }
+        // Not an object, or without a path: not ours either.
+        for odd in [
+            r#"{"runtimes": {"amd": "x"}}"#,
+            r#"{"runtimes": {"amd": {"runtimeArgs": []}}}"#,
+        ] {
+            assert!(
+                run(Some(odd), &edit()).unwrap_err().contains("not ours"),
+                "{odd}"
+            );
+            assert_eq!(run(Some(odd), &with(|e| e.remove = true)).unwrap(), None);
+        }
+        // Ours under another directory or another --runtime-path is ours.
+        let elsewhere = r#"{"runtimes": {"amd": {"path": "/opt/amd/bin/amd-container-runtime"}}}"#;
+        assert_eq!(
+            v(&run(Some(elsewhere), &with(|e| e.remove = true))
+                .unwrap()
+                .unwrap()),
+            json!({})
+        );
+        let custom =
+            r#"{"runtimes": {"amd": {"path": "/opt/x/my-amd-shim"}, "runc": {"path": "runc"}}}"#;
+        assert_eq!(
+            v(&run(
+                Some(custom),
+                &with(|e| {
+                    e.remove = true;
+                    e.runtime_path = "/opt/x/my-amd-shim"
+                })
+            )
+            .unwrap()
+            .unwrap()),
+            json!({"runtimes": {"runc": {"path": "runc"}}})
+        );
+        // An empty runtimes object of the user's is not dropped along the way.
+        let empty = r#"{"runtimes": {}, "default-runtime": "amd"}"#;
+        assert_eq!(
+            v(&run(Some(empty), &with(|e| e.remove = true))
+                .unwrap()
+                .unwrap()),
+            json!({"runtimes": {}})
+        );
     }
 
     #[test]

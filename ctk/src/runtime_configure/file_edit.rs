@@ -2,6 +2,14 @@
 //! at once lose neither edit), with a backup before our first change, by
 //! atomic rename, never rewriting a file we do not change, and never touching
 //! a file we cannot parse.
+//!
+//! The file keeps its identity: a symlink stays a symlink (its target is
+//! edited; a dangling one is refused, never replaced by a regular file), the
+//! owner, group, mode and extended attributes are carried over to the new
+//! inode. A file that cannot be replaced (immutable, append-only, on a
+//! read-only mount, a mount point) is refused before anything is written, so
+//! it gets no backup; any other failure removes the temp file and the backup
+//! made by this run: nothing is left behind.
 
 use crate::CliError;
 use std::fs;
@@ -45,6 +53,67 @@ pub struct Options {
     pub backup: bool,
 }
 
+/// Why a file was not edited. Each names the file and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error(
+        "{}: a symlink to {} that cannot be followed ({reason}); not replaced by a regular file: \
+         create the target or point the link elsewhere, then run again",
+        link.display(),
+        target.display()
+    )]
+    DanglingSymlink {
+        link: PathBuf,
+        target: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error(
+        "{}: {what} (chattr +{flag}); not changed and no backup made: `chattr -{flag} {}` to allow it",
+        path.display(),
+        path.display()
+    )]
+    Protected {
+        path: PathBuf,
+        what: &'static str,
+        flag: char,
+    },
+    #[error("{}: on a read-only mount; not changed and no backup made", path.display())]
+    ReadOnlyMount { path: PathBuf },
+    #[error(
+        "{}: a mount point (a bind-mounted file) cannot be replaced; not changed and no backup \
+         made: edit the source of the mount (see findmnt {})",
+        path.display(),
+        path.display()
+    )]
+    MountPoint { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An entry with our name that we did not write (another vendor's
+    /// runtime called `amd`, say): never replaced or removed.
+    #[error("{}: {entry} is not ours ({found}); left as it is. {hint}", file.display())]
+    NotOurs {
+        file: PathBuf,
+        entry: String,
+        found: String,
+        hint: String,
+    },
+}
+
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> EditError + 'a {
+    move |source| EditError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// An exclusive `flock` on a directory, released on drop. Locking the
 /// directory rather than a lock file beside the file leaves nothing behind
 /// (a stray file in a drop-in directory could be read as configuration).
@@ -81,10 +150,42 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
     }
 }
 
+/// Where an edit of a path lands.
+#[derive(Debug)]
+pub enum Resolved {
+    /// The file itself, or the file a symlink leads to.
+    File(PathBuf),
+    /// A symlink whose target cannot be reached: reads as a missing file,
+    /// cannot be written.
+    Dangling {
+        link: PathBuf,
+        target: PathBuf,
+        reason: std::io::Error,
+    },
+}
+
 /// The file to operate on: a symlink is followed, so that the link stays a
 /// link and its target gets the change.
-pub fn resolve(path: &Path) -> PathBuf {
-    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+pub fn resolve(path: &Path) -> Resolved {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(p) => Resolved::File(p),
+            Err(reason) => Resolved::Dangling {
+                link: path.to_path_buf(),
+                target: fs::read_link(path).unwrap_or_default(),
+                reason,
+            },
+        },
+        _ => Resolved::File(fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())),
+    }
+}
+
+/// The path an edit of `path` reads: the symlink's target, or `path`.
+pub fn resolved_path(path: &Path) -> PathBuf {
+    match resolve(path) {
+        Resolved::File(p) => p,
+        Resolved::Dangling { link, .. } => link,
+    }
 }
 
 pub fn backup_path(path: &Path) -> PathBuf {
@@ -93,30 +194,80 @@ pub fn backup_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Copies `path` to `<path>.bak` (same permissions) unless that exists.
-fn backup(path: &Path) -> Result<Option<PathBuf>, CliError> {
+/// Writes `content` (the file's current bytes) to `<path>.bak`, with the
+/// file's owner, group, mode and extended attributes, unless that exists.
+fn backup(path: &Path, content: &[u8]) -> Result<Option<PathBuf>, EditError> {
     let bak = backup_path(path);
     if fs::symlink_metadata(&bak).is_ok() {
         return Ok(None);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.bak-tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = fs::copy(path, &tmp)
-        .and_then(|_| fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| fs::rename(&tmp, &bak));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(CliError::Message(format!(
-            "cannot back up {} to {}: {e}",
-            path.display(),
-            bak.display()
-        )));
-    }
+    crate::output::stage_like(&bak, content, path)
+        .and_then(|s| s.commit())
+        .map_err(|e| EditError::Io {
+            action: "back up",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(e.kind(), format!("to {}: {e}", bak.display())),
+        })?;
     Ok(Some(bak))
+}
+
+const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+const FS_APPEND_FL: libc::c_long = 0x20;
+
+/// Refuses, before anything is written, a file that cannot be replaced or
+/// removed (or a directory in which nothing can be created): immutable or
+/// append-only, on a read-only mount, or (a file) a mount point.
+/// Filesystems without inode flags or statx attributes pass.
+fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
+    let f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0 {
+        if flags & FS_IMMUTABLE_FL != 0 {
+            return Err(EditError::Protected {
+                path: path.to_path_buf(),
+                what: "immutable",
+                flag: 'i',
+            });
+        }
+        if flags & FS_APPEND_FL != 0 {
+            return Err(EditError::Protected {
+                path: path.to_path_buf(),
+                what: "append-only",
+                flag: 'a',
+            });
+        }
+    }
+    // SAFETY: fstatvfs fills the zeroed struct.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vfs) } == 0 && vfs.f_flag & libc::ST_RDONLY != 0
+    {
+        return Err(EditError::ReadOnlyMount {
+            path: path.to_path_buf(),
+        });
+    }
+    // SAFETY: statx on our fd with an empty path fills the zeroed struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            f.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            0,
+            &mut stx,
+        )
+    };
+    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if !is_dir && r == 0 && stx.stx_attributes_mask & root != 0 && stx.stx_attributes & root != 0 {
+        return Err(EditError::MountPoint {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads `path` (`None` if missing), asks `plan` what to do, and does it:
@@ -129,7 +280,26 @@ pub fn apply<T>(
     opts: Options,
     plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), CliError>,
 ) -> Result<(Outcome, T), CliError> {
-    let path = resolve(path);
+    let path = match resolve(path) {
+        Resolved::File(p) => p,
+        Resolved::Dangling {
+            link,
+            target,
+            reason,
+        } => {
+            // Nothing to read; fine as long as nothing is to be written.
+            let (change, info) = plan(None)?;
+            return match change {
+                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info)),
+                Change::Write(_) => Err(EditError::DanglingSymlink {
+                    link,
+                    target,
+                    reason,
+                }
+                .into()),
+            };
+        }
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -170,31 +340,35 @@ pub fn apply<T>(
     }
     let outcome = match change {
         Change::Unchanged => Outcome::Unchanged,
+        Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => Outcome::Unchanged,
         Change::Write(bytes) => {
-            if current.as_deref() == Some(&bytes[..]) {
-                Outcome::Unchanged
-            } else {
-                let backup = if opts.backup && current.is_some() {
-                    backup(&path)?
-                } else {
-                    None
-                };
-                crate::output::write_atomic(&path, &bytes).map_err(|e| {
-                    CliError::Message(format!("cannot write {}: {e}", path.display()))
-                })?;
-                Outcome::Written { backup }
+            check_replaceable(&dir, true)?;
+            check_replaceable(&path, false)?;
+            // New content first, then the backup, then the rename: a
+            // failure at any step takes back what the earlier ones made.
+            let staged = crate::output::stage(&path, &bytes).map_err(io_err("write", &path))?;
+            let backup = match &current {
+                Some(old) if opts.backup => backup(&path, old)?,
+                _ => None,
+            };
+            if let Err(e) = staged.commit() {
+                if let Some(b) = &backup {
+                    let _ = fs::remove_file(b);
+                }
+                return Err(io_err("write", &path)(e).into());
+            }
+            Outcome::Written { backup }
+        }
+        Change::Delete if current.is_none() => Outcome::Unchanged,
+        Change::Delete => {
+            check_replaceable(&dir, true)?;
+            check_replaceable(&path, false)?;
+            match fs::remove_file(&path) {
+                Ok(()) => Outcome::Deleted,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Unchanged,
+                Err(e) => return Err(io_err("remove", &path)(e).into()),
             }
         }
-        Change::Delete => match fs::remove_file(&path) {
-            Ok(()) => Outcome::Deleted,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Unchanged,
-            Err(e) => {
-                return Err(CliError::Message(format!(
-                    "cannot remove {}: {e}",
-                    path.display()
-                )))
-            }
-        },
     };
     drop(lock);
     Ok((outcome, info))

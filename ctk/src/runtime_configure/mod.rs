@@ -9,15 +9,22 @@
 //!   for crio with a non-default directory, a drop-in adding it to `hooks_dir`.
 //!
 //! Every file is edited under a lock, backed up before our first change
-//! (`<file>.bak`, kept if it exists), replaced atomically, left alone when
-//! nothing changes, and never touched when it cannot be parsed.
+//! (`<file>.bak`, kept if it exists), replaced atomically with its owner,
+//! group, mode and extended attributes, left alone when nothing changes, and
+//! never touched when it cannot be parsed or replaced (file_edit). A file or
+//! an entry we did not write (a runtime `amd` of another vendor, an admin's
+//! crio.conf) is never replaced or deleted: only what we recognise as ours
+//! (or marked as ours) is changed back by `--remove`, and what is left is
+//! reported (`Changes::kept`).
 
 mod containerd;
 mod crio;
 mod docker;
 mod file_edit;
 mod hooks_dir;
+mod toml_marks;
 
+pub use file_edit::EditError;
 use file_edit::{Options, Outcome};
 use hooks_dir::Variant;
 use std::path::{Path, PathBuf};
@@ -68,6 +75,20 @@ impl<'a> RuntimeEdit<'a> {
     }
 }
 
+impl RuntimeEdit<'_> {
+    /// Is `binary`, the program of an engine's runtime entry named `amd`,
+    /// ours: the one this edit writes, or any `amd-container-runtime`
+    /// (another directory, an earlier `--runtime-path`)? Anything else is
+    /// someone else's runtime that happens to be called `amd`.
+    pub fn is_ours(&self, binary: &str) -> bool {
+        binary == self.runtime_path
+            || Path::new(binary).file_name() == Some(std::ffi::OsStr::new(DEFAULT_RUNTIME_PATH))
+    }
+}
+
+/// The hint of a refusal to replace a runtime `amd` that is not ours.
+pub const NOT_OURS_HINT: &str = "Rename or remove that runtime to register ours; if it is      amd-container-runtime under another name, name it with --runtime-path.";
+
 /// The plain edit of the table tests, and one with a change applied.
 #[cfg(test)]
 pub(crate) mod test_edit {
@@ -95,6 +116,11 @@ pub struct Changes {
     pub lines: Vec<String>,
     /// Advice printed after the changes.
     pub notes: Vec<String>,
+    /// What was left in place although the command was about it, and why
+    /// (an entry called `amd` that is not ours); printed whatever happened.
+    pub kept: Vec<String>,
+    /// Things the admin should check (printed on stderr, whatever happened).
+    pub warnings: Vec<String>,
     /// Docker: a restart is needed (SIGHUP does not apply the change).
     pub needs_restart: bool,
 }
@@ -106,10 +132,13 @@ Files:
   containerd  /etc/containerd/config.toml (--config), config version 1, 2 or 3 (a new file: 2)
   podman      DIR/amd-container-toolkit.json, or with --precreate amd-container-toolkit-precreate.json
   crio        DIR/amd-container-toolkit.json; with a --hooks-dir other than the default, also the
-              drop-in /etc/crio/crio.conf.d/99-amd-container-toolkit.conf (--config)
+              drop-in /etc/crio/crio.conf.d/99-amd-container-toolkit.conf (--config); a --config
+              file amd-ctk did not write (crio.conf) gets DIR in its hooks_dir instead
 DIR is --hooks-dir, default /usr/share/containers/oci/hooks.d.
 An edited file is first copied to FILE.bak (an existing FILE.bak is kept), then replaced
-atomically; a file that does not parse is reported (with the position) and left as it is.")]
+atomically, keeping its owner, group and mode; a file that does not parse is reported (with the
+position) and left as it is. A runtime `amd` that is not amd-container-runtime is never replaced
+or removed.")]
 pub struct ConfigureArgs {
     /// The container engine to configure.
     #[arg(long, value_enum, default_value = "docker")]
@@ -268,6 +297,12 @@ impl Reporter {
                 }
             }
             Outcome::WouldDelete => self.say(&format!("{p}: would be removed (dry run)")),
+        }
+        for k in &changes.kept {
+            self.say(&format!("{p}: left {k}"));
+        }
+        for w in &changes.warnings {
+            eprintln!("amd-ctk: warning: {w}");
         }
         if outcome.changed() {
             for n in &changes.notes {
@@ -428,26 +463,28 @@ fn run_crio(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
         Some(d) => std::path::absolute(d)
             .map_err(|e| CliError::Message(format!("--hooks-dir {}: {e}", d.display())))?,
     };
-    let hooks_changed = hooks_files(args, &dir, Variant::Prestart, out)?;
     let drop_in = args
         .config
         .clone()
         .unwrap_or_else(|| crio::DEFAULT_DROP_IN.into());
-    let opts = options(args, false);
-    let (outcome, ()) = if args.remove || is_default_hooks_dir(&dir) {
+    // The drop-in first: a file there we must not edit stops the run
+    // before anything changed. CRI-O reads every file of a drop-in
+    // directory: no backup there.
+    let resolved = file_edit::resolved_path(&drop_in);
+    let opts = options(args, !crio::in_drop_in_dir(&resolved));
+    let (outcome, changes) = if args.remove || is_default_hooks_dir(&dir) {
         // The default directory needs no drop-in; one of ours from an
         // earlier run with another directory would now be stale.
-        file_edit::apply(&drop_in, opts, hooks_dir::plan_remove)?
+        file_edit::apply(&drop_in, opts, |cur| crio::plan_remove(cur, &resolved))?
     } else {
         let dir_str = dir.to_string_lossy().into_owned();
-        let resolved = file_edit::resolve(&drop_in);
         file_edit::apply(&drop_in, opts, |cur| {
-            let want = crio::drop_in_content(&crio::hooks_dirs_before(&resolved), &dir_str);
-            crio::plan_drop_in(cur, &want)
+            crio::plan_install(cur, &resolved, &dir_str)
         })?
     };
+    let hooks_changed = hooks_files(args, &dir, Variant::Prestart, out)?;
     let drop_in_changed = outcome.changed();
-    out.file(&drop_in, &outcome, &Changes::default(), true);
+    out.file(&drop_in, &outcome, &changes, true);
     if !args.dry_run {
         if drop_in_changed {
             out.say("To apply: systemctl restart crio");

@@ -132,8 +132,14 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
                     (MOV, _, Val::Scalar(v)) => Val::Scalar(if is64 { v } else { v as u32 as u64 }),
                     (MOV, _, v @ (Val::Ctx(_) | Val::Opaque)) if is64 => v,
                     (ADD | SUB, Val::Ctx(base), Val::Scalar(v)) if is64 => {
+                        // 64-bit pointer arithmetic wraps; only a load checks
+                        // that the result points into the context.
                         let v = v as i64;
-                        Val::Ctx(if op == ADD { base + v } else { base - v })
+                        Val::Ctx(if op == ADD {
+                            base.wrapping_add(v)
+                        } else {
+                            base.wrapping_sub(v)
+                        })
                     }
                     (_, Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(alu(is64, op, a, b, pc)?),
                     (NEG, Val::Scalar(a), _) => Val::Scalar(alu(is64, op, a, 0, pc)?),
@@ -155,8 +161,8 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
                 let Val::Ctx(base) = r[src] else {
                     return Err(format!("insn {pc}: load not from the context: {i:?}"));
                 };
-                let at = base + i.off as i64;
-                if at < 0 || at + size > CTX_SIZE {
+                let at = base.checked_add(i.off as i64).unwrap_or(-1);
+                if at < 0 || at > CTX_SIZE - size {
                     return Err(format!("insn {pc}: context load out of bounds: {i:?}"));
                 }
                 let mut v = [0u8; 8];

@@ -13,6 +13,8 @@
 //! replaced; a program on an ancestor cgroup that denies the device still
 //! wins.
 
+#[cfg(test)]
+mod fuzz;
 mod insn;
 mod interp;
 mod program;

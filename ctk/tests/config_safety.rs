@@ -1,0 +1,398 @@
+//! `amd-ctk runtime configure` never clobbers what the admin did not ask it
+//! to change (issue 9, items 3, 4 and 7), proven on the real binary with files
+//! in a temporary directory:
+//! - a CRI-O config we did not write is edited (comments kept, backup) and
+//!   never replaced or deleted;
+//! - a runtime called `amd` that is someone else's is never replaced or
+//!   removed, in daemon.json and config.toml alike, and the report says so;
+//! - a dangling symlink is refused, not replaced; owner, group and mode
+//!   survive an edit; a file that cannot be replaced (immutable, read-only
+//!   bind mount) gets no backup; a write that fails (disk full) leaves no
+//!   backup and no temp file.
+//!
+//! Tests that need root (chown, chattr, mount) skip with a note when not
+//! root, and fail instead under CI=true.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("amd-ctk-safety-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).display().to_string()
+    }
+
+    /// Every name in `rel`, hidden ones too, sorted.
+    fn names(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.p(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr")
+            .arg("-R")
+            .arg("-i")
+            .arg(&self.0)
+            .output();
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ctk(args: &[&str]) -> Output {
+    Command::new(CTK).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ctk(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn fail(args: &[&str]) -> String {
+    let out = ctk(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Root, or a note (and a failure under CI).
+fn root_or_skip(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true but this test needs root: {what}");
+    eprintln!("note: skipped, needs root: {what}");
+    false
+}
+
+const CRIO_CONF: &str = "# CRI-O configuration of this site.\n[crio]\nlog_level = \"info\"\n\n[crio.runtime]\n# hooks of the site\nhooks_dir = [\n  \"/etc/containers/oci/hooks.d\",\n]\ncgroup_manager = \"systemd\" # kubelet uses systemd\n";
+
+#[test]
+fn crio_conf_we_did_not_write_is_edited_never_replaced_or_deleted() {
+    let d = Dir::new("crio-conf");
+    fs::create_dir_all(d.p("etc/crio")).unwrap();
+    let conf = d.s("etc/crio/crio.conf");
+    let hooks = d.s("hooks.d");
+    fs::write(&conf, CRIO_CONF).unwrap();
+    let base = [
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--config",
+        &conf,
+    ];
+    let out = ok(&[&base[..], &["--hooks-dir", &hooks]].concat());
+    assert!(
+        out.contains(&format!("appended {hooks:?} to [crio.runtime] hooks_dir")),
+        "{out}"
+    );
+    assert!(out.contains("saved as"), "{out}");
+    let edited = fs::read_to_string(&conf).unwrap();
+    for line in CRIO_CONF.lines() {
+        assert!(edited.contains(line), "{line:?} lost:\n{edited}");
+    }
+    assert!(edited.contains(&format!("  {hooks:?},\n]")), "{edited}");
+    assert_eq!(
+        fs::read_to_string(format!("{conf}.bak")).unwrap(),
+        CRIO_CONF
+    );
+    // --remove takes back our directory only; the file stays, as it was.
+    let out = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(fs::read_to_string(&conf).unwrap(), CRIO_CONF);
+    // Again: nothing of ours in it any more, so it is left alone, with a word.
+    let out = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
+    assert!(
+        out.contains("left as it is: not written by amd-ctk"),
+        "{out}"
+    );
+    assert_eq!(fs::read_to_string(&conf).unwrap(), CRIO_CONF);
+    assert_eq!(d.names("etc/crio"), ["crio.conf", "crio.conf.bak"]);
+}
+
+#[test]
+fn crio_drop_in_we_did_not_write_is_refused() {
+    let d = Dir::new("crio-dropin");
+    fs::create_dir_all(d.p("crio.conf.d")).unwrap();
+    let theirs = "[crio.runtime]\npids_limit = 2048\n";
+    let conf = d.s("crio.conf.d/99-amd-container-toolkit.conf");
+    fs::write(&conf, theirs).unwrap();
+    let err = fail(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--config",
+        &conf,
+        "--hooks-dir",
+        "/opt/hooks.d",
+    ]);
+    assert!(
+        err.contains("not written by amd-ctk; left as it is"),
+        "{err}"
+    );
+    ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--config",
+        &conf,
+        "--remove",
+    ]);
+    assert_eq!(fs::read_to_string(&conf).unwrap(), theirs);
+    // No backup in a directory CRI-O reads every file of.
+    assert_eq!(d.names("crio.conf.d"), ["99-amd-container-toolkit.conf"]);
+}
+
+#[test]
+fn docker_runtime_amd_of_another_vendor_is_left() {
+    let d = Dir::new("docker-foreign");
+    let f = d.s("daemon.json");
+    let theirs = "{\n    \"default-runtime\": \"amd\",\n    \"runtimes\": {\n        \"amd\": {\n            \"path\": \"/opt/vendor/other-runtime\"\n        }\n    }\n}\n";
+    fs::write(&f, theirs).unwrap();
+    let out = ok(&["runtime", "configure", "--config", &f, "--remove", "--cdi"]);
+    assert!(
+        out.contains("left runtimes.amd: not ours (its path is \"/opt/vendor/other-runtime\""),
+        "{out}"
+    );
+    assert!(out.contains("left default-runtime = \"amd\""), "{out}");
+    let err = fail(&["runtime", "configure", "--config", &f, "--set-as-default"]);
+    assert!(err.contains("runtimes.amd is not ours"), "{err}");
+    assert_eq!(fs::read_to_string(&f).unwrap(), theirs);
+    assert_eq!(d.names(""), ["daemon.json"]);
+}
+
+#[test]
+fn containerd_runtime_amd_of_another_vendor_is_left() {
+    let d = Dir::new("ctd-foreign");
+    let f = d.s("config.toml");
+    let theirs = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.amd.options]\n    BinaryName = \"/opt/vendor/other-runtime\"\n";
+    fs::write(&f, theirs).unwrap();
+    let base = [
+        "runtime",
+        "configure",
+        "--runtime",
+        "containerd",
+        "--config",
+        &f,
+    ];
+    let err = fail(&base);
+    assert!(
+        err.contains(
+            "runtimes.amd] is not ours (options.BinaryName = \"/opt/vendor/other-runtime\")"
+        ),
+        "{err}"
+    );
+    let out = ok(&[&base[..], &["--remove"]].concat());
+    assert!(out.contains("left [plugins"), "{out}");
+    assert_eq!(fs::read_to_string(&f).unwrap(), theirs);
+    assert_eq!(d.names(""), ["config.toml"]);
+}
+
+#[test]
+fn dangling_symlink_is_refused_not_replaced() {
+    let d = Dir::new("dangling");
+    let link = d.p("daemon.json");
+    std::os::unix::fs::symlink("/nonexistent/amd-ctk-test/daemon.json", &link).unwrap();
+    let err = fail(&["runtime", "configure", "--config", &d.s("daemon.json")]);
+    assert!(
+        err.contains("a symlink to /nonexistent/amd-ctk-test/daemon.json"),
+        "{err}"
+    );
+    assert!(err.contains("not replaced by a regular file"), "{err}");
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Nothing to remove through it: no error, nothing touched.
+    ok(&[
+        "runtime",
+        "configure",
+        "--config",
+        &d.s("daemon.json"),
+        "--remove",
+    ]);
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(d.names(""), ["daemon.json"]);
+}
+
+#[test]
+fn edited_files_keep_owner_group_and_mode() {
+    if !root_or_skip("chown to another user") {
+        return;
+    }
+    let d = Dir::new("owner");
+    for (name, engine, content) in [
+        ("daemon.json", "docker", "{}\n"),
+        ("config.toml", "containerd", "version = 2\n"),
+    ] {
+        let f = d.p(name);
+        fs::write(&f, content).unwrap();
+        std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+        ok(&[
+            "runtime",
+            "configure",
+            "--runtime",
+            engine,
+            "--config",
+            &d.s(name),
+        ]);
+        assert_ne!(fs::read_to_string(&f).unwrap(), content);
+        for p in [f.clone(), d.p(&format!("{name}.bak"))] {
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid(), m.mode() & 0o7777),
+                (1234, 5678, 0o640),
+                "{}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn immutable_file_is_refused_without_backup() {
+    if !root_or_skip("chattr +i") {
+        return;
+    }
+    let d = Dir::new("immutable");
+    let f = d.s("daemon.json");
+    fs::write(&f, "{}\n").unwrap();
+    let chattr = Command::new("chattr").args(["+i", &f]).output();
+    if !chattr.is_ok_and(|o| o.status.success()) {
+        assert!(!in_ci(), "chattr +i failed on {f}");
+        eprintln!("note: skipped, chattr +i is not supported here");
+        return;
+    }
+    let err = fail(&["runtime", "configure", "--config", &f]);
+    assert_eq!(d.names(""), ["daemon.json"], "no .bak, no temp file");
+    assert!(err.contains("immutable (chattr +i)"), "{err}");
+    assert!(err.contains("no backup made"), "{err}");
+    assert_eq!(fs::read_to_string(&f).unwrap(), "{}\n");
+}
+
+/// Runs `script` as `sh -c` in a new mount namespace (`unshare -m`), with
+/// `$CTK` the binary and `$D` the test directory; `None` if that is not
+/// possible here.
+fn in_mount_ns(d: &Dir, script: &str) -> Option<Output> {
+    let probe = Command::new("unshare").args(["-m", "true"]).output().ok()?;
+    if !probe.status.success() {
+        return None;
+    }
+    Some(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("CTK", CTK)
+            .env("D", &d.0)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn read_only_bind_mounted_file_is_refused_without_backup() {
+    if !root_or_skip("mount --bind -o ro") {
+        return;
+    }
+    let d = Dir::new("robind");
+    fs::write(d.p("daemon.json"), "{}\n").unwrap();
+    let script = "mount --bind $D/daemon.json $D/daemon.json && \
+                  mount -o remount,bind,ro $D/daemon.json && \
+                  $CTK runtime configure --config $D/daemon.json; echo rc=$?";
+    let Some(out) = in_mount_ns(&d, script) else {
+        assert!(!in_ci(), "unshare -m failed");
+        eprintln!("note: skipped, no mount namespace here");
+        return;
+    };
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(so.contains("rc=1"), "{so}{se}");
+    assert_eq!(d.names(""), ["daemon.json"], "no .bak, no temp file");
+    assert!(
+        se.contains("on a read-only mount") || se.contains("a mount point"),
+        "{se}"
+    );
+    // A writable bind mount cannot be replaced by rename either.
+    let script = "mount --bind $D/daemon.json $D/daemon.json && \
+                  $CTK runtime configure --config $D/daemon.json; echo rc=$?";
+    let out = in_mount_ns(&d, script).unwrap();
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(so.contains("rc=1"), "{so}{se}");
+    assert_eq!(d.names(""), ["daemon.json"]);
+    assert!(se.contains("a mount point"), "{se}");
+    assert_eq!(fs::read_to_string(d.p("daemon.json")).unwrap(), "{}\n");
+}
+
+#[test]
+fn failed_write_leaves_no_backup_and_no_temp_file() {
+    if !root_or_skip("mount a small tmpfs") {
+        return;
+    }
+    let d = Dir::new("enospc");
+    fs::create_dir_all(d.p("fs")).unwrap();
+    // A tmpfs with room for exactly one more page once daemon.json is
+    // there: the backup and the new file cannot both be written.
+    let script = "mount -t tmpfs -o size=64k tmpfs $D/fs && \
+                  printf '{\"debug\": true}\\n' > $D/fs/daemon.json && \
+                  (dd if=/dev/zero of=$D/fs/fill bs=4096 2>/dev/null; true) && \
+                  truncate -s -4096 $D/fs/fill && \
+                  $CTK runtime configure --config $D/fs/daemon.json; echo rc=$?; \
+                  ls -A $D/fs; cat $D/fs/daemon.json";
+    let Some(out) = in_mount_ns(&d, script) else {
+        assert!(!in_ci(), "unshare -m failed");
+        eprintln!("note: skipped, no mount namespace here");
+        return;
+    };
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(so.contains("rc=1"), "{so}{se}");
+    assert!(se.contains("No space left on device"), "{se}");
+    let listing: Vec<&str> = so
+        .lines()
+        .skip_while(|l| !l.starts_with("rc="))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert_eq!(listing, ["daemon.json", "fill"], "{so}");
+    assert!(so.ends_with("{\"debug\": true}\n"), "{so}");
+}
