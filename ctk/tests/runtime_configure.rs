@@ -250,6 +250,36 @@ fn concurrent_processes_keep_both_edits() {
     }
 }
 
+/// A holder that never lets go (a stopped amd-ctk, an admin's `flock`): the
+/// run gives up after AMD_CTK_LOCK_TIMEOUT, naming the holder's pid, and
+/// leaves the file as it was.
+#[test]
+fn a_stuck_lock_holder_is_named_after_the_timeout() {
+    use std::os::fd::AsRawFd;
+    let d = Dir::new("stuck-lock");
+    let f = d.p("daemon.json");
+    fs::write(&f, "{}\n").unwrap();
+    let dir = fs::File::open(f.parent().unwrap()).unwrap();
+    // SAFETY: flock on a descriptor this test owns; released when it closes.
+    assert_eq!(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let start = std::time::Instant::now();
+    let out = Command::new(CTK)
+        .args(["runtime", "configure", "--config", f.to_str().unwrap()])
+        .env("AMD_CTK_LOCK_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(20), "waited {took:?}");
+    assert!(
+        stderr.contains(&format!("process {}", std::process::id())),
+        "names the holder: {stderr}"
+    );
+    assert_eq!(fs::read_to_string(&f).unwrap(), "{}\n");
+    drop(dir);
+}
+
 fn hook_json(path: &Path) -> (String, Vec<String>) {
     let v = json(path);
     assert_eq!(v["version"], "1.0.0");

@@ -121,22 +121,76 @@ struct DirLock {
     _file: fs::File,
 }
 
+/// How long a run waits for another holder of the lock (a stopped or hung
+/// `amd-ctk`, an admin's `flock`); `AMD_CTK_LOCK_TIMEOUT` (seconds) overrides.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn lock_timeout() -> std::time::Duration {
+    std::env::var("AMD_CTK_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(LOCK_TIMEOUT, std::time::Duration::from_secs_f64)
+}
+
 fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
     let f = fs::File::open(dir)
         .map_err(|e| CliError::Message(format!("cannot open {} to lock it: {e}", dir.display())))?;
+    let timeout = lock_timeout();
+    let start = std::time::Instant::now();
     loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(DirLock { _file: f });
         }
         let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(CliError::Message(format!(
-                "cannot lock {}: {e}",
-                dir.display()
-            )));
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if start.elapsed() < timeout => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Some(libc::EWOULDBLOCK) => {
+                let holder = lock_holders(&f)
+                    .map(|p| format!("process {p}"))
+                    .unwrap_or_else(|| "another process".into());
+                return Err(CliError::Message(format!(
+                    "cannot lock {} within {}s: {holder} holds it (another amd-ctk, stopped or \
+                     hung?); try again once it is gone",
+                    dir.display(),
+                    timeout.as_secs_f64()
+                )));
+            }
+            _ => {
+                return Err(CliError::Message(format!(
+                    "cannot lock {}: {e}",
+                    dir.display()
+                )))
+            }
         }
     }
+}
+
+/// The pids holding a `flock` on the file of `f`, from /proc/locks (lines
+/// `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`, device numbers in hex).
+fn lock_holders(f: &fs::File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = f.metadata().ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let pids: Vec<&str> = locks
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1:" "FLOCK" "ADVISORY" "WRITE" pid dev:ino …; "->" marks waiters.
+            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())).then(|| f[4])
+        })
+        .collect();
+    (!pids.is_empty()).then(|| pids.join(", "))
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
