@@ -18,7 +18,10 @@ enum HookError {
     Container(#[from] container::ContainerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("hook.swarm-resource {0:?} must start with {SWARM_PREFIX}")]
+    #[error(
+        "hook.swarm-resource {0:?} must start with {SWARM_PREFIX} and may only end in \"*\" \
+         (a name such as DOCKER_RESOURCE_AMD_GPU, or a prefix such as DOCKER_RESOURCE_*)"
+    )]
     SwarmVariable(String),
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -95,7 +98,8 @@ fn read_stdin() -> Result<Vec<u8>, HookError> {
 fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     let config = Config::load(path)?;
     let swarm = &config.hook.swarm_resource;
-    if !swarm.is_empty() && !swarm.starts_with(SWARM_PREFIX) {
+    let star_inside = swarm.trim_end_matches('*').contains('*') || swarm.ends_with("**");
+    if !swarm.is_empty() && (!swarm.starts_with(SWARM_PREFIX) || star_inside) {
         return Err(HookError::SwarmVariable(swarm.clone()));
     }
     Ok(config)
