@@ -338,3 +338,86 @@ fn version_subcommand() {
     assert!(out.status.success());
     assert!(text(&out.stdout).starts_with("amd-ctk version "));
 }
+
+/// Every number in a JSON document, with its path.
+fn numbers(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Number(_) => out.push((path.to_string(), v.clone())),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| numbers(x, &format!("{path}[{i}]"), out)),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| numbers(x, &format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// The JSON we emit survives readers that hold numbers as doubles (jq,
+/// JavaScript): no number above 2^53 anywhere, unique ids are `"0x…"`
+/// strings, and jq reads back exactly the ids `gpu list` prints.
+#[test]
+fn json_survives_jq() {
+    if !umockdev_ready() || !require(have("jq"), "jq (apt-get install jq)") {
+        return;
+    }
+    for fixture in FIXTURES {
+        for args in [
+            &["gpu", "list", "--format", "json"][..],
+            &["cdi", "list", "--format", "json"],
+            &[
+                "cdi",
+                "generate",
+                "--output",
+                "-",
+                "--device-name-strategy",
+                "index,uuid",
+            ],
+        ] {
+            let out = ctk(fixture, args);
+            if !out.status.success() {
+                continue; // no GPU: nothing on stdout (see the golden files)
+            }
+            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let mut found = Vec::new();
+            numbers(&doc, "", &mut found);
+            for (path, n) in found {
+                assert!(
+                    n.as_u64().is_some_and(|n| n <= 1 << 53)
+                        || n.as_i64().is_some_and(|n| n.unsigned_abs() <= 1 << 53),
+                    "{fixture} {args:?}: {path} = {n} is not exact in a double"
+                );
+            }
+        }
+        let json = ctk(fixture, &["gpu", "list", "--format", "json"]);
+        if !json.status.success() {
+            continue;
+        }
+        let mut jq = std::process::Command::new("jq")
+            .args(["-r", ".gpus[] | .unique_id // \"N/A\""])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        jq.stdin.take().unwrap().write_all(&json.stdout).unwrap();
+        let from_jq = text(&jq.wait_with_output().unwrap().stdout);
+        let table = text(&ctk(fixture, &["gpu", "list"]).stdout);
+        let from_table: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            from_jq.lines().collect::<Vec<_>>(),
+            from_table,
+            "{fixture}: ids through jq"
+        );
+        assert!(
+            from_table.iter().any(|id| id.starts_with("0x"))
+                || ["radeon-no-kfd", "no-amdgpu"].contains(fixture),
+            "{fixture}: the comparison must see ids"
+        );
+    }
+}

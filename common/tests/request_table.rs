@@ -209,7 +209,10 @@ fn swarm_pattern_like_upstream() {
     );
     // Several: the last wins (upstream overwrites with each one it reads).
     assert_eq!(
-        found(&["DOCKER_RESOURCE_AMD_GPU=1", "DOCKER_RESOURCE_GPU_COMPUTE=2"], d),
+        found(
+            &["DOCKER_RESOURCE_AMD_GPU=1", "DOCKER_RESOURCE_GPU_COMPUTE=2"],
+            d
+        ),
         Some(("DOCKER_RESOURCE_GPU_COMPUTE", "2"))
     );
     // AMD_VISIBLE_DEVICES still decides when present.
@@ -218,7 +221,10 @@ fn swarm_pattern_like_upstream() {
         Some(("AMD_VISIBLE_DEVICES", "0"))
     );
     // An exact name matches only itself; empty matches nothing.
-    assert_eq!(found(&["DOCKER_RESOURCE_AMD_GPU=1"], "DOCKER_RESOURCE_GPU"), None);
+    assert_eq!(
+        found(&["DOCKER_RESOURCE_AMD_GPU=1"], "DOCKER_RESOURCE_GPU"),
+        None
+    );
     assert_eq!(found(&["DOCKER_RESOURCE_GPU=1"], ""), None);
     assert!(swarm_matches("DOCKER_RESOURCE_*", "DOCKER_RESOURCE_X"));
     assert!(!swarm_matches("DOCKER_RESOURCE_*", "docker_resource_x"));

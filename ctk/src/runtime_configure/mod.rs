@@ -125,7 +125,11 @@ pub struct ConfigureArgs {
     #[arg(long, visible_alias = "amd-set-as-default", conflicts_with_all = ["unset_as_default", "remove"])]
     pub set_as_default: bool,
     /// docker, containerd: stop `amd` being the default runtime (another default is left alone).
-    #[arg(long, visible_alias = "unset-amd-as-default", conflicts_with = "remove")]
+    #[arg(
+        long,
+        visible_alias = "unset-amd-as-default",
+        conflicts_with = "remove"
+    )]
     pub unset_as_default: bool,
     /// Remove what this command adds (the runtime `amd` and `amd` as default, or
     /// the hooks JSON and our crio drop-in); with --cdi, the CDI setting too.
