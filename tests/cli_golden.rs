@@ -243,11 +243,68 @@ fn generate_without_gpus_fails_and_writes_nothing() {
     );
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("no AMD GPU found"),
+        text(&out.stderr).contains("the amdgpu driver is not loaded")
+            && text(&out.stderr).contains("no CDI spec written"),
         "{}",
         text(&out.stderr)
     );
     assert!(!path.exists());
+}
+
+/// `ctk` with `/sys/module/amdgpu` present in the testbed: the driver is
+/// loaded (umockdev's fixtures describe devices only).
+fn ctk_with_driver(fixture: &str, args: &[&str]) -> std::process::Output {
+    let script = r#"mkdir -p "$UMOCKDEV_DIR/sys/module/amdgpu/drivers" && exec "$@""#;
+    let ctk = bin("amd-ctk");
+    let mut full = vec!["-c", script, "sh", ctk.to_str().unwrap()];
+    full.extend_from_slice(args);
+    under_fixture(fixture, Path::new("/bin/sh"), &full)
+}
+
+/// Without GPUs, `cdi list`, `gpu list` (both formats) and `cdi generate`
+/// exit 1 with nothing on stdout, and say whether the driver is loaded:
+/// no driver (the no-amdgpu fixture as it is), or a driver without GPUs
+/// (the same fixture with /sys/module/amdgpu). With GPUs, the module
+/// directory changes nothing.
+#[test]
+fn no_driver_and_no_gpu_are_errors_with_different_messages() {
+    if !umockdev_ready() {
+        return;
+    }
+    let commands: [&[&str]; 5] = [
+        &["cdi", "list"],
+        &["cdi", "list", "--format", "json"],
+        &["gpu", "list"],
+        &["gpu", "list", "--format", "json"],
+        &["cdi", "generate", "--output", "-"],
+    ];
+    for args in commands {
+        for (out, want, not) in [
+            (
+                ctk("no-amdgpu", args),
+                "the amdgpu driver is not loaded (/sys/module/amdgpu does not exist)",
+                "is loaded",
+            ),
+            (
+                ctk_with_driver("no-amdgpu", args),
+                "the amdgpu driver is loaded (/sys/module/amdgpu) but drives no GPU",
+                "not loaded",
+            ),
+        ] {
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+            assert!(err.contains(want), "{args:?}: {err}");
+            assert!(!err.contains(not), "{args:?}: {err}");
+        }
+        let with_gpu = ctk_with_driver("radeon", args);
+        assert!(
+            with_gpu.status.success(),
+            "{args:?}: {}",
+            text(&with_gpu.stderr)
+        );
+        assert_eq!(with_gpu.stdout, ctk("radeon", args).stdout, "{args:?}");
+    }
 }
 
 fn validate(fixture: &str, path: &Path) -> (i32, String) {

@@ -58,6 +58,8 @@ enum LegacyConfigureCommand {
 pub enum CliError {
     #[error(transparent)]
     Discovery(#[from] amd_container_common::hardware::DiscoveryError),
+    #[error(transparent)]
+    NoGpu(#[from] amd_container_common::hardware::NoGpuError),
     #[error("{0}")]
     Message(String),
 }

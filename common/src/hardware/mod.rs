@@ -4,10 +4,12 @@
 //! sees the plain [`Inventory`] it returns, so tests can also build one by hand.
 
 mod discover;
+mod driver;
 mod kfd_topology;
 mod pci_address;
 
 pub use discover::{discover, DiscoveryError};
+pub use driver::{require_gpus, NoGpuError, MODULE_DIR};
 pub use kfd_topology::KfdNode;
 pub use pci_address::{PciAddress, PciAddressError};
 
