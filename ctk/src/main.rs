@@ -3,6 +3,7 @@
 mod cdi_cmd;
 mod gpu_cmd;
 mod output;
+mod package_removal;
 mod runtime_configure;
 mod schema;
 
@@ -39,6 +40,10 @@ enum Command {
     Configure(LegacyConfigureCommand),
     /// Print the version.
     Version,
+    /// What the packages run when removed: takes back our Docker entry and
+    /// hooks JSON (only those recognisably ours).
+    #[command(hide = true)]
+    PackageRemoval(package_removal::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         Command::Gpu(c) => gpu_cmd::run(c),
         Command::Runtime(RuntimeCommand::Configure(a))
         | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
+        Command::PackageRemoval(a) => package_removal::run(a),
         Command::Version => {
             println!("amd-ctk version {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
