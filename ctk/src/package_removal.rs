@@ -11,6 +11,7 @@
 //! - Podman / CRI-O: our hooks JSON (either variant) in the default hooks
 //!   directories and in those our CRI-O drop-in names, when its hook is
 //!   `amd-container-hook`; then our CRI-O drop-in (recognised by its header).
+//!
 //! CDI specs, the config file and anything unparsable are never touched.
 //! `--root DIR` prefixes every path (tests). Exit 1 when a step failed; the
 //! other steps still run.
