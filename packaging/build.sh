@@ -139,11 +139,14 @@ EOF
     chmod 0755 "$root/DEBIAN/prerm"
     cat > "$root/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
-# Purge removes the hook's default log file. Nothing else: the package never wrote the
+# Purge removes the hook's default log file and the GPU tracker's state. Nothing else: the package never wrote the
 # container engines' configuration or /etc/cdi, so there is nothing of theirs to undo.
 set -e
 if [ "$1" = purge ]; then
     rm -f /var/log/amd-container-hook.log
+    # The GPU tracker's state (amd-ctk gpu-tracker), at its default place.
+    rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
+    rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi
 exit 0
 EOF

@@ -6,6 +6,7 @@ mod output;
 mod package_removal;
 mod runtime_configure;
 mod schema;
+mod tracker_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     /// Inspect the host's AMD GPUs.
     #[command(subcommand)]
     Gpu(gpu_cmd::GpuCommand),
+    /// GPU Tracker: exclusive or shared GPUs, and which containers hold them.
+    GpuTracker(tracker_cmd::TrackerArgs),
     /// Configure container engines.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Cdi(c) => cdi_cmd::run(c),
         Command::Gpu(c) => gpu_cmd::run(c),
+        Command::GpuTracker(a) => tracker_cmd::run(a),
         Command::Runtime(RuntimeCommand::Configure(a))
         | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
         Command::PackageRemoval(a) => package_removal::run(a),

@@ -208,7 +208,7 @@ fn dry_run_prints_the_file_and_changes_nothing() {
     ]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["stages"],
-        json!(["prestart"])
+        json!(["prestart", "poststop"])
     );
     assert!(!d.p("hooks").exists());
 }
@@ -384,7 +384,7 @@ fn crio_hooks_and_drop_in() {
     assert!(out.contains("systemctl restart crio"), "{out}");
     assert_eq!(d.names("hooks.d"), ["amd-container-toolkit.json"]);
     let (_, stages) = hook_json(&hooks.join("amd-container-toolkit.json"));
-    assert_eq!(stages, ["prestart"]);
+    assert_eq!(stages, ["prestart", "poststop"]);
     let text = fs::read_to_string(&drop_in).unwrap();
     assert!(
         text.ends_with(&format!(
