@@ -193,3 +193,77 @@ echo "== end"
     assert!(state.is_file());
     assert!(s.leftover_containers().is_empty(), "{ctx}");
 }
+
+/// 50 `runc create`s at once, all asking for exclusive GPU 0: exactly one is
+/// created and holds it; the 49 others fail naming a holder.
+#[test]
+fn fifty_concurrent_creates_one_gets_the_exclusive_gpu() {
+    if !ready() {
+        return;
+    }
+    const N: usize = 50;
+    let s = Session::new("tracker-race", "mi300x-8", Cgroup::V1);
+    let state = s.dir.join("tracker/state.json");
+    let config = format!(
+        "[hook]\nlog-file = \"{}\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        s.dir.join("hook.log").display(),
+        state.display()
+    );
+    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let bundles: Vec<Bundle> = (0..N)
+        .map(|i| {
+            let mut b = bundle(&s, &format!("r{i}"), "0", Some("poststop"), &config);
+            b.args(&["/bin/busybox", "sleep", "300"]);
+            b.save();
+            b
+        })
+        .collect();
+    let list: Vec<String> = bundles
+        .iter()
+        .map(|b| format!("{} {}", b.dir.display(), b.id))
+        .collect();
+    let script = format!(
+        r#"
+export AMD_CTK_CONFIG="$W/tracker.toml" SYSTEMD_DEVICE_VERIFY_SYSFS=0
+{ctk} gpu-tracker enable >/dev/null
+{ctk} gpu-tracker 0 exclusive >/dev/null
+while read -r dir id; do
+    ( runc --root "$RUNC_ROOT" create --bundle "$dir" "$id" </dev/null >/dev/null 2>"$W/$id.err" \
+        && echo "created $id" || echo "failed $id" ) &
+done <<'LIST'
+{list}
+LIST
+wait
+echo "== status"
+{ctk} gpu-tracker status
+echo "== errors"
+cat "$W"/*.err | grep -c 'GPU 0 is exclusive and held by container' || true
+"#,
+        ctk = bin("amd-ctk").display(),
+        list = list.join("\n"),
+    );
+    let out = s.sh(&script);
+    assert!(out.success(), "{out}");
+    let created: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("created "))
+        .collect();
+    assert_eq!(created.len(), 1, "exactly one create wins: {out}");
+    let failed = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("failed "))
+        .count();
+    assert_eq!(failed, N - 1, "{out}");
+    let status = section(&out.stdout, "status");
+    assert!(
+        row(status, 0).ends_with(&format!("Exclusive           {}", created[0])),
+        "the winner holds GPU 0, alone: {out}"
+    );
+    assert_eq!(
+        section(&out.stdout, "errors").trim(),
+        (N - 1).to_string(),
+        "every loser was told who holds it: {out}"
+    );
+}
