@@ -12,8 +12,12 @@
 #   RELEASE_DIR     where the binaries are             (default: ${CARGO_TARGET_DIR:-target}/release)
 #
 # The package has no install-time logic that needs a GPU: no CDI generation, no edits to
-# Docker, Podman, CRI-O or containerd configuration, nothing under /etc/cdi. The only
-# maintainer script is the .deb's postrm, which on purge removes the hook's default log file.
+# Docker, Podman, CRI-O or containerd configuration, nothing under /etc/cdi. Maintainer
+# scripts: on removal (deb prerm `remove`, rpm %preun with no version left; not on upgrade)
+# `amd-ctk package-removal` takes back what `amd-ctk runtime configure` activated and is
+# recognisably ours (Docker's runtimes.amd running amd-container-runtime and default-runtime
+# "amd" with it, our hooks JSON, our CRI-O drop-in), so no engine is left pointing at removed
+# binaries; the .deb's postrm on purge removes the hook's default log file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -116,13 +120,33 @@ Description: $summary
 $(sed 's/^/ /' <<<"$description")
 EOF
     echo "/etc/$name/config.toml" > "$root/DEBIAN/conffiles"
+    cat > "$root/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+# Before the binaries go: take back the engine configuration `amd-ctk runtime configure`
+# wrote (only entries and files recognisably ours), so that Docker, Podman and CRI-O do not
+# point at removed binaries. Not on upgrade. A failure is reported, never fatal.
+set -e
+case "$1" in
+    remove|deconfigure)
+        if [ -x /usr/bin/amd-ctk ]; then
+            /usr/bin/amd-ctk package-removal ||
+                echo "amd-container-toolkit: could not take back all engine configuration (see above)" >&2
+        fi
+        ;;
+esac
+exit 0
+EOF
+    chmod 0755 "$root/DEBIAN/prerm"
     cat > "$root/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
-# Purge removes the hook's default log file. Nothing else: the package never wrote the
+# Purge removes the hook's default log file and the GPU tracker's state. Nothing else: the package never wrote the
 # container engines' configuration or /etc/cdi, so there is nothing of theirs to undo.
 set -e
 if [ "$1" = purge ]; then
     rm -f /var/log/amd-container-hook.log
+    # The GPU tracker's state (amd-ctk gpu-tracker), at its default place.
+    rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
+    rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi
 exit 0
 EOF
@@ -160,6 +184,13 @@ $description
 
 %install
 cp -a "$root/." "%{buildroot}/"
+
+%preun
+# Removal (no version left), not upgrade: take back the engine configuration amd-ctk
+# runtime configure wrote (only what is recognisably ours); never fatal.
+if [ "\$1" -eq 0 ] && [ -x /usr/bin/amd-ctk ]; then
+    /usr/bin/amd-ctk package-removal || echo "amd-container-toolkit: could not take back all engine configuration (see above)" >&2
+fi
 
 %files
 %defattr(-,root,root,-)

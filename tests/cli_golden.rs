@@ -243,11 +243,68 @@ fn generate_without_gpus_fails_and_writes_nothing() {
     );
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("no AMD GPU found"),
+        text(&out.stderr).contains("the amdgpu driver is not loaded")
+            && text(&out.stderr).contains("no CDI spec written"),
         "{}",
         text(&out.stderr)
     );
     assert!(!path.exists());
+}
+
+/// `ctk` with `/sys/module/amdgpu` present in the testbed: the driver is
+/// loaded (umockdev's fixtures describe devices only).
+fn ctk_with_driver(fixture: &str, args: &[&str]) -> std::process::Output {
+    let script = r#"mkdir -p "$UMOCKDEV_DIR/sys/module/amdgpu/drivers" && exec "$@""#;
+    let ctk = bin("amd-ctk");
+    let mut full = vec!["-c", script, "sh", ctk.to_str().unwrap()];
+    full.extend_from_slice(args);
+    under_fixture(fixture, Path::new("/bin/sh"), &full)
+}
+
+/// Without GPUs, `cdi list`, `gpu list` (both formats) and `cdi generate`
+/// exit 1 with nothing on stdout, and say whether the driver is loaded:
+/// no driver (the no-amdgpu fixture as it is), or a driver without GPUs
+/// (the same fixture with /sys/module/amdgpu). With GPUs, the module
+/// directory changes nothing.
+#[test]
+fn no_driver_and_no_gpu_are_errors_with_different_messages() {
+    if !umockdev_ready() {
+        return;
+    }
+    let commands: [&[&str]; 5] = [
+        &["cdi", "list"],
+        &["cdi", "list", "--format", "json"],
+        &["gpu", "list"],
+        &["gpu", "list", "--format", "json"],
+        &["cdi", "generate", "--output", "-"],
+    ];
+    for args in commands {
+        for (out, want, not) in [
+            (
+                ctk("no-amdgpu", args),
+                "the amdgpu driver is not loaded (/sys/module/amdgpu does not exist)",
+                "is loaded",
+            ),
+            (
+                ctk_with_driver("no-amdgpu", args),
+                "the amdgpu driver is loaded (/sys/module/amdgpu) but drives no GPU",
+                "not loaded",
+            ),
+        ] {
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+            assert!(err.contains(want), "{args:?}: {err}");
+            assert!(!err.contains(not), "{args:?}: {err}");
+        }
+        let with_gpu = ctk_with_driver("radeon", args);
+        assert!(
+            with_gpu.status.success(),
+            "{args:?}: {}",
+            text(&with_gpu.stderr)
+        );
+        assert_eq!(with_gpu.stdout, ctk("radeon", args).stdout, "{args:?}");
+    }
 }
 
 fn validate(fixture: &str, path: &Path) -> (i32, String) {
@@ -337,4 +394,87 @@ fn version_subcommand() {
         .unwrap();
     assert!(out.status.success());
     assert!(text(&out.stdout).starts_with("amd-ctk version "));
+}
+
+/// Every number in a JSON document, with its path.
+fn numbers(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Number(_) => out.push((path.to_string(), v.clone())),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| numbers(x, &format!("{path}[{i}]"), out)),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| numbers(x, &format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// The JSON we emit survives readers that hold numbers as doubles (jq,
+/// JavaScript): no number above 2^53 anywhere, unique ids are `"0x…"`
+/// strings, and jq reads back exactly the ids `gpu list` prints.
+#[test]
+fn json_survives_jq() {
+    if !umockdev_ready() || !require(have("jq"), "jq (apt-get install jq)") {
+        return;
+    }
+    for fixture in FIXTURES {
+        for args in [
+            &["gpu", "list", "--format", "json"][..],
+            &["cdi", "list", "--format", "json"],
+            &[
+                "cdi",
+                "generate",
+                "--output",
+                "-",
+                "--device-name-strategy",
+                "index,uuid",
+            ],
+        ] {
+            let out = ctk(fixture, args);
+            if !out.status.success() {
+                continue; // no GPU: nothing on stdout (see the golden files)
+            }
+            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let mut found = Vec::new();
+            numbers(&doc, "", &mut found);
+            for (path, n) in found {
+                assert!(
+                    n.as_u64().is_some_and(|n| n <= 1 << 53)
+                        || n.as_i64().is_some_and(|n| n.unsigned_abs() <= 1 << 53),
+                    "{fixture} {args:?}: {path} = {n} is not exact in a double"
+                );
+            }
+        }
+        let json = ctk(fixture, &["gpu", "list", "--format", "json"]);
+        if !json.status.success() {
+            continue;
+        }
+        let mut jq = std::process::Command::new("jq")
+            .args(["-r", ".gpus[] | .unique_id // \"N/A\""])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        jq.stdin.take().unwrap().write_all(&json.stdout).unwrap();
+        let from_jq = text(&jq.wait_with_output().unwrap().stdout);
+        let table = text(&ctk(fixture, &["gpu", "list"]).stdout);
+        let from_table: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            from_jq.lines().collect::<Vec<_>>(),
+            from_table,
+            "{fixture}: ids through jq"
+        );
+        assert!(
+            from_table.iter().any(|id| id.starts_with("0x"))
+                || ["radeon-no-kfd", "no-amdgpu"].contains(fixture),
+            "{fixture}: the comparison must see ids"
+        );
+    }
 }

@@ -137,7 +137,8 @@ fn scenario(cg: Cgroup, precreate: bool) {
                 "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
             },
             "when": {"always": true},
-            "stages": [stage]
+            // The live hook also runs at poststop (the GPU tracker's release).
+            "stages": if precreate { json!([stage]) } else { json!([stage, "poststop"]) }
         }),
         "{all}"
     );

@@ -181,6 +181,25 @@ fn unique_id_scenario(cg: Cgroup) {
 }
 
 on_v1_and_v2!(
+    /// Upstream's Swarm variable, `DOCKER_RESOURCE_AMD_GPU=<unique id>`
+    /// (docker-swarm.md), with the default config (any `DOCKER_RESOURCE_*`):
+    /// exactly that GPU.
+    upstream_swarm_variable_gives_exactly_that_gpu => swarm_scenario
+);
+fn swarm_scenario(cg: Cgroup) {
+    let s = Session::new("swarm", "mi300x-8", cg);
+    let mut b = s.bundle("swarm");
+    b.env("DOCKER_RESOURCE_AMD_GPU", MI300X_8_GPU3_UNIQUE_ID)
+        .hook("prestart");
+    let gpus = [MI300X_8[3]];
+    let targets = probe_targets(&gpus);
+    b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = s.run(&b);
+    assert_exactly_in(&out, &gpus, "DOCKER_RESOURCE_AMD_GPU");
+    assert!(out.hook_log.contains("DOCKER_RESOURCE_AMD_GPU="), "{out}");
+}
+
+on_v1_and_v2!(
     /// On mi300x-cpx, PCI address 0000:05:00.0 selects all 8 compute
     /// partitions of that GPU (card1-8/renderD128-135) but not the other GPU
     /// (card9/renderD136).

@@ -13,6 +13,23 @@ pub const PATH_ENV: &str = "AMD_CTK_CONFIG";
 pub struct Config {
     pub hook: HookConfig,
     pub runtime: RuntimeConfig,
+    pub gpu_tracker: TrackerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// The GPU tracker's state (`amd-ctk gpu-tracker`); its lock is
+    /// `FILE.lock`. The hook and amd-ctk must agree on it.
+    pub state_file: PathBuf,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            state_file: crate::tracker::DEFAULT_STATE_FILE.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

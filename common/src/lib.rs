@@ -10,6 +10,7 @@ pub mod edits;
 pub mod hardware;
 pub mod request;
 pub mod timestamp;
+pub mod tracker;
 
 pub use edits::ContainerEdits;
 pub use hardware::{DeviceNode, Gpu, Inventory, PciAddress};

@@ -6,8 +6,19 @@ use std::fmt;
 
 /// The variable a container sets to ask for GPUs.
 pub const VISIBLE_DEVICES: &str = "AMD_VISIBLE_DEVICES";
-/// The Swarm generic-resource variable read when `AMD_VISIBLE_DEVICES` is absent.
-pub const DEFAULT_SWARM_RESOURCE: &str = "DOCKER_RESOURCE_GPU";
+/// The Swarm generic-resource variables read when `AMD_VISIBLE_DEVICES` is
+/// absent: any `DOCKER_RESOURCE_*`, as upstream's runtime reads them (its docs
+/// use `DOCKER_RESOURCE_AMD_GPU`; Docker names the variable after the kind).
+pub const DEFAULT_SWARM_RESOURCE: &str = "DOCKER_RESOURCE_*";
+
+/// Does the variable `name` match the configured Swarm setting: an exact name,
+/// or a prefix followed by `*`? Empty matches nothing.
+pub fn swarm_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => !pattern.is_empty() && name == pattern,
+    }
+}
 
 /// The request variable found in an environment, by name and raw value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +28,10 @@ pub struct RequestVar<'a> {
 }
 
 /// Finds the request in `KEY=VALUE` strings (an OCI `process.env`).
-/// `AMD_VISIBLE_DEVICES` wins over the Swarm variable; the last occurrence of
-/// a variable wins, as in a shell. Cheap: this runs on every container start.
+/// `AMD_VISIBLE_DEVICES` wins over the Swarm variables ([`swarm_matches`]);
+/// among those, the last one in the environment wins, as the last occurrence
+/// of a variable does in a shell (and as in upstream's runtime, where each
+/// one overwrites the previous). Cheap: this runs on every container start.
 pub fn find_request<'a, I>(env: I, swarm_resource: &'a str) -> Option<RequestVar<'a>>
 where
     I: IntoIterator<Item = &'a str>,
@@ -29,7 +42,7 @@ where
         if let Some((name, value)) = entry.split_once('=') {
             if name == VISIBLE_DEVICES {
                 visible = Some(RequestVar { name, value });
-            } else if !swarm_resource.is_empty() && name == swarm_resource {
+            } else if swarm_matches(swarm_resource, name) {
                 swarm = Some(RequestVar { name, value });
             }
         }

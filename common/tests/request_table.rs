@@ -187,3 +187,46 @@ fn environment_lookup() {
     // A variable without '=' is not a request.
     assert_eq!(found(&["AMD_VISIBLE_DEVICES"]), None);
 }
+
+/// Upstream reads any `DOCKER_RESOURCE_*` variable; so does our default
+/// (`hook.swarm-resource = "DOCKER_RESOURCE_*"`); an exact name still works.
+#[test]
+fn swarm_pattern_like_upstream() {
+    use amd_container_common::request::{swarm_matches, DEFAULT_SWARM_RESOURCE};
+    assert_eq!(DEFAULT_SWARM_RESOURCE, "DOCKER_RESOURCE_*");
+    let found = |env: &[&'static str], pattern: &'static str| {
+        find_request(env.iter().copied(), pattern).map(|v| (v.name, v.value))
+    };
+    let d = DEFAULT_SWARM_RESOURCE;
+    // Upstream's documented Swarm kind.
+    assert_eq!(
+        found(&["DOCKER_RESOURCE_AMD_GPU=0x378041e1ada6015"], d),
+        Some(("DOCKER_RESOURCE_AMD_GPU", "0x378041e1ada6015"))
+    );
+    assert_eq!(
+        found(&["DOCKER_RESOURCE_GPU=1"], d),
+        Some(("DOCKER_RESOURCE_GPU", "1"))
+    );
+    // Several: the last wins (upstream overwrites with each one it reads).
+    assert_eq!(
+        found(
+            &["DOCKER_RESOURCE_AMD_GPU=1", "DOCKER_RESOURCE_GPU_COMPUTE=2"],
+            d
+        ),
+        Some(("DOCKER_RESOURCE_GPU_COMPUTE", "2"))
+    );
+    // AMD_VISIBLE_DEVICES still decides when present.
+    assert_eq!(
+        found(&["AMD_VISIBLE_DEVICES=0", "DOCKER_RESOURCE_AMD_GPU=1"], d),
+        Some(("AMD_VISIBLE_DEVICES", "0"))
+    );
+    // An exact name matches only itself; empty matches nothing.
+    assert_eq!(
+        found(&["DOCKER_RESOURCE_AMD_GPU=1"], "DOCKER_RESOURCE_GPU"),
+        None
+    );
+    assert_eq!(found(&["DOCKER_RESOURCE_GPU=1"], ""), None);
+    assert!(swarm_matches("DOCKER_RESOURCE_*", "DOCKER_RESOURCE_X"));
+    assert!(!swarm_matches("DOCKER_RESOURCE_*", "docker_resource_x"));
+    assert!(!swarm_matches("", ""));
+}

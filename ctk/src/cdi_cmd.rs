@@ -2,7 +2,7 @@
 
 use crate::{output, schema, CliError};
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
-use amd_container_common::hardware::{discover, Inventory};
+use amd_container_common::hardware::{discover, require_gpus, Inventory};
 use clap::{Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -94,10 +94,8 @@ pub fn render_spec(spec: &Spec, format: SpecFormat) -> String {
 
 fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     let inventory = discover()?;
-    if inventory.is_empty() {
-        return Err(CliError::Message(
-            "no AMD GPU found on this host; no CDI spec written".into(),
-        ));
+    if let Err(e) = require_gpus(&inventory) {
+        return Err(CliError::Message(format!("{e}; no CDI spec written")));
     }
     let options = GenerateOptions {
         vendor: args.vendor.clone(),
@@ -159,6 +157,7 @@ fn listed_devices(inventory: &Inventory, kind: &str) -> Vec<ListedDevice> {
 fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
     cdi::validate_kind(&args.vendor, &args.class).map_err(|e| CliError::Message(e.to_string()))?;
     let inventory = discover()?;
+    require_gpus(&inventory)?;
     let kind = format!("{}/{}", args.vendor, args.class);
     let devices = listed_devices(&inventory, &kind);
     match args.format {

@@ -1,7 +1,9 @@
-//! `amd-ctk gpu list`.
+//! `amd-ctk gpu list`: the host's GPUs in index order, as a table or JSON.
+//! A host without GPUs is an error (exit 1) saying whether the amdgpu driver
+//! is loaded; nothing goes to stdout then.
 
 use crate::CliError;
-use amd_container_common::hardware::discover;
+use amd_container_common::hardware::{discover, require_gpus};
 use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -26,14 +28,13 @@ pub struct ListArgs {
 pub fn run(command: &GpuCommand) -> Result<ExitCode, CliError> {
     let GpuCommand::List(args) = command;
     let inventory = discover()?;
+    require_gpus(&inventory)?;
     match args.format {
         Format::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&inventory).expect("inventory serializes")
-            );
+            let text = serde_json::to_string_pretty(&inventory)
+                .map_err(|e| CliError::Message(format!("cannot serialize the GPU list: {e}")))?;
+            println!("{text}");
         }
-        Format::Table if inventory.is_empty() => println!("No AMD GPU found"),
         Format::Table => {
             let header =
                 ["INDEX", "UNIQUE ID", "PCI ADDRESS", "PARTITION", "NODES"].map(String::from);

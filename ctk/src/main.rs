@@ -3,8 +3,10 @@
 mod cdi_cmd;
 mod gpu_cmd;
 mod output;
+mod package_removal;
 mod runtime_configure;
 mod schema;
+mod tracker_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ enum Command {
     /// Inspect the host's AMD GPUs.
     #[command(subcommand)]
     Gpu(gpu_cmd::GpuCommand),
+    /// GPU Tracker: exclusive or shared GPUs, and which containers hold them.
+    GpuTracker(tracker_cmd::TrackerArgs),
     /// Configure container engines.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -39,6 +43,10 @@ enum Command {
     Configure(LegacyConfigureCommand),
     /// Print the version.
     Version,
+    /// What the packages run when removed: takes back our Docker entry and
+    /// hooks JSON (only those recognisably ours).
+    #[command(hide = true)]
+    PackageRemoval(package_removal::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +68,8 @@ pub enum CliError {
     Discovery(#[from] amd_container_common::hardware::DiscoveryError),
     #[error(transparent)]
     Edit(#[from] runtime_configure::EditError),
+    #[error(transparent)]
+    NoGpu(#[from] amd_container_common::hardware::NoGpuError),
     #[error("{0}")]
     Message(String),
 }
@@ -76,8 +86,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Cdi(c) => cdi_cmd::run(c),
         Command::Gpu(c) => gpu_cmd::run(c),
+        Command::GpuTracker(a) => tracker_cmd::run(a),
         Command::Runtime(RuntimeCommand::Configure(a))
         | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
+        Command::PackageRemoval(a) => package_removal::run(a),
         Command::Version => {
             println!("amd-ctk version {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -208,7 +208,7 @@ fn dry_run_prints_the_file_and_changes_nothing() {
     ]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["stages"],
-        json!(["prestart"])
+        json!(["prestart", "poststop"])
     );
     assert!(!d.p("hooks").exists());
 }
@@ -414,7 +414,7 @@ fn crio_hooks_and_drop_in() {
     assert!(out.contains("systemctl restart crio"), "{out}");
     assert_eq!(d.names("hooks.d"), ["amd-container-toolkit.json"]);
     let (_, stages) = hook_json(&hooks.join("amd-container-toolkit.json"));
-    assert_eq!(stages, ["prestart"]);
+    assert_eq!(stages, ["prestart", "poststop"]);
     let text = fs::read_to_string(&drop_in).unwrap();
     assert!(
         text.ends_with(&format!(
@@ -511,5 +511,55 @@ fn options_that_do_not_apply_are_refused() {
         &["runtime", "configure", "--runtime", "lxc"],
     ] {
         assert_eq!(ctk(args).status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// Upstream amd-ctk's spellings: `--config-path` and `--unset-amd-as-default`
+/// (with `--amd-set-as-default`) do what ours do, on the same file.
+#[test]
+fn upstream_flag_spellings() {
+    let d = Dir::new("upstream-flags");
+    let f = d.p("daemon.json");
+    let fs_ = f.to_str().unwrap();
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "docker",
+        "--config-path",
+        fs_,
+        "--amd-set-as-default",
+    ]);
+    assert!(out.contains("set default-runtime = \"amd\""), "{out}");
+    assert_eq!(
+        json(&f),
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd"})
+    );
+    let (out, _) = ok(&[
+        "runtime",
+        "configure",
+        "--config-path",
+        fs_,
+        "--unset-amd-as-default",
+    ]);
+    assert!(out.contains("default-runtime"), "{out}");
+    assert_eq!(
+        json(&f),
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}})
+    );
+    // Both spellings of one option conflict with --remove alike, and the help
+    // names upstream's spellings.
+    let e = ctk(&[
+        "runtime",
+        "configure",
+        "--config-path",
+        fs_,
+        "--unset-amd-as-default",
+        "--remove",
+    ]);
+    assert_eq!(e.status.code(), Some(2));
+    let help = String::from_utf8(ctk(&["runtime", "configure", "--help"]).stdout).unwrap();
+    for alias in ["config-path", "unset-amd-as-default", "amd-set-as-default"] {
+        assert!(help.contains(alias), "{alias} not in help:\n{help}");
     }
 }

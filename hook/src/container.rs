@@ -152,6 +152,13 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, ContainerError> {
     })
 }
 
+/// A state with status `stopped`: what `poststop` hooks get. Podman and
+/// CRI-O run one hooks-JSON registration (whose argv names `prestart`) for
+/// all of its stages, so the status tells the stage.
+pub fn is_stopped(state: &State) -> bool {
+    matches!(state.status(), oci_spec::runtime::ContainerState::Stopped)
+}
+
 /// Cheap pre-check on the raw env, without the config file: could this be a
 /// GPU container? `AMD_VISIBLE_DEVICES`, when present, decides (unset-like
 /// values such as `void` — what Docker sets for `--gpus 0` — mean no);

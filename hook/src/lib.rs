@@ -14,6 +14,7 @@ pub mod precreate;
 pub mod rootfs;
 pub mod stages;
 pub mod systemd;
+pub mod tracking;
 
 use std::path::PathBuf;
 

@@ -19,9 +19,18 @@ fn main() -> ExitCode {
     let args = Args::parse(std::env::args().skip(1));
     let mut input = Vec::new();
     let needed = match args.stage.as_str() {
-        "prestart" | "createRuntime" => read(&mut input).map(|()| live_needs_work(&input)),
+        "prestart" | "createRuntime" => read(&mut input).map(|()| {
+            // A registration for several stages (Podman, CRI-O) also runs at
+            // poststop with this argv: the state's status tells.
+            if container::read_state(&input).is_ok_and(|s| container::is_stopped(&s)) {
+                tracker_has_state(&args)
+            } else {
+                live_needs_work(&input)
+            }
+        }),
         "precreate" => read(&mut input).map(|()| precreate_needs_work(&input)),
-        "poststop" => return ExitCode::SUCCESS,
+        // The GPU tracker's release: only when it has state at all.
+        "poststop" => read(&mut input).map(|()| tracker_has_state(&args)),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -57,6 +66,15 @@ fn live_needs_work(input: &[u8]) -> bool {
     };
     match container::parse_env_only(&path, &bytes) {
         Ok(env) => container::may_request(&env, SWARM_PREFIX),
+        Err(_) => true,
+    }
+}
+
+/// Has the GPU tracker a state file? (It is disabled, the default, without.)
+/// An unreadable config file means "let the injector report it".
+fn tracker_has_state(args: &Args) -> bool {
+    match amd_container_common::config::Config::load(&args.config) {
+        Ok(c) => c.gpu_tracker.state_file.exists(),
         Err(_) => true,
     }
 }

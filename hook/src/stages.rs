@@ -2,7 +2,7 @@
 //! path (src/main.rs) has seen a request: `prestart` / `createRuntime` (live
 //! injection) and `precreate` (Podman config filter).
 
-use crate::{container, inject, logging, precreate, Args, SWARM_PREFIX, USAGE};
+use crate::{container, inject, logging, precreate, tracking, Args, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
 use amd_container_common::hardware::{discover, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
@@ -18,7 +18,10 @@ enum HookError {
     Container(#[from] container::ContainerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("hook.swarm-resource {0:?} must start with {SWARM_PREFIX}")]
+    #[error(
+        "hook.swarm-resource {0:?} must start with {SWARM_PREFIX} and may only end in \"*\" \
+         (a name such as DOCKER_RESOURCE_AMD_GPU, or a prefix such as DOCKER_RESOURCE_*)"
+    )]
     SwarmVariable(String),
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -26,6 +29,8 @@ enum HookError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Inject(#[from] inject::InjectError),
+    #[error(transparent)]
+    Tracker(#[from] amd_container_common::tracker::TrackerError),
     #[error("cannot read stdin: {0}")]
     Stdin(std::io::Error),
     #[error("the config on stdin is not JSON: {0}")]
@@ -68,7 +73,7 @@ pub fn run(args: &Args) -> ExitCode {
     let result = match args.stage.as_str() {
         "prestart" | "createRuntime" => live(&args.config),
         "precreate" => precreate(&args.config),
-        "poststop" => Ok(()),
+        "poststop" => poststop(&args.config),
         _ => Err(HookError::Usage),
     };
     match result {
@@ -95,7 +100,8 @@ fn read_stdin() -> Result<Vec<u8>, HookError> {
 fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     let config = Config::load(path)?;
     let swarm = &config.hook.swarm_resource;
-    if !swarm.is_empty() && !swarm.starts_with(SWARM_PREFIX) {
+    let star_inside = swarm.trim_end_matches('*').contains('*') || swarm.ends_with("**");
+    if !swarm.is_empty() && (!swarm.starts_with(SWARM_PREFIX) || star_inside) {
         return Err(HookError::SwarmVariable(swarm.clone()));
     }
     Ok(config)
@@ -104,6 +110,9 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
 fn live(config_path: &std::path::Path) -> Result<(), HookError> {
     let input = read_stdin()?;
     let state = container::read_state(&input)?;
+    if container::is_stopped(&state) {
+        return release(config_path, &state);
+    }
     let spec_path = container::config_path(&state);
     let bytes = container::read_config_bytes(&spec_path)?;
     let env = container::parse_env_only(&spec_path, &bytes)?;
@@ -147,7 +156,16 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
     }
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
     let rootfs = container::rootfs(&spec, state.bundle())?;
-    let outcome = inject::inject(pid, &rootfs, &spec, &edits)?;
+    tracking::hold(&config, state.id(), pid, &inventory, &selection)?;
+    let outcome = match inject::inject(pid, &rootfs, &spec, &edits) {
+        Ok(o) => o,
+        Err(e) => {
+            if let Err(r) = tracking::release(&config, state.id()) {
+                log::error!("{r}");
+            }
+            return Err(e.into());
+        }
+    };
     let paths: Vec<String> = edits
         .device_nodes
         .iter()
@@ -166,6 +184,22 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
         },
         outcome.cgroup
     );
+    Ok(())
+}
+
+/// `poststop`: the container is gone; its GPUs are free in the tracker.
+fn poststop(config_path: &std::path::Path) -> Result<(), HookError> {
+    let input = read_stdin()?;
+    let state = container::read_state(&input)?;
+    release(config_path, &state)
+}
+
+fn release(
+    config_path: &std::path::Path,
+    state: &oci_spec::runtime::State,
+) -> Result<(), HookError> {
+    let config = load_config(config_path)?;
+    tracking::release(&config, state.id())?;
     Ok(())
 }
 

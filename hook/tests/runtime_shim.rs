@@ -269,6 +269,10 @@ fn create_with_gpu_request_adds_only_the_hook() {
         ("none", &["AMD_VISIBLE_DEVICES=none"]),
         ("invalid", &["AMD_VISIBLE_DEVICES=nope!"]),
         ("swarm", &["DOCKER_RESOURCE_GPU=0"]),
+        (
+            "swarm-upstream",
+            &["DOCKER_RESOURCE_AMD_GPU=0x1c2b3a4d5e6f7081"],
+        ),
     ] {
         let (bundle, before) = env.bundle(name, vars);
         let config = bundle.join("config.json");

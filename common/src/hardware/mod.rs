@@ -4,10 +4,12 @@
 //! sees the plain [`Inventory`] it returns, so tests can also build one by hand.
 
 mod discover;
+mod driver;
 mod kfd_topology;
 mod pci_address;
 
 pub use discover::{discover, DiscoveryError};
+pub use driver::{require_gpus, NoGpuError, MODULE_DIR};
 pub use kfd_topology::KfdNode;
 pub use pci_address::{PciAddress, PciAddressError};
 
@@ -31,6 +33,13 @@ fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{mode:04o}"))
 }
 
+fn hex_id<S: serde::Serializer>(id: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.collect_str(&format_args!("{id:#x}")),
+        None => s.serialize_none(),
+    }
+}
+
 /// One addressable GPU: a whole physical GPU, or one compute partition of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Gpu {
@@ -41,6 +50,9 @@ pub struct Gpu {
     /// `Some(k)` for the k-th compute partition of a partitioned GPU.
     pub partition: Option<u32>,
     /// KFD `unique_id`; `None` when the GPU has no KFD topology node.
+    /// Serialized as a `"0x…"` string: a 64-bit integer does not survive
+    /// JSON readers that use doubles (jq, JavaScript).
+    #[serde(serialize_with = "hex_id")]
     pub unique_id: Option<u64>,
     pub card: Option<DeviceNode>,
     pub render: Option<DeviceNode>,
@@ -89,5 +101,32 @@ pub struct Inventory {
 impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.gpus.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unique id above 2^53 comes out exactly, as a string jq keeps.
+    #[test]
+    fn unique_id_serializes_as_a_hex_string() {
+        let gpu = Gpu {
+            index: 0,
+            pci_address: "0000:03:00.0".parse().unwrap(),
+            partition: None,
+            unique_id: Some(0xe8419c9d6a1f3ffe),
+            card: None,
+            render: None,
+            compute_partition: None,
+            memory_partition: None,
+        };
+        let v = serde_json::to_value(&gpu).unwrap();
+        assert_eq!(v["unique_id"], "0xe8419c9d6a1f3ffe");
+        let none = Gpu {
+            unique_id: None,
+            ..gpu
+        };
+        assert!(serde_json::to_value(&none).unwrap()["unique_id"].is_null());
     }
 }

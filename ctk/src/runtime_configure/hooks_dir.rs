@@ -88,9 +88,14 @@ mod tests {
 
     #[test]
     fn shipped_files_follow_the_schema_we_promise() {
-        for (v, stage) in [
-            (Variant::Prestart, "prestart"),
-            (Variant::Precreate, "precreate"),
+        // The live hook also runs at poststop: the GPU tracker's release.
+        for (v, stage, stages) in [
+            (
+                Variant::Prestart,
+                "prestart",
+                json!(["prestart", "poststop"]),
+            ),
+            (Variant::Precreate, "precreate", json!(["precreate"])),
         ] {
             let doc: Value =
                 serde_json::from_slice(&content(v, "/opt/x/amd-container-hook")).unwrap();
@@ -104,7 +109,7 @@ mod tests {
                         "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
                     },
                     "when": {"always": true},
-                    "stages": [stage]
+                    "stages": stages
                 })
             );
         }

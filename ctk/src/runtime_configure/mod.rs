@@ -144,8 +144,8 @@ pub struct ConfigureArgs {
     #[arg(long, value_enum, default_value = "docker")]
     pub runtime: Engine,
     /// The file to edit: daemon.json (docker), config.toml (containerd) or
-    /// the drop-in (crio).
-    #[arg(long, value_name = "PATH")]
+    /// the drop-in (crio). `--config-path` is upstream's spelling.
+    #[arg(long, value_name = "PATH", visible_alias = "config-path")]
     pub config: Option<PathBuf>,
     /// podman, crio: the OCI hooks directory [default: /usr/share/containers/oci/hooks.d].
     #[arg(long, value_name = "DIR")]
@@ -154,7 +154,11 @@ pub struct ConfigureArgs {
     #[arg(long, visible_alias = "amd-set-as-default", conflicts_with_all = ["unset_as_default", "remove"])]
     pub set_as_default: bool,
     /// docker, containerd: stop `amd` being the default runtime (another default is left alone).
-    #[arg(long, conflicts_with = "remove")]
+    #[arg(
+        long,
+        visible_alias = "unset-amd-as-default",
+        conflicts_with = "remove"
+    )]
     pub unset_as_default: bool,
     /// Remove what this command adds (the runtime `amd` and `amd` as default, or
     /// the hooks JSON and our crio drop-in); with --cdi, the CDI setting too.

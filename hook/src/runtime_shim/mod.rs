@@ -76,7 +76,19 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     let map = doc
         .as_object_mut()
         .ok_or_else(|| format!("{shown}: not a JSON object"))?;
-    if !spec::register(map, hook) {
+    let mut changed = spec::register(map, hook);
+    // With the GPU tracker in use, the hook also releases the container's
+    // GPUs when it is deleted.
+    if config.gpu_tracker.state_file.exists() {
+        let poststop = spec::stage_entry(
+            "poststop",
+            &config.runtime.hook_path.to_string_lossy(),
+            config.runtime.hook_timeout,
+            &env,
+        );
+        changed |= spec::register_at(map, "poststop", poststop);
+    }
+    if !changed {
         return Ok(());
     }
     let out = serde_json::to_vec(&doc).expect("a JSON value serializes");

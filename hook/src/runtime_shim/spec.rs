@@ -50,9 +50,15 @@ pub fn hook_env(extra: &[String]) -> Result<Vec<String>, String> {
 /// The `hooks.createRuntime` entry, with the environment `env` (see
 /// [`hook_env`]). A timeout ≤ 0 means none.
 pub fn hook_entry(hook_path: &str, timeout: i64, env: &[String]) -> Value {
+    stage_entry("createRuntime", hook_path, timeout, env)
+}
+
+/// The entry of the hook for `stage` (`createRuntime`, or `poststop` for
+/// the GPU tracker's release).
+pub fn stage_entry(stage: &str, hook_path: &str, timeout: i64, env: &[String]) -> Value {
     let mut hook = json!({
         "path": hook_path,
-        "args": ["amd-container-hook", "createRuntime"],
+        "args": ["amd-container-hook", stage],
         "env": env,
     });
     if timeout > 0 {
@@ -64,6 +70,11 @@ pub fn hook_entry(hook_path: &str, timeout: i64, env: &[String]) -> Value {
 /// Appends `hook` to `hooks.createRuntime` unless an identical entry is
 /// there. Returns whether the document changed. Everything else is kept.
 pub fn register(doc: &mut Map<String, Value>, hook: Value) -> bool {
+    register_at(doc, "createRuntime", hook)
+}
+
+/// Appends `hook` to `hooks.<stage>` unless an identical entry is there.
+pub fn register_at(doc: &mut Map<String, Value>, stage_name: &str, hook: Value) -> bool {
     let hooks = doc.entry("hooks").or_insert_with(|| json!({}));
     if !hooks.is_object() {
         *hooks = json!({});
@@ -71,7 +82,7 @@ pub fn register(doc: &mut Map<String, Value>, hook: Value) -> bool {
     let stage = hooks
         .as_object_mut()
         .expect("an object")
-        .entry("createRuntime")
+        .entry(stage_name)
         .or_insert_with(|| json!([]));
     if !stage.is_array() {
         *stage = json!([]);

@@ -1,0 +1,269 @@
+//! The GPU tracker end to end, under real runc on the fake mi300x-8
+//! (harness/runc.rs): `amd-ctk gpu-tracker` sets GPUs exclusive, the hook
+//! enforces it at create and releases at `poststop`.
+//!
+//! One script in the fake-hardware namespace, sections `== name`:
+//! - disabled by default; `enable`; `0 exclusive`
+//! - container A (`runc create`, stays created) holds GPU 0; status says so
+//! - B asking for GPU 0 fails to be created, the error naming A; nothing of
+//!   B is left in the tracker
+//! - C asks for shared GPU 1 and runs; its poststop is registered as Podman
+//!   and CRI-O register it (argv `prestart`, state `stopped`): freed after
+//! - A deleted (`runc delete -f`, poststop): GPU 0 free, B2 gets it
+//! - E holds exclusive GPU 2 with no poststop registered and is deleted (as
+//!   after a crash): the entry is reclaimed, F gets GPU 2
+
+use amd_ctk_e2e::runc::{prerequisites, Bundle, Cgroup, Session};
+use amd_ctk_e2e::*;
+use serde_json::json;
+
+fn ready() -> bool {
+    let p = prerequisites();
+    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
+}
+
+/// A bundle asking for `value`, hooks at prestart and (unless `None`)
+/// at poststop with argv `poststop_argv`; the hook reads `config`.
+fn bundle(
+    s: &Session,
+    label: &str,
+    value: &str,
+    poststop_argv: Option<&str>,
+    config: &str,
+) -> Bundle {
+    let mut b = s.bundle(label);
+    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+    if let Some(argv) = poststop_argv {
+        let mut entry = b.config["hooks"]["prestart"][0].clone();
+        entry["args"] = json!(["amd-container-hook", argv]);
+        b.config["hooks"]["poststop"] = json!([entry]);
+    }
+    std::fs::write(b.hook_config_path(), config).unwrap();
+    b.save();
+    b
+}
+
+fn section<'a>(all: &'a str, name: &str) -> &'a str {
+    let start = all
+        .find(&format!("== {name}\n"))
+        .unwrap_or_else(|| panic!("no section {name}:\n{all}"));
+    let rest = &all[start + name.len() + 4..];
+    &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
+}
+
+/// The status table's row of GPU `index`, and the holder lines under it.
+fn row(status: &str, index: usize) -> String {
+    let mut lines = status
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.take_while(|l| l.starts_with(' ')));
+    out.join("\n")
+}
+
+#[test]
+fn exclusive_gpu_is_held_refused_released_and_reclaimed() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("tracker", "mi300x-8", Cgroup::V1);
+    let state = s.dir.join("tracker/state.json");
+    let config = format!(
+        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        s.dir.join("hook.log").display(),
+        state.display()
+    );
+    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let mut a = bundle(&s, "a", "0", Some("poststop"), &config);
+    a.args(&["/bin/busybox", "sleep", "300"]);
+    a.save();
+    let mut b = bundle(&s, "b", "0", Some("poststop"), &config);
+    b.probe(&["/dev/dri/renderD128"]);
+    b.save();
+    let mut c = bundle(&s, "c", "1", Some("prestart"), &config);
+    c.probe(&[]);
+    c.save();
+    let mut e = bundle(&s, "e", "2", None, &config);
+    e.args(&["/bin/busybox", "sleep", "300"]);
+    e.save();
+    let mut f = bundle(&s, "f", "2", Some("poststop"), &config);
+    f.probe(&[]);
+    f.save();
+    let script = format!(
+        r#"
+export AMD_CTK_CONFIG="$W/tracker.toml" SYSTEMD_DEVICE_VERIFY_SYSFS=0
+ctk() {{ {ctk} gpu-tracker "$@" 2>&1 || echo "exit $?"; }}
+runc_() {{ runc --root "$RUNC_ROOT" "$@"; }}
+echo "== disabled"; ctk status
+echo "== enable"; ctk enable; ctk enable; ctk 0 exclusive; ctk 2 exclusive
+echo "== create a"; runc_ create --bundle {a} {a_id} </dev/null >/dev/null 2>"$W/a.err" && echo created || cat "$W/a.err"
+echo "== status a"; ctk status
+echo "== run b"; runc_ run --bundle {b} {b_id} </dev/null 2>&1 && echo "b ran" || echo "b refused"
+echo "== status b"; ctk status
+echo "== run c"; runc_ run --bundle {c} {c_id} </dev/null >/dev/null 2>&1 && echo "c ran" || echo "c refused"
+echo "== status c"; ctk status
+echo "== delete a"; runc_ delete -f {a_id} 2>&1; ctk status
+echo "== run b2"; runc_ run --bundle {b} {b_id}-2 </dev/null >/dev/null 2>&1 && echo "b2 ran" || echo "b2 refused"
+echo "== create e"; runc_ create --bundle {e} {e_id} </dev/null >/dev/null 2>"$W/e.err" && echo created || cat "$W/e.err"
+ctk status
+echo "== kill e"; runc_ delete -f {e_id} 2>&1; ctk status
+echo "== run f"; runc_ run --bundle {f} {f_id} </dev/null >/dev/null 2>&1 && echo "f ran" || echo "f refused"
+ctk status
+echo "== end"
+"#,
+        ctk = bin("amd-ctk").display(),
+        a = a.dir.display(),
+        a_id = a.id,
+        b = b.dir.display(),
+        b_id = b.id,
+        c = c.dir.display(),
+        c_id = c.id,
+        e = e.dir.display(),
+        e_id = e.id,
+        f = f.dir.display(),
+        f_id = f.id,
+    );
+    let out = s.sh(&script);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let log = std::fs::read_to_string(s.dir.join("hook.log")).unwrap_or_default();
+    let ctx = format!("{out}\n--- tracker hook log\n{log}");
+    assert!(out.success(), "{ctx}");
+
+    assert_eq!(
+        section(&all, "disabled").trim(),
+        "GPU Tracker is disabled",
+        "{ctx}"
+    );
+    assert_eq!(
+        section(&all, "enable"),
+        "GPU Tracker has been enabled\nGPU Tracker is already enabled\n\
+         GPUs [0] have been made exclusive\nGPUs [2] have been made exclusive\n",
+        "{ctx}"
+    );
+    assert_eq!(section(&all, "create a").trim(), "created", "{ctx}");
+    let st = section(&all, "status a");
+    assert!(
+        st.contains("GPU Id    UUID                     Accessibility       Container Ids"),
+        "{ctx}"
+    );
+    let gpu0 = row(st, 0);
+    assert!(
+        gpu0.starts_with("0         0x")
+            && gpu0.ends_with(&format!("Exclusive           {}", a.id)),
+        "GPU 0: exclusive, held by A: {ctx}"
+    );
+    assert!(row(st, 1).ends_with("Shared              -"), "{ctx}");
+
+    let refused = section(&all, "run b");
+    assert!(refused.contains("b refused"), "{ctx}");
+    assert!(
+        refused.contains(&format!(
+            "GPU 0 is exclusive and held by container {}",
+            a.id
+        )),
+        "the error names the holder: {ctx}"
+    );
+    assert!(
+        !section(&all, "status b").contains(&b.id),
+        "a refused create holds nothing: {ctx}"
+    );
+
+    assert!(section(&all, "run c").contains("c ran"), "{ctx}");
+    assert!(
+        !section(&all, "status c").contains(&c.id),
+        "released at poststop (status stopped, argv prestart): {ctx}"
+    );
+
+    let deleted = section(&all, "delete a");
+    assert!(
+        row(deleted, 0).ends_with("Exclusive           -"),
+        "A's poststop freed GPU 0: {ctx}"
+    );
+    assert!(section(&all, "run b2").contains("b2 ran"), "{ctx}");
+
+    let held = section(&all, "create e");
+    assert!(held.starts_with("created"), "{ctx}");
+    assert!(row(held, 2).contains(&e.id), "{ctx}");
+    let killed = section(&all, "kill e");
+    assert!(
+        row(killed, 2).ends_with("Exclusive           -"),
+        "E's entry reclaimed without poststop: {ctx}"
+    );
+    assert!(section(&all, "run f").contains("f ran"), "{ctx}");
+    assert!(state.is_file());
+    assert!(s.leftover_containers().is_empty(), "{ctx}");
+}
+
+/// 50 `runc create`s at once, all asking for exclusive GPU 0: exactly one is
+/// created and holds it; the 49 others fail naming a holder.
+#[test]
+fn fifty_concurrent_creates_one_gets_the_exclusive_gpu() {
+    if !ready() {
+        return;
+    }
+    const N: usize = 50;
+    let s = Session::new("tracker-race", "mi300x-8", Cgroup::V1);
+    let state = s.dir.join("tracker/state.json");
+    let config = format!(
+        "[hook]\nlog-file = \"{}\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        s.dir.join("hook.log").display(),
+        state.display()
+    );
+    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let bundles: Vec<Bundle> = (0..N)
+        .map(|i| {
+            let mut b = bundle(&s, &format!("r{i}"), "0", Some("poststop"), &config);
+            b.args(&["/bin/busybox", "sleep", "300"]);
+            b.save();
+            b
+        })
+        .collect();
+    let list: Vec<String> = bundles
+        .iter()
+        .map(|b| format!("{} {}", b.dir.display(), b.id))
+        .collect();
+    let script = format!(
+        r#"
+export AMD_CTK_CONFIG="$W/tracker.toml" SYSTEMD_DEVICE_VERIFY_SYSFS=0
+{ctk} gpu-tracker enable >/dev/null
+{ctk} gpu-tracker 0 exclusive >/dev/null
+while read -r dir id; do
+    ( runc --root "$RUNC_ROOT" create --bundle "$dir" "$id" </dev/null >/dev/null 2>"$W/$id.err" \
+        && echo "created $id" || echo "failed $id" ) &
+done <<'LIST'
+{list}
+LIST
+wait
+echo "== status"
+{ctk} gpu-tracker status
+echo "== errors"
+cat "$W"/*.err | grep -c 'GPU 0 is exclusive and held by container' || true
+"#,
+        ctk = bin("amd-ctk").display(),
+        list = list.join("\n"),
+    );
+    let out = s.sh(&script);
+    assert!(out.success(), "{out}");
+    let created: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("created "))
+        .collect();
+    assert_eq!(created.len(), 1, "exactly one create wins: {out}");
+    let failed = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("failed "))
+        .count();
+    assert_eq!(failed, N - 1, "{out}");
+    let status = section(&out.stdout, "status");
+    assert!(
+        row(status, 0).ends_with(&format!("Exclusive           {}", created[0])),
+        "the winner holds GPU 0, alone: {out}"
+    );
+    assert_eq!(
+        section(&out.stdout, "errors").trim(),
+        (N - 1).to_string(),
+        "every loser was told who holds it: {out}"
+    );
+}
