@@ -1,8 +1,9 @@
 //! What the runtime tells the hook: the OCI state on stdin and the bundle's
 //! config.json. The fast path reads only `process.env`.
 
+use crate::spec::Spec;
 use amd_container_common::request::{find_request, Request};
-use oci_spec::runtime::{Spec, State};
+use oci_spec::runtime::State;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

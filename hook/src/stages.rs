@@ -1,6 +1,13 @@
-//! The stages' real work, run by `amd-container-inject` once the hook's fast
-//! path (src/main.rs) has seen a request: `prestart` / `createRuntime` (live
-//! injection) and `precreate` (Podman config filter).
+//! The stages of `amd-container-hook`, all in the one process the runtime
+//! starts: `prestart` / `createRuntime` (live injection), `precreate`
+//! (Podman config filter) and `poststop` (nothing).
+//!
+//! Contract: every stage reads its input once and decides from the
+//! container's environment alone whether there is anything to do; a
+//! container that asks for no GPU costs a read of stdin and of `config.json`
+//! (precreate: its config goes back byte for byte), without the config file,
+//! the log file or libudev. Errors are reported once, here, on stderr (and in
+//! the log file once a request was seen); the return value is the exit status.
 
 use crate::{container, inject, logging, precreate, Args, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
@@ -8,7 +15,6 @@ use amd_container_common::hardware::{discover, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
 use amd_container_common::ContainerEdits;
 use std::io::{Read, Write};
-use std::process::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 enum HookError {
@@ -32,26 +38,28 @@ enum HookError {
     PrecreateInput(serde_json::Error),
     #[error("cannot write the config to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error("cannot serialize the edited config: {0}")]
+    PrecreateOutput(serde_json::Error),
 }
 
-/// Runs `args.stage` with the input on stdin; reports errors once, here.
-pub fn run(args: &Args) -> ExitCode {
+/// Runs `args.stage` with the input on stdin; returns the exit status.
+pub fn run(args: &Args) -> u8 {
     logging::init();
     let result = match args.stage.as_str() {
-        "prestart" | "createRuntime" => live(&args.config),
-        "precreate" => precreate(&args.config),
+        "prestart" | "createRuntime" => read_stdin().and_then(|input| live(&args.config, &input)),
+        "precreate" => read_stdin().and_then(|input| precreate(&args.config, input)),
         "poststop" => Ok(()),
         _ => Err(HookError::Usage),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(HookError::Usage) => {
             eprintln!("{USAGE}");
-            ExitCode::from(2)
+            2
         }
         Err(e) => {
             log::error!("{e}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
@@ -73,9 +81,8 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     Ok(config)
 }
 
-fn live(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
-    let state = container::read_state(&input)?;
+fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
+    let state = container::read_state(input)?;
     let spec_path = container::config_path(&state);
     let bytes = container::read_config_bytes(&spec_path)?;
     let env = container::parse_env_only(&spec_path, &bytes)?;
@@ -134,8 +141,14 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
     Ok(())
 }
 
-fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
+fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookError> {
+    // Fast path: not a GPU container. Input that is not even a config object
+    // takes the full path below, which reports it.
+    if let Ok(env) = serde_json::from_slice::<container::EnvOnly>(&input) {
+        if !container::may_request(&env, SWARM_PREFIX) {
+            return write_stdout(&input);
+        }
+    }
     let mut doc: serde_json::Value =
         serde_json::from_slice(&input).map_err(HookError::PrecreateInput)?;
     let config = load_config(config_path)?;
@@ -155,15 +168,21 @@ fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
             }
         }
     };
-    let output = match edits {
+    match edits {
         // Not a GPU container: the config goes back byte for byte.
-        None => input,
+        None => write_stdout(&input),
         Some(edits) => {
             precreate::apply(&mut doc, &edits);
-            serde_json::to_vec(&doc).expect("a JSON value serializes")
+            write_stdout(&serde_json::to_vec(&doc).map_err(HookError::PrecreateOutput)?)
         }
-    };
-    std::io::stdout()
-        .write_all(&output)
+    }
+}
+
+/// Writes and flushes: the process ends without the Rust runtime's exit
+/// handling (src/main.rs), which would otherwise flush stdout.
+fn write_stdout(bytes: &[u8]) -> Result<(), HookError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
         .map_err(HookError::Stdout)
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The toolkit's speed and memory figures against their goals (issue 11), as one table.
 
-    tests/bench/bench.sh [--sets N] [--pairs N]      (root; what `make bench` runs)
+    python3 tests/bench/bench.py [--sets N] [--pairs N]      (root; what `make bench` runs)
 
 Contract: every timed figure is a ratio of two commands run as adjacent pairs, alternating A/B
 and B/A, so that load drifting on this shared host hits both sides alike; the table shows the
@@ -97,8 +97,7 @@ class Bench:
     # -- preparation ------------------------------------------------------------------------------
 
     def prepare(self):
-        for b in ("amd-container-hook", "amd-container-inject", "amd-ctk",
-                  "amd-container-runtime"):
+        for b in ("amd-container-hook", "amd-ctk", "amd-container-runtime"):
             if not os.access(f"{self.bin}/{b}", os.X_OK):
                 die(f"{self.bin}/{b} missing: build first (cargo build --release)")
         run(["rustc", "-O", "--edition", "2021", f"{REPO}/tests/bench/rusage.rs",
@@ -262,7 +261,7 @@ class Bench:
         ratio_row("cdi generate, 256 nodes vs 64 nodes", 4.2, a, b)
         rss = self.peak_rss()
         for key, figure in (("none", "peak RSS amd-container-hook, no request"),
-                            ("all", "peak RSS amd-container-hook+inject, 8 GPUs"),
+                            ("all", "peak RSS amd-container-hook, 8 GPUs"),
                             ("ctk", "peak RSS amd-ctk cdi generate, 256 nodes"),
                             ("runtime", "peak RSS amd-container-runtime create")):
             rows.append((figure, "<= 8 MiB",
