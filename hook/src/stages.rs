@@ -11,7 +11,7 @@
 
 use crate::{container, inject, logging, precreate, Args, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
-use amd_container_common::hardware::{discover, DiscoveryError};
+use amd_container_common::hardware::{discover_with, Detail, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
 use amd_container_common::ContainerEdits;
 use std::io::{Read, Write};
@@ -81,6 +81,14 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     Ok(config)
 }
 
+/// Discovery reads what resolving `request` needs, nothing for the log.
+fn detail_for(request: &Request) -> Detail {
+    Detail {
+        unique_ids: request.names_unique_ids(),
+        partition_modes: false,
+    }
+}
+
 fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     let state = container::read_state(input)?;
     let spec_path = container::config_path(&state);
@@ -109,7 +117,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
     }
-    let inventory = discover()?;
+    let inventory = discover_with(detail_for(&request))?;
     let selection = request.resolve(&var, &inventory)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
     if edits.is_empty() {
@@ -159,7 +167,7 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
             Some(var) => {
                 let request = Request::parse(var.name, var.value)?;
                 if request.is_gpu() {
-                    let inventory = discover()?;
+                    let inventory = discover_with(detail_for(&request))?;
                     let selection = request.resolve(&var, &inventory)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))
                 } else {

@@ -1,13 +1,23 @@
 //! Discovery through libudev: amdgpu PCI devices, their drm nodes, compute
 //! partitions (`amdgpu_xcp` platform devices) and `/dev/kfd`.
+//!
+//! Contract: one libudev device per drm minor that belongs to an AMD GPU or
+//! partition (its node and device number come from libudev), and one for
+//! `/dev/kfd`; parents are classified from their sysfs files. This runs in
+//! the hook at every GPU container start, so each device is opened by its
+//! resolved sysfs path (one readlink of the class entry) through one shared
+//! libudev context: libudev then walks that path once, instead of probing
+//! the bus and class directories and walking the class symlink as well,
+//! and nodes of other drivers' GPUs cost no libudev device at all. Sysfs
+//! attributes are read with one read(2) each ([`read_attr`]).
 
 use super::kfd_topology::{read_topology, KfdNode};
 use super::{DeviceNode, Gpu, Inventory, PciAddress};
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-const AMD_VENDOR: &str = "0x1002";
 const AMDGPU_DRIVER: &str = "amdgpu";
 
 #[derive(Debug, thiserror::Error)]
@@ -39,22 +49,50 @@ struct PciGpu {
     memory_partition: Option<String>,
 }
 
-/// Enumerates the host's AMD GPUs. A host without the amdgpu driver gives an
-/// empty inventory, not an error.
+/// What a caller needs besides the GPUs, their nodes and the index order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    /// KFD unique ids ([`Gpu::unique_id`]; without them `None`, and GPUs
+    /// without a KFD node are not warned about). The KFD topology is read
+    /// anyway when the host has compute partitions: it places them.
+    pub unique_ids: bool,
+    /// `current_compute_partition` / `current_memory_partition`.
+    pub partition_modes: bool,
+}
+
+impl Detail {
+    pub const ALL: Detail = Detail {
+        unique_ids: true,
+        partition_modes: true,
+    };
+}
+
+/// Enumerates the host's AMD GPUs with every detail. A host without the
+/// amdgpu driver gives an empty inventory, not an error.
 pub fn discover() -> Result<Inventory, DiscoveryError> {
+    discover_with(Detail::ALL)
+}
+
+/// [`discover`], reading only the details asked for (the hook asks for
+/// unique ids only when the request names one).
+pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
     let mut pci_gpus: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
     let mut partitions: BTreeMap<String, DrmPair> = BTreeMap::new();
+    let udev = udev::Udev::new()?;
 
     // Several nodes share a parent: classify each parent once.
     let mut owners: HashMap<PathBuf, Owner> = HashMap::new();
-    for dev in drm_nodes()? {
-        let Some(kind) = drm_kind(&dev) else { continue };
-        let Some(parent_path) = parent_syspath(&dev) else {
+    for (name, kind) in drm_minors()? {
+        let Some(syspath) = class_syspath(DRM_CLASS, &name) else {
+            log::warn!("drm device {name}: not a link into /sys/devices; skipped");
+            continue;
+        };
+        let Some(parent_path) = parent_syspath(&syspath) else {
             continue;
         };
         let owner = owners
             .entry(parent_path)
-            .or_insert_with_key(|path| classify_parent(path));
+            .or_insert_with_key(|path| classify_parent(path, detail));
         let slot = match owner {
             Owner::Gpu(gpu) => {
                 &mut pci_gpus
@@ -64,6 +102,13 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
             }
             Owner::Partition(name) => partitions.entry(name.clone()).or_default(),
             Owner::Other => continue,
+        };
+        let dev = match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
+            Ok(dev) => dev,
+            Err(e) => {
+                log::warn!("drm device {name}: {e}; skipped");
+                continue;
+            }
         };
         let Some(node) = device_node(&dev) else {
             continue;
@@ -75,12 +120,13 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
     }
 
     warn_about_gpus_without_drm(&pci_gpus);
-    let (kfd, topology) = kfd()?;
+    let topology = detail.unique_ids || !partitions.is_empty();
+    let (kfd, topology) = kfd(&udev, topology);
     Ok(assemble(
         pci_gpus.into_values().collect(),
         partitions,
         kfd,
-        &topology,
+        topology.as_ref(),
     ))
 }
 
@@ -89,9 +135,14 @@ fn assemble(
     mut pci_gpus: Vec<PciGpu>,
     partitions: BTreeMap<String, DrmPair>,
     kfd: Option<DeviceNode>,
-    topology: &HashMap<u32, KfdNode>,
+    topology: Option<&HashMap<u32, KfdNode>>,
 ) -> Inventory {
     pci_gpus.sort_by_key(|g| g.address);
+    let empty = HashMap::new();
+    let (topology, warn_missing) = match topology {
+        Some(t) => (t, true),
+        None => (&empty, false),
+    };
     let mut extra: HashMap<PciAddress, Vec<DrmPair>> = HashMap::new();
     for (name, pair) in partitions {
         let owner = pair
@@ -120,10 +171,11 @@ fn assemble(
     };
     let mut gpus = Vec::new();
     for gpu in pci_gpus {
-        if gpu
-            .nodes
-            .render_minor()
-            .is_none_or(|m| !topology.contains_key(&m))
+        if warn_missing
+            && gpu
+                .nodes
+                .render_minor()
+                .is_none_or(|m| !topology.contains_key(&m))
         {
             log::warn!(
                 "GPU {} ({}) has no KFD topology node: no unique id, and ROCm may not see it",
@@ -169,33 +221,49 @@ fn warn_about_gpus_without_drm(found: &BTreeMap<PathBuf, PciGpu>) {
     }
 }
 
-/// The drm minors (`cardN`, `renderDN`) as libudev devices. The class
+const DRM_CLASS: &str = "/sys/class/drm";
+const KFD_CLASS: &str = "/sys/class/kfd";
+
+/// The drm minors (`cardN`, `renderDN`) by name, sorted. The class
 /// directory is listed here rather than by libudev's enumerator, which also
-/// resolves every ancestor of every match, path component by component: for
-/// 8 GPUs that was about half of all discovery syscalls, on a path (the hook)
-/// that runs at every GPU container start.
-fn drm_nodes() -> Result<Vec<udev::Device>, DiscoveryError> {
-    let class = Path::new("/sys/class/drm");
-    let entries = match std::fs::read_dir(class) {
+/// resolves every ancestor of every match, path component by component.
+fn drm_minors() -> Result<Vec<(String, DrmKind)>, DiscoveryError> {
+    let entries = match std::fs::read_dir(DRM_CLASS) {
         Ok(e) => e,
         // No drm class: no GPU driver at all.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let mut names: Vec<String> = entries
+    let mut names: Vec<(String, DrmKind)> = entries
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| numbered(n, "card") || numbered(n, "renderD"))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let kind = drm_kind(&name)?;
+            Some((name, kind))
+        })
         .collect();
-    names.sort();
-    let mut devices = Vec::with_capacity(names.len());
-    for name in names {
-        match udev::Device::from_subsystem_sysname("drm".into(), name.clone()) {
-            Ok(dev) => devices.push(dev),
-            Err(e) => log::warn!("drm device {name}: {e}; skipped"),
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(names)
+}
+
+/// The device directory a class entry (`/sys/class/drm/card1`, a symlink
+/// to `../../devices/…/drm/card1`) stands for: the link target resolved
+/// against the class directory. `None` when the entry is not such a link.
+fn class_syspath(class: &str, name: &str) -> Option<PathBuf> {
+    let entry = Path::new(class).join(name);
+    let target = std::fs::read_link(&entry).ok()?;
+    let mut path = PathBuf::from(class);
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                path.pop();
+            }
+            Component::Normal(n) => path.push(n),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => path = PathBuf::from("/"),
         }
     }
-    Ok(devices)
+    path.starts_with("/sys/devices").then_some(path)
 }
 
 /// `PREFIX` followed by decimal digits only.
@@ -211,27 +279,27 @@ enum Owner {
     Other,
 }
 
-/// The parent's syspath without building a device object: drm nodes sit in
-/// `<parent>/drm/<name>`; anything else asks libudev.
-fn parent_syspath(dev: &udev::Device) -> Option<PathBuf> {
-    let drm_dir = dev.syspath().parent()?;
+/// The parent's syspath: drm nodes sit in `<parent>/drm/<name>`.
+fn parent_syspath(syspath: &Path) -> Option<PathBuf> {
+    let drm_dir = syspath.parent()?;
     if drm_dir.file_name().is_some_and(|n| n == "drm") {
         return drm_dir.parent().map(Path::to_path_buf);
     }
-    dev.parent().map(|p| p.syspath().to_path_buf())
+    log::warn!("{}: not below a drm directory; skipped", syspath.display());
+    None
 }
 
 /// Classifies a drm node's parent from its sysfs directory: the files libudev
 /// would read (subsystem and driver links, attributes), without building a
 /// device object per parent, which costs a path walk each.
-fn classify_parent(path: &Path) -> Owner {
+fn classify_parent(path: &Path, detail: Detail) -> Owner {
     let link = |name: &str| {
         std::fs::read_link(path.join(name))
             .ok()
             .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
     };
     let attr = |name: &str| {
-        std::fs::read_to_string(path.join(name))
+        read_attr(&path.join(name))
             .ok()
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
@@ -240,28 +308,36 @@ fn classify_parent(path: &Path) -> Owner {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match link("subsystem").as_deref() {
-        Some("pci")
-            if attr("vendor").as_deref() == Some(AMD_VENDOR)
-                && link("driver").as_deref() == Some(AMDGPU_DRIVER) =>
-        {
-            match name.parse::<PciAddress>() {
-                Ok(address) => Owner::Gpu(PciGpu {
+    // amdgpu binds AMD PCI functions only, so its driver link and a PCI
+    // address for a name say it all: one readlink per GPU.
+    if link("driver").as_deref() == Some(AMDGPU_DRIVER) {
+        return match name.parse::<PciAddress>() {
+            Ok(address) => {
+                let mode = |name| {
+                    if detail.partition_modes {
+                        attr(name)
+                    } else {
+                        None
+                    }
+                };
+                Owner::Gpu(PciGpu {
                     address,
                     syspath: path.to_path_buf(),
                     nodes: DrmPair::default(),
-                    compute_partition: attr("current_compute_partition"),
-                    memory_partition: attr("current_memory_partition"),
-                }),
-                Err(e) => {
-                    log::warn!("amdgpu device {}: {e}; skipped", path.display());
-                    Owner::Other
-                }
+                    compute_partition: mode("current_compute_partition"),
+                    memory_partition: mode("current_memory_partition"),
+                })
             }
-        }
-        Some("platform") if is_partition_name(&name) => Owner::Partition(name),
-        _ => Owner::Other,
+            Err(e) => {
+                log::warn!("amdgpu device {}: {e}; skipped", path.display());
+                Owner::Other
+            }
+        };
     }
+    if is_partition_name(&name) && link("subsystem").as_deref() == Some("platform") {
+        return Owner::Partition(name);
+    }
+    Owner::Other
 }
 
 enum DrmKind {
@@ -269,8 +345,7 @@ enum DrmKind {
     Render,
 }
 
-fn drm_kind(dev: &udev::Device) -> Option<DrmKind> {
-    let name = dev.sysname().to_str()?;
+fn drm_kind(name: &str) -> Option<DrmKind> {
     if numbered(name, "renderD") {
         Some(DrmKind::Render)
     } else if numbered(name, "card") {
@@ -309,24 +384,53 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
     })
 }
 
-/// `/dev/kfd` and the topology read from its sysfs directory.
-fn kfd() -> Result<(Option<DeviceNode>, HashMap<u32, KfdNode>), DiscoveryError> {
-    let mut en = udev::Enumerator::new()?;
-    en.match_subsystem("kfd")?;
-    en.match_sysname("kfd")?;
-    if let Some(dev) = en.scan_devices()?.next() {
-        let topology = read_topology(dev.syspath());
-        return Ok((device_node(&dev), topology));
-    }
-    // Some kernels expose the topology without a udev-visible kfd device; a
-    // host without amdgpu has neither, which is not worth a warning.
-    let fallback = Path::new("/sys/class/kfd/kfd");
-    let topology = if fallback.exists() {
-        read_topology(fallback)
-    } else {
-        HashMap::new()
+/// `/dev/kfd` and, when `with_topology`, the topology read from its sysfs
+/// directory. Some kernels expose the topology without a device libudev
+/// accepts; a host without amdgpu has neither, which is not worth a warning.
+fn kfd(
+    udev: &udev::Udev,
+    with_topology: bool,
+) -> (Option<DeviceNode>, Option<HashMap<u32, KfdNode>>) {
+    let topology = |dir: &Path| with_topology.then(|| read_topology(dir));
+    let Some(syspath) = class_syspath(KFD_CLASS, "kfd") else {
+        let fallback = Path::new(KFD_CLASS).join("kfd");
+        let topology = if fallback.exists() {
+            topology(&fallback)
+        } else {
+            with_topology.then(HashMap::new)
+        };
+        return (None, topology);
     };
-    Ok((None, topology))
+    let topology = topology(&syspath);
+    match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
+        Ok(dev) => (device_node(&dev), topology),
+        Err(e) => {
+            log::debug!("{}: {e}; no kfd device node", syspath.display());
+            (None, topology)
+        }
+    }
+}
+
+/// A sysfs attribute's contents: open, one read, close. Sysfs renders an
+/// attribute in one go (at most a page) and regular files return what is
+/// left, so a read that does not fill the buffer has reached the end; only
+/// a full one is followed by more reads. (`fs::read_to_string` also stats the
+/// file and reads once more to see the end: five syscalls instead of three.)
+pub(crate) fn read_attr(path: &Path) -> std::io::Result<String> {
+    const CHUNK: usize = 4096;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() + CHUNK, 0);
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
@@ -396,7 +500,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let inv = assemble(gpus, parts, None, &topology);
+        let inv = assemble(gpus, parts, None, Some(&topology));
         let got: Vec<_> = inv
             .gpus
             .iter()
@@ -427,7 +531,7 @@ mod tests {
             vec![pci("0000:03:00.0", 1, 128)],
             BTreeMap::new(),
             None,
-            &HashMap::new(),
+            Some(&HashMap::new()),
         );
         assert_eq!(inv.gpus.len(), 1);
         assert_eq!(inv.gpus[0].unique_id, None);
