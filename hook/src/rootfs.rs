@@ -46,6 +46,10 @@ enum Created {
 pub struct ContainerRoot {
     fd: OwnedFd,
     created: Vec<Created>,
+    /// The directory the last node went into (its path in the container,
+    /// opened as [`Self::parent_dir`] opens it): most nodes share
+    /// `/dev/dri`, which is then walked once.
+    last_parent: Option<(PathBuf, OwnedFd)>,
 }
 
 fn cstr(s: &std::ffi::OsStr) -> CString {
@@ -126,6 +130,7 @@ impl ContainerRoot {
         Ok(ContainerRoot {
             fd,
             created: Vec::new(),
+            last_parent: None,
         })
     }
 
@@ -134,6 +139,13 @@ impl ContainerRoot {
     fn parent_dir(&mut self, path: &Path) -> Result<(OwnedFd, CString), RootfsError> {
         let parts = components(path)?;
         let (last, dirs) = parts.split_last().expect("components are not empty");
+        if let Some((cached, fd)) = &self.last_parent {
+            if path.parent() == Some(cached.as_path()) {
+                if let Ok(dir) = fd.try_clone() {
+                    return Ok((dir, cstr(last)));
+                }
+            }
+        }
         let mut dir = self.fd.try_clone().map_err(|source| RootfsError::Io {
             op: "dup",
             path: "/".into(),
@@ -178,6 +190,9 @@ impl ContainerRoot {
                     })
                 }
             };
+        }
+        if let (Some(parent), Ok(keep)) = (path.parent(), dir.try_clone()) {
+            self.last_parent = Some((parent.to_path_buf(), keep));
         }
         Ok((dir, cstr(last)))
     }
