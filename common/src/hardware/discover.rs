@@ -308,6 +308,13 @@ fn classify_parent(path: &Path, detail: Detail) -> Owner {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A partition's platform device has no driver: one readlink each.
+    if is_partition_name(&name) {
+        return match link("subsystem").as_deref() {
+            Some("platform") => Owner::Partition(name),
+            _ => Owner::Other,
+        };
+    }
     // amdgpu binds AMD PCI functions only, so its driver link and a PCI
     // address for a name say it all: one readlink per GPU.
     if link("driver").as_deref() == Some(AMDGPU_DRIVER) {
@@ -333,9 +340,6 @@ fn classify_parent(path: &Path, detail: Detail) -> Owner {
                 Owner::Other
             }
         };
-    }
-    if is_partition_name(&name) && link("subsystem").as_deref() == Some("platform") {
-        return Owner::Partition(name);
     }
     Owner::Other
 }
