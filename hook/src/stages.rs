@@ -11,7 +11,7 @@
 
 use crate::{container, inject, logging, precreate, Args, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
-use amd_container_common::hardware::{discover_with, Detail, DiscoveryError};
+use amd_container_common::hardware::{scan, Detail, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
 use amd_container_common::ContainerEdits;
 use std::io::{Read, Write};
@@ -117,8 +117,10 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
     }
-    let inventory = discover_with(detail_for(&request))?;
-    let selection = request.resolve(&var, &inventory)?;
+    // The order first (sysfs), then libudev for the selected GPUs' nodes only.
+    let scan = scan(detail_for(&request))?;
+    let selection = request.resolve(&var, scan.gpus())?;
+    let inventory = scan.with_nodes(&selection.0)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
     if edits.is_empty() {
         log::info!("{}={}: no GPU to give", var.name, var.value);
@@ -167,8 +169,9 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
             Some(var) => {
                 let request = Request::parse(var.name, var.value)?;
                 if request.is_gpu() {
-                    let inventory = discover_with(detail_for(&request))?;
-                    let selection = request.resolve(&var, &inventory)?;
+                    let scan = scan(detail_for(&request))?;
+                    let selection = request.resolve(&var, scan.gpus())?;
+                    let inventory = scan.with_nodes(&selection.0)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))
                 } else {
                     None

@@ -117,7 +117,7 @@ class Bench:
             """`cmd` as the hook, run by rusage, which appends its line to rss-NAME."""
             return {"path": self.rusage, "env": env,
                     "args": ["rusage", "-o", f"{self.work}/rss-{name}"] + cmd}
-        for req, value in (("none", None), ("all", "all")):
+        for req, value in (("none", None), ("all", "all"), ("one", "0")):
             for kind, entry in (("plain", None),
                                 ("hook", {"path": hook, "env": env,
                                           "args": ["amd-container-hook", "prestart"]}),
@@ -217,7 +217,8 @@ class Bench:
         v1, v2 = self.ns["v1"], self.ns["v2"]
         out = {}
         for key, ns, bundle in (("none", v2, "none-rss"), ("all", v2, "all-rss"),
-                                ("all-v1", v1, "all-rss"), ("true", v2, "none-truerss")):
+                                ("all-v1", v1, "all-rss"), ("one", v2, "one-rss"),
+                                ("true", v2, "none-truerss")):
             path = f"{self.work}/rss-{bundle}"
             if os.path.exists(path):
                 os.remove(path)
@@ -285,10 +286,11 @@ class Bench:
                          rss[key] <= 8 * MIB))
         for key, figure in (("all", "  (hook process alone, 8 GPUs, v2)"),
                             ("all-v1", "  (hook process alone, 8 GPUs, v1)"),
+                            ("one", "  (hook process alone, GPU 0 of 8, v2)"),
                             ("none", "  (hook process alone, no request)"),
                             ("true", "  (/bin/true as the hook process)")):
             rows.append((figure, "-", f"{alone[key][1] * 1e3:.2f} ms CPU (median of 5)", None))
-        pairs = max(3, p // 10)
+        pairs = max(4, p // 6)
         a, b = [], []
         for i in range(pairs):
             if i % 2 == 0:

@@ -1,15 +1,18 @@
 //! Discovery through libudev: amdgpu PCI devices, their drm nodes, compute
 //! partitions (`amdgpu_xcp` platform devices) and `/dev/kfd`.
 //!
-//! Contract: one libudev device per drm minor that belongs to an AMD GPU or
-//! partition (its node and device number come from libudev), and one for
-//! `/dev/kfd`; parents are classified from their sysfs files. This runs in
-//! the hook at every GPU container start, so each device is opened by its
-//! resolved sysfs path (one readlink of the class entry) through one shared
-//! libudev context: libudev then walks that path once, instead of probing
-//! the bus and class directories and walking the class symlink as well,
-//! and nodes of other drivers' GPUs cost no libudev device at all. Sysfs
-//! attributes are read with one read(2) each ([`read_attr`]).
+//! Contract: the GPUs and their order come from sysfs ([`scan`]: the drm
+//! class directory, each entry's link, its parent's driver or subsystem
+//! link, the KFD topology); every device node a caller gets (path, device
+//! number) comes from a libudev device, one per drm minor, created only for
+//! the GPUs the caller asks for ([`Scan::with_nodes`]; [`discover`] asks for
+//! all) and for `/dev/kfd`. This runs in the hook at every GPU container
+//! start, so each device is opened by its resolved sysfs path through one
+//! shared libudev context (libudev then walks that path once, instead of
+//! probing the bus and class directories and walking the class symlink as
+//! well), nodes of other drivers' GPUs and of GPUs a container does not get
+//! cost no libudev device at all, and sysfs attributes are read with one
+//! read(2) each ([`read_attr`]).
 
 use super::kfd_topology::{read_topology, KfdNode};
 use super::{DeviceNode, Gpu, Inventory, PciAddress};
@@ -26,11 +29,21 @@ pub enum DiscoveryError {
     Udev(#[from] std::io::Error),
 }
 
+/// A drm node as sysfs shows it, before libudev is asked about it.
+#[derive(Debug, Clone)]
+struct Found {
+    name: String,
+    syspath: PathBuf,
+    /// From the name (`renderD128`: the kernel names nodes by minor); it
+    /// orders partitions and finds their KFD node.
+    minor: u32,
+}
+
 /// The drm nodes that hang under one parent device.
 #[derive(Default, Debug, Clone)]
 struct DrmPair {
-    card: Option<DeviceNode>,
-    render: Option<DeviceNode>,
+    card: Option<Found>,
+    render: Option<Found>,
 }
 
 impl DrmPair {
@@ -67,22 +80,71 @@ impl Detail {
     };
 }
 
-/// Enumerates the host's AMD GPUs with every detail. A host without the
-/// amdgpu driver gives an empty inventory, not an error.
+/// Enumerates the host's AMD GPUs with every detail and every node. A host
+/// without the amdgpu driver gives an empty inventory, not an error.
 pub fn discover() -> Result<Inventory, DiscoveryError> {
     discover_with(Detail::ALL)
 }
 
-/// [`discover`], reading only the details asked for (the hook asks for
-/// unique ids only when the request names one).
+/// [`discover`], reading only the details asked for.
 pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
+    let scan = scan(detail)?;
+    let all: Vec<usize> = (0..scan.gpus.gpus.len()).collect();
+    scan.with_nodes(&all)
+}
+
+/// The host's GPUs in index order, before any libudev device exists: what
+/// resolving a request needs. [`Scan::with_nodes`] adds the nodes.
+pub struct Scan {
+    /// Every GPU, no node (`card`, `render` and `kfd` are `None`).
+    gpus: Inventory,
+    /// The nodes of `gpus[i]`.
+    nodes: Vec<DrmPair>,
+}
+
+impl Scan {
+    /// The GPUs without their nodes, for [`crate::request::Request::resolve`].
+    pub fn gpus(&self) -> &Inventory {
+        &self.gpus
+    }
+
+    /// The inventory with the nodes of the GPUs at `indices` and `/dev/kfd`,
+    /// each from its libudev device; the other GPUs keep none.
+    pub fn with_nodes(self, indices: &[usize]) -> Result<Inventory, DiscoveryError> {
+        let mut inventory = self.gpus;
+        if inventory.gpus.is_empty() && class_syspath(KFD_CLASS, "kfd").is_none() {
+            return Ok(inventory); // nothing to ask libudev about
+        }
+        let udev = udev::Udev::new()?;
+        let node = |found: &Option<Found>| {
+            let found = found.as_ref()?;
+            match udev::Device::from_syspath_with_context(udev.clone(), &found.syspath) {
+                Ok(dev) => device_node(&dev),
+                Err(e) => {
+                    log::warn!("drm device {}: {e}; skipped", found.name);
+                    None
+                }
+            }
+        };
+        for &i in indices {
+            if let (Some(gpu), Some(pair)) = (inventory.gpus.get_mut(i), self.nodes.get(i)) {
+                gpu.card = node(&pair.card);
+                gpu.render = node(&pair.render);
+            }
+        }
+        inventory.kfd = kfd_node(&udev);
+        Ok(inventory)
+    }
+}
+
+/// The GPUs in index order with their nodes' sysfs paths (no libudev).
+pub fn scan(detail: Detail) -> Result<Scan, DiscoveryError> {
     let mut pci_gpus: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
     let mut partitions: BTreeMap<String, DrmPair> = BTreeMap::new();
-    let udev = udev::Udev::new()?;
 
     // Several nodes share a parent: classify each parent once.
     let mut owners: HashMap<PathBuf, Owner> = HashMap::new();
-    for (name, kind) in drm_minors()? {
+    for (name, kind, minor) in drm_minors()? {
         let Some(syspath) = class_syspath(DRM_CLASS, &name) else {
             log::warn!("drm device {name}: not a link into /sys/devices; skipped");
             continue;
@@ -103,40 +165,36 @@ pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
             Owner::Partition(name) => partitions.entry(name.clone()).or_default(),
             Owner::Other => continue,
         };
-        let dev = match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
-            Ok(dev) => dev,
-            Err(e) => {
-                log::warn!("drm device {name}: {e}; skipped");
-                continue;
-            }
-        };
-        let Some(node) = device_node(&dev) else {
-            continue;
-        };
+        let found = Some(Found {
+            name,
+            syspath,
+            minor,
+        });
         match kind {
-            DrmKind::Card => slot.card = Some(node),
-            DrmKind::Render => slot.render = Some(node),
+            DrmKind::Card => slot.card = found,
+            DrmKind::Render => slot.render = found,
         }
     }
 
     warn_about_gpus_without_drm(&pci_gpus);
-    let topology = detail.unique_ids || !partitions.is_empty();
-    let (kfd, topology) = kfd(&udev, topology);
-    Ok(assemble(
+    let topology = (detail.unique_ids || !partitions.is_empty()).then(kfd_topology);
+    let (gpus, nodes) = assemble(
         pci_gpus.into_values().collect(),
         partitions,
-        kfd,
         topology.as_ref(),
-    ))
+    );
+    Ok(Scan {
+        gpus: Inventory { kfd: None, gpus },
+        nodes,
+    })
 }
 
 /// Puts GPUs and partitions in the documented order and numbers them.
 fn assemble(
     mut pci_gpus: Vec<PciGpu>,
     partitions: BTreeMap<String, DrmPair>,
-    kfd: Option<DeviceNode>,
     topology: Option<&HashMap<u32, KfdNode>>,
-) -> Inventory {
+) -> (Vec<Gpu>, Vec<DrmPair>) {
     pci_gpus.sort_by_key(|g| g.address);
     let empty = HashMap::new();
     let (topology, warn_missing) = match topology {
@@ -170,6 +228,7 @@ fn assemble(
             .and_then(|n| n.unique_id)
     };
     let mut gpus = Vec::new();
+    let mut nodes = Vec::new();
     for gpu in pci_gpus {
         if warn_missing
             && gpu
@@ -194,14 +253,15 @@ fn assemble(
                 pci_address: gpu.address,
                 partition: partitioned.then_some(k as u32),
                 unique_id: unique_id(&pair),
-                card: pair.card,
-                render: pair.render,
+                card: None,
+                render: None,
                 compute_partition: gpu.compute_partition.clone(),
                 memory_partition: gpu.memory_partition.clone(),
             });
+            nodes.push(pair);
         }
     }
-    Inventory { kfd, gpus }
+    (gpus, nodes)
 }
 
 /// amdgpu PCI devices without drm nodes are unusable, but worth a word. The
@@ -227,19 +287,19 @@ const KFD_CLASS: &str = "/sys/class/kfd";
 /// The drm minors (`cardN`, `renderDN`) by name, sorted. The class
 /// directory is listed here rather than by libudev's enumerator, which also
 /// resolves every ancestor of every match, path component by component.
-fn drm_minors() -> Result<Vec<(String, DrmKind)>, DiscoveryError> {
+fn drm_minors() -> Result<Vec<(String, DrmKind, u32)>, DiscoveryError> {
     let entries = match std::fs::read_dir(DRM_CLASS) {
         Ok(e) => e,
         // No drm class: no GPU driver at all.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let mut names: Vec<(String, DrmKind)> = entries
+    let mut names: Vec<(String, DrmKind, u32)> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let kind = drm_kind(&name)?;
-            Some((name, kind))
+            let (kind, minor) = drm_kind(&name)?;
+            Some((name, kind, minor))
         })
         .collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
@@ -349,13 +409,17 @@ enum DrmKind {
     Render,
 }
 
-fn drm_kind(name: &str) -> Option<DrmKind> {
-    if numbered(name, "renderD") {
-        Some(DrmKind::Render)
-    } else if numbered(name, "card") {
-        Some(DrmKind::Card)
+/// `cardN` or `renderDN`, and N.
+fn drm_kind(name: &str) -> Option<(DrmKind, u32)> {
+    let number = |prefix| {
+        name.strip_prefix(prefix)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+    };
+    if let Some(n) = number("renderD") {
+        Some((DrmKind::Render, n))
     } else {
-        None
+        number("card").map(|n| (DrmKind::Card, n))
     }
 }
 
@@ -388,29 +452,29 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
     })
 }
 
-/// `/dev/kfd` and, when `with_topology`, the topology read from its sysfs
-/// directory. Some kernels expose the topology without a device libudev
-/// accepts; a host without amdgpu has neither, which is not worth a warning.
-fn kfd(
-    udev: &udev::Udev,
-    with_topology: bool,
-) -> (Option<DeviceNode>, Option<HashMap<u32, KfdNode>>) {
-    let topology = |dir: &Path| with_topology.then(|| read_topology(dir));
-    let Some(syspath) = class_syspath(KFD_CLASS, "kfd") else {
-        let fallback = Path::new(KFD_CLASS).join("kfd");
-        let topology = if fallback.exists() {
-            topology(&fallback)
-        } else {
-            with_topology.then(HashMap::new)
-        };
-        return (None, topology);
-    };
-    let topology = topology(&syspath);
+/// The sysfs directory of the kfd device: its class entry resolved, or the
+/// class entry itself (some kernels expose the topology without a device
+/// libudev accepts); `None` on a host without amdgpu.
+fn kfd_dir() -> Option<PathBuf> {
+    class_syspath(KFD_CLASS, "kfd").or_else(|| {
+        let entry = Path::new(KFD_CLASS).join("kfd");
+        entry.exists().then_some(entry)
+    })
+}
+
+/// The KFD topology (empty without one).
+fn kfd_topology() -> HashMap<u32, KfdNode> {
+    kfd_dir().map_or_else(HashMap::new, |dir| read_topology(&dir))
+}
+
+/// `/dev/kfd` from its libudev device.
+fn kfd_node(udev: &udev::Udev) -> Option<DeviceNode> {
+    let syspath = class_syspath(KFD_CLASS, "kfd")?;
     match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
-        Ok(dev) => (device_node(&dev), topology),
+        Ok(dev) => device_node(&dev),
         Err(e) => {
             log::debug!("{}: {e}; no kfd device node", syspath.display());
-            (None, topology)
+            None
         }
     }
 }
@@ -450,21 +514,18 @@ fn dev_minor(dev: u64) -> u32 {
 mod tests {
     use super::*;
 
-    fn node(path: &str, major: u32, minor: u32) -> DeviceNode {
-        DeviceNode {
-            path: path.into(),
-            major,
+    fn found(name: String, minor: u32) -> Option<Found> {
+        Some(Found {
+            syspath: format!("/sys/devices/x/drm/{name}").into(),
+            name,
             minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        }
+        })
     }
 
     fn pair(card: u32, render: u32) -> DrmPair {
         DrmPair {
-            card: Some(node(&format!("/dev/dri/card{card}"), 226, card)),
-            render: Some(node(&format!("/dev/dri/renderD{render}"), 226, render)),
+            card: found(format!("card{card}"), card),
+            render: found(format!("renderD{render}"), render),
         }
     }
 
@@ -504,17 +565,17 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let inv = assemble(gpus, parts, None, Some(&topology));
-        let got: Vec<_> = inv
-            .gpus
+        let (gpus, nodes) = assemble(gpus, parts, Some(&topology));
+        let got: Vec<_> = gpus
             .iter()
-            .map(|g| {
+            .zip(&nodes)
+            .map(|(g, n)| {
                 (
                     g.index,
                     g.pci_address.to_string(),
                     g.partition,
                     g.unique_id,
-                    g.render.as_ref().unwrap().minor,
+                    n.render_minor().unwrap(),
                 )
             })
             .collect();
@@ -531,14 +592,25 @@ mod tests {
 
     #[test]
     fn gpu_without_kfd_node_is_kept() {
-        let inv = assemble(
+        let (gpus, _) = assemble(
             vec![pci("0000:03:00.0", 1, 128)],
             BTreeMap::new(),
-            None,
             Some(&HashMap::new()),
         );
-        assert_eq!(inv.gpus.len(), 1);
-        assert_eq!(inv.gpus[0].unique_id, None);
+        assert_eq!(gpus.len(), 1);
+        assert_eq!(gpus[0].unique_id, None);
+    }
+
+    #[test]
+    fn drm_names_give_kind_and_minor() {
+        assert!(matches!(drm_kind("card1"), Some((DrmKind::Card, 1))));
+        assert!(matches!(
+            drm_kind("renderD575"),
+            Some((DrmKind::Render, 575))
+        ));
+        assert!(drm_kind("card1-DP-1").is_none());
+        assert!(drm_kind("renderD").is_none());
+        assert!(drm_kind("controlD64").is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod discover;
 mod kfd_topology;
 mod pci_address;
 
-pub use discover::{discover, discover_with, Detail, DiscoveryError};
+pub use discover::{discover, discover_with, scan, Detail, DiscoveryError, Scan};
 pub use kfd_topology::KfdNode;
 pub use pci_address::{PciAddress, PciAddressError};
 
