@@ -10,10 +10,14 @@
 //! changed through systemd, see [`crate::systemd`], so that it holds when
 //! systemd re-applies the unit's properties). Levels above (slices, pods)
 //! are shared with other containers and never changed. Afterwards every
-//! level up to the root is judged; a program that still denies a device
-//! fails the grant (all undone) with a message naming the cgroup, the
-//! program and what works instead, so a container never starts believing
-//! it has a GPU it cannot open.
+//! level up to the root is judged — the container's own levels by the
+//! programs the grant just examined or attached there (no syscall), every
+//! level above by the programs the kernel reports; a program that still
+//! denies a device fails the grant (all undone) with a message naming the
+//! cgroup, the program and what works instead, so a container never starts
+//! believing it has a GPU it cannot open. The cgroup is looked up where
+//! hosts mount the hierarchy (`/sys/fs/cgroup`, v1 `…/devices`) when that
+//! directory lists the container's pid, else through mountinfo.
 
 mod mountinfo;
 mod v1;
