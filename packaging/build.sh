@@ -48,9 +48,7 @@ amd-ctk runtime configure --runtime podman|crio activates it. Installing the
 package changes no engine configuration and needs no GPU."
 
 bins=(amd-ctk amd-container-runtime amd-container-hook)
-# The hook's fast path (amd-container-hook) execs the injector for GPU containers.
-libexec_bins=(amd-container-inject)
-for b in "${bins[@]}" "${libexec_bins[@]}"; do
+for b in "${bins[@]}"; do
     [ -x "$release_dir/$b" ] || die "$release_dir/$b missing: run 'make build' (cargo build --release) first"
 done
 hook_json=oci-hooks.d/amd-container-toolkit.json
@@ -65,18 +63,19 @@ done
 stage=$(mktemp -d "${TMPDIR:-/tmp}/amd-ctk-pkg.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 sed -E 's/^#([a-z-]+ = )/\1/' packaging/default-config.toml > "$stage/uncommented.toml"
+# (A Swarm variable makes the hook read its config file; "void" asks for no GPU.)
 for c in packaging/default-config.toml "$stage/uncommented.toml"; do
-    echo '{}' | "$release_dir/amd-container-inject" --config "$c" precreate >/dev/null \
+    echo '{"process":{"env":["DOCKER_RESOURCE_GPU=void"]}}' \
+        | "$release_dir/amd-container-hook" --config "$c" precreate >/dev/null \
         || die "the hook rejects $c"
 done
 
 # ---- staging tree: identical for both formats
 root=$stage/root
-install -d -m 0755 "$root/usr/bin" "$root/usr/libexec/$name" "$root/usr/share/$name" \
+install -d -m 0755 "$root/usr/bin" "$root/usr/share/$name" \
     "$root/usr/share/doc/$name" "$root/etc/$name"
 installed=()
 for b in "${bins[@]}"; do installed+=("usr/bin/$b"); done
-for b in "${libexec_bins[@]}"; do installed+=("usr/libexec/$name/$b"); done
 for p in "${installed[@]}"; do
     install -m 0755 "$release_dir/$(basename "$p")" "$root/$p"
     if command -v strip >/dev/null; then strip --strip-all "$root/$p"; fi
@@ -197,8 +196,6 @@ fi
 /usr/bin/amd-ctk
 /usr/bin/amd-container-runtime
 /usr/bin/amd-container-hook
-%dir /usr/libexec/$name
-/usr/libexec/$name/amd-container-inject
 %dir /usr/share/$name
 /usr/share/$name/$name.json
 %dir /etc/$name

@@ -19,7 +19,7 @@ start=$(date +%s%N)
 die() { echo "demo: error: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (mount namespace, mknod, runc)"
 [ -f "$fixture" ] || die "fixture not found: $fixture"
-for b in amd-ctk amd-container-hook amd-container-inject; do
+for b in amd-ctk amd-container-hook; do
     [ -x "$bin/$b" ] || die "$bin/$b missing: run 'make demo' (or 'make build')"
 done
 for t in umockdev-run runc busybox unshare; do

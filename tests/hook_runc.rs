@@ -827,3 +827,27 @@ fn userns_scenario(cg: Cgroup) {
         "the hook must have taken the bind-mount path: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The fast path's binary
+
+/// `amd-container-hook` runs at every container start: libudev must not be
+/// among the libraries the dynamic loader maps for it (hook/src/lazy_udev.rs
+/// loads it for GPU containers only). Every test above that gives a GPU
+/// proves the lazily loaded library works.
+#[test]
+fn fast_path_binary_links_no_libudev() {
+    let hook = bin("amd-container-hook");
+    let out = std::process::Command::new("ldd")
+        .arg(&hook)
+        .output()
+        .expect("ldd (libc-bin) runs");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {}: {libs}", hook.display());
+    assert!(libs.contains("libc.so"), "ldd lists no libc: {libs}");
+    assert!(
+        !libs.contains("libudev"),
+        "{} links libudev at start-up:\n{libs}",
+        hook.display()
+    );
+}

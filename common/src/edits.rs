@@ -3,6 +3,8 @@
 
 use crate::hardware::{DeviceNode, Inventory};
 use crate::request::Selection;
+use std::collections::HashSet;
+use std::path::PathBuf;
 
 /// Device nodes to give a container, deduplicated, in a stable order:
 /// `/dev/kfd` first, then each selected GPU's card and render node in the
@@ -23,10 +25,11 @@ impl ContainerEdits {
         if edits.is_empty() {
             log::warn!("/dev/kfd not found: ROCm compute will not work in the container");
         }
-        ContainerEdits::gpus(inventory, selection)
-            .device_nodes
-            .iter()
-            .for_each(|n| edits.push(n));
+        edits.extend(
+            ContainerEdits::gpus(inventory, selection)
+                .device_nodes
+                .iter(),
+        );
         edits
     }
 
@@ -34,7 +37,7 @@ impl ContainerEdits {
     /// (A CDI spec carries them once, at spec level.)
     pub fn shared(inventory: &Inventory) -> ContainerEdits {
         let mut edits = ContainerEdits::default();
-        inventory.kfd.iter().for_each(|kfd| edits.push(kfd));
+        edits.extend(inventory.kfd.iter());
         edits
     }
 
@@ -42,15 +45,24 @@ impl ContainerEdits {
     /// (A CDI device carries these.)
     pub fn gpus(inventory: &Inventory, selection: &Selection) -> ContainerEdits {
         let mut edits = ContainerEdits::default();
-        for gpu in selection.0.iter().filter_map(|&i| inventory.gpus.get(i)) {
-            gpu.nodes().for_each(|n| edits.push(n));
-        }
+        edits.extend(
+            selection
+                .0
+                .iter()
+                .filter_map(|&i| inventory.gpus.get(i))
+                .flat_map(|gpu| gpu.nodes()),
+        );
         edits
     }
 
-    fn push(&mut self, node: &DeviceNode) {
-        if !self.device_nodes.iter().any(|n| n.path == node.path) {
-            self.device_nodes.push(node.clone());
+    /// Appends the nodes whose path is not there yet, in order. Linear: the
+    /// `all` device of a 256-partition host has 512 nodes.
+    fn extend<'a>(&mut self, nodes: impl Iterator<Item = &'a DeviceNode>) {
+        let mut seen: HashSet<PathBuf> = self.device_nodes.iter().map(|n| n.path.clone()).collect();
+        for node in nodes {
+            if seen.insert(node.path.clone()) {
+                self.device_nodes.push(node.clone());
+            }
         }
     }
 
@@ -109,6 +121,21 @@ mod tests {
     #[test]
     fn kfd_once_then_gpus_in_selection_order() {
         let e = ContainerEdits::for_selection(&inventory(), &Selection(vec![1, 0]));
+        assert_eq!(
+            paths(&e),
+            [
+                "/dev/kfd",
+                "/dev/dri/card2",
+                "/dev/dri/renderD129",
+                "/dev/dri/card1",
+                "/dev/dri/renderD128"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_keep_their_first_place() {
+        let e = ContainerEdits::for_selection(&inventory(), &Selection(vec![1, 0, 1]));
         assert_eq!(
             paths(&e),
             [

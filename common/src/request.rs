@@ -194,6 +194,11 @@ impl Request {
         Ok(Request::Devices(selectors))
     }
 
+    /// Does resolving it need the GPUs' unique ids?
+    pub fn names_unique_ids(&self) -> bool {
+        matches!(self, Request::Devices(s) if s.iter().any(|x| matches!(x, Selector::UniqueId(_))))
+    }
+
     /// Does this request make the container a GPU container at all?
     pub fn is_gpu(&self) -> bool {
         !matches!(self, Request::NotGpu)
@@ -302,4 +307,23 @@ fn parse_unique_id(s: &str) -> Option<Selector> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok().map(Selector::UniqueId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_ids_are_needed_only_when_named() {
+        let needs = |v: &str| {
+            Request::parse(VISIBLE_DEVICES, v)
+                .unwrap()
+                .names_unique_ids()
+        };
+        assert!(!needs("all"));
+        assert!(!needs("0,2-3,0000:c1:00.0"));
+        assert!(!needs("none"));
+        assert!(needs("1,0x1c2b3a4d5e6f7081"));
+        assert!(needs("GPU-1c2b3a4d5e6f7081"));
+    }
 }

@@ -7,8 +7,9 @@
 //! [`MAX_CONFIG_BYTES`] long; `root.path` is resolved against the bundle and
 //! must be free of NUL bytes. Every refusal names the value and why.
 
+use crate::spec::Spec;
 use amd_container_common::request::{find_request, Request};
-use oci_spec::runtime::{Spec, State};
+use oci_spec::runtime::State;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

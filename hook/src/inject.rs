@@ -3,8 +3,8 @@
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
+use crate::spec::Spec;
 use amd_container_common::ContainerEdits;
-use oci_spec::runtime::Spec;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

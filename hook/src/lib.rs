@@ -1,10 +1,12 @@
 //! The AMD container hook. Two binaries share this crate:
 //!
-//! - `amd-container-hook` (src/main.rs), registered with the engines: the fast
-//!   path that runs on every container start. It links no libudev and decides
-//!   from the spec's environment alone whether there is anything to do.
-//! - `amd-container-inject` (src/bin), exec'd by it for GPU containers: the
-//!   real work (discovery, resolution, injection or spec editing) in [`stages`].
+//! - `amd-container-hook` (src/main.rs), registered with the engines, runs at
+//!   every container start: [`stages`] decides from the spec's environment
+//!   alone whether there is anything to do and, for GPU containers, does it
+//!   (discovery, resolution, injection or spec editing) in the same process.
+//!   libudev is loaded only then (src/lazy_udev.rs).
+//! - `amd-container-runtime` (src/bin, with src/runtime_shim): the
+//!   runc-compatible entry for Docker.
 
 pub mod cgroup;
 pub mod container;
@@ -12,6 +14,7 @@ pub mod inject;
 pub mod logging;
 pub mod precreate;
 pub mod rootfs;
+pub mod spec;
 pub mod stages;
 pub mod systemd;
 pub mod tracking;
@@ -24,7 +27,7 @@ pub const USAGE: &str =
 /// so); it lets the fast path decide without reading the config file.
 pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
 
-/// Command line of both binaries: `[--config FILE] STAGE`.
+/// Command line of `amd-container-hook`: `[--config FILE] STAGE`.
 pub struct Args {
     pub config: PathBuf,
     /// Empty when the command line is malformed (a usage error).
@@ -49,14 +52,5 @@ impl Args {
             config,
             stage: stage.unwrap_or_default(),
         }
-    }
-
-    /// The arguments again, for the exec of the injector.
-    pub fn to_vec(&self) -> Vec<String> {
-        vec![
-            "--config".into(),
-            self.config.display().to_string(),
-            self.stage.clone(),
-        ]
     }
 }

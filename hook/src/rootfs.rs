@@ -66,6 +66,10 @@ pub struct ContainerRoot {
     /// The mounts nodes may go to: the root's and its `/dev`'s (mount ids).
     own_mounts: Vec<u64>,
     created: Vec<Created>,
+    /// The directory the last node went into (its path in the container,
+    /// opened as [`Self::parent_dir`] opens it): most nodes share
+    /// `/dev/dri`, which is then walked once.
+    last_parent: Option<(PathBuf, OwnedFd)>,
 }
 
 fn cstr(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
@@ -196,6 +200,7 @@ impl ContainerRoot {
             fd,
             own_mounts,
             created: Vec::new(),
+            last_parent: None,
         })
     }
 
@@ -206,6 +211,14 @@ impl ContainerRoot {
         let Some((last, dirs)) = parts.split_last() else {
             return Err(RootfsError::BadPath { path: path.into() });
         };
+        // The last parent was checked (own mount, no symlink) when it was opened.
+        if let Some((cached, fd)) = &self.last_parent {
+            if path.parent() == Some(cached.as_path()) {
+                if let Ok(dir) = fd.try_clone() {
+                    return Ok((dir, cstr(last)?));
+                }
+            }
+        }
         let mut dir = self.fd.try_clone().map_err(|source| RootfsError::Io {
             op: "dup",
             path: "/".into(),
@@ -261,6 +274,9 @@ impl ContainerRoot {
                 path: path.into(),
                 dir: so_far,
             });
+        }
+        if let (Some(parent), Ok(keep)) = (path.parent(), dir.try_clone()) {
+            self.last_parent = Some((parent.to_path_buf(), keep));
         }
         Ok((dir, cstr(last)?))
     }

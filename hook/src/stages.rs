@@ -1,14 +1,20 @@
-//! The stages' real work, run by `amd-container-inject` once the hook's fast
-//! path (src/main.rs) has seen a request: `prestart` / `createRuntime` (live
-//! injection) and `precreate` (Podman config filter).
+//! The stages of `amd-container-hook`, all in the one process the runtime
+//! starts: `prestart` / `createRuntime` (live injection), `precreate`
+//! (Podman config filter) and `poststop` (nothing).
+//!
+//! Contract: every stage reads its input once and decides from the
+//! container's environment alone whether there is anything to do; a
+//! container that asks for no GPU costs a read of stdin and of `config.json`
+//! (precreate: its config goes back byte for byte), without the config file,
+//! the log file or libudev. Errors are reported once, here, on stderr (and in
+//! the log file once a request was seen); the return value is the exit status.
 
 use crate::{container, inject, logging, precreate, tracking, Args, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
-use amd_container_common::hardware::{discover, DiscoveryError};
+use amd_container_common::hardware::{scan, Detail, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
 use amd_container_common::ContainerEdits;
 use std::io::{Read, Write};
-use std::process::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 enum HookError {
@@ -37,6 +43,8 @@ enum HookError {
     PrecreateInput(serde_json::Error),
     #[error("cannot write the config to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error("cannot serialize the edited config: {0}")]
+    PrecreateOutput(serde_json::Error),
     #[error(
         "{name}={value}: refused: the container is unprivileged (no CAP_SYS_ADMIN in its \
          bounding set) and {config} sets [hook] allow-unprivileged-requests = false; run it \
@@ -67,24 +75,24 @@ fn check_policy(
     })
 }
 
-/// Runs `args.stage` with the input on stdin; reports errors once, here.
-pub fn run(args: &Args) -> ExitCode {
+/// Runs `args.stage` with the input on stdin; returns the exit status.
+pub fn run(args: &Args) -> u8 {
     logging::init();
     let result = match args.stage.as_str() {
-        "prestart" | "createRuntime" => live(&args.config),
-        "precreate" => precreate(&args.config),
-        "poststop" => poststop(&args.config),
+        "prestart" | "createRuntime" => read_stdin().and_then(|input| live(&args.config, &input)),
+        "precreate" => read_stdin().and_then(|input| precreate(&args.config, input)),
+        "poststop" => read_stdin().and_then(|input| poststop(&args.config, &input)),
         _ => Err(HookError::Usage),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(HookError::Usage) => {
             eprintln!("{USAGE}");
-            ExitCode::from(2)
+            2
         }
         Err(e) => {
             log::error!("{e}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
@@ -107,9 +115,19 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     Ok(config)
 }
 
-fn live(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
-    let state = container::read_state(&input)?;
+/// Discovery reads what resolving `request` needs, nothing for the log;
+/// the GPU tracker, when enabled, identifies GPUs by unique id too.
+fn detail_for(request: &Request, config: &Config) -> Detail {
+    Detail {
+        unique_ids: request.names_unique_ids() || tracking::enabled(config),
+        partition_modes: false,
+    }
+}
+
+fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
+    let state = container::read_state(input)?;
+    // A registration for several stages (Podman, CRI-O) also runs at
+    // poststop with this argv: the state's status tells.
     if container::is_stopped(&state) {
         return release(config_path, &state);
     }
@@ -140,15 +158,11 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
         return Ok(());
     }
     let spec = container::parse_spec(&spec_path, &bytes)?;
-    let privileged = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::SysAdmin));
-    check_policy(&config, config_path, &var, privileged)?;
-    let inventory = discover()?;
-    let selection = request.resolve(&var, &inventory)?;
+    check_policy(&config, config_path, &var, spec.has_sys_admin_bounding())?;
+    // The order first (sysfs), then libudev for the selected GPUs' nodes only.
+    let scan = scan(detail_for(&request, &config))?;
+    let selection = request.resolve(&var, scan.gpus())?;
+    let inventory = scan.with_nodes(&selection.0)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
     if edits.is_empty() {
         log::info!("{}={}: no GPU to give", var.name, var.value);
@@ -188,9 +202,8 @@ fn live(config_path: &std::path::Path) -> Result<(), HookError> {
 }
 
 /// `poststop`: the container is gone; its GPUs are free in the tracker.
-fn poststop(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
-    let state = container::read_state(&input)?;
+fn poststop(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
+    let state = container::read_state(input)?;
     release(config_path, &state)
 }
 
@@ -203,8 +216,14 @@ fn release(
     Ok(())
 }
 
-fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
-    let input = read_stdin()?;
+fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookError> {
+    // Fast path: not a GPU container. Input that is not even a config object
+    // takes the full path below, which reports it.
+    if let Ok(env) = serde_json::from_slice::<container::EnvOnly>(&input) {
+        if !container::may_request(&env, SWARM_PREFIX) {
+            return write_stdout(&input);
+        }
+    }
     let mut doc: serde_json::Value =
         serde_json::from_slice(&input).map_err(HookError::PrecreateInput)?;
     let config = load_config(config_path)?;
@@ -222,8 +241,9 @@ fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
                     if request != Request::NoGpus {
                         check_policy(&config, config_path, &var, privileged)?;
                     }
-                    let inventory = discover()?;
-                    let selection = request.resolve(&var, &inventory)?;
+                    let scan = scan(detail_for(&request, &config))?;
+                    let selection = request.resolve(&var, scan.gpus())?;
+                    let inventory = scan.with_nodes(&selection.0)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))
                 } else {
                     None
@@ -231,15 +251,21 @@ fn precreate(config_path: &std::path::Path) -> Result<(), HookError> {
             }
         }
     };
-    let output = match edits {
+    match edits {
         // Not a GPU container: the config goes back byte for byte.
-        None => input,
+        None => write_stdout(&input),
         Some(edits) => {
             precreate::apply(&mut doc, &edits);
-            serde_json::to_vec(&doc).expect("a JSON value serializes")
+            write_stdout(&serde_json::to_vec(&doc).map_err(HookError::PrecreateOutput)?)
         }
-    };
-    std::io::stdout()
-        .write_all(&output)
+    }
+}
+
+/// Writes and flushes: the process ends without the Rust runtime's exit
+/// handling (src/main.rs), which would otherwise flush stdout.
+fn write_stdout(bytes: &[u8]) -> Result<(), HookError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
         .map_err(HookError::Stdout)
 }

@@ -16,6 +16,11 @@ fn tracker(config: &Config) -> Tracker {
     Tracker::new(&config.gpu_tracker.state_file)
 }
 
+/// Is the tracker enabled (has a state file)?
+pub fn enabled(config: &Config) -> bool {
+    tracker(config).state_file().exists()
+}
+
 /// Records container `id` (init `pid`) on the selected GPUs, or refuses.
 pub fn hold(
     config: &Config,

@@ -67,7 +67,6 @@ setup_fakehw() {
 
 install_toolkit() {
     install -m 0755 "$P/bin/amd-ctk" "$P/bin/amd-container-hook" "$P/bin/amd-container-runtime" /usr/bin/
-    install -D -m 0755 "$P/bin/amd-container-inject" /usr/libexec/amd-container-toolkit/amd-container-inject
     mkdir -p /etc/amd-container-toolkit
     cat > /etc/amd-container-toolkit/config.toml <<CONF
 [hook]

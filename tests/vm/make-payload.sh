@@ -16,7 +16,7 @@ die() { echo "make-payload: $*" >&2; exit 1; }
 
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/sysfs"
-for b in amd-ctk amd-container-hook amd-container-inject amd-container-runtime; do
+for b in amd-ctk amd-container-hook amd-container-runtime; do
     [ -x "$bin/$b" ] || die "$bin/$b is not built (cargo build --release)"
     cp "$bin/$b" "$out/bin/"
 done

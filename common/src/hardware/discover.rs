@@ -1,13 +1,26 @@
 //! Discovery through libudev: amdgpu PCI devices, their drm nodes, compute
 //! partitions (`amdgpu_xcp` platform devices) and `/dev/kfd`.
+//!
+//! Contract: the GPUs and their order come from sysfs ([`scan`]: the drm
+//! class directory, each entry's link, its parent's driver or subsystem
+//! link, the KFD topology); every device node a caller gets (path, device
+//! number) comes from a libudev device, one per drm minor, created only for
+//! the GPUs the caller asks for ([`Scan::with_nodes`]; [`discover`] asks for
+//! all) and for `/dev/kfd`. This runs in the hook at every GPU container
+//! start, so each device is opened by its resolved sysfs path through one
+//! shared libudev context (libudev then walks that path once, instead of
+//! probing the bus and class directories and walking the class symlink as
+//! well), nodes of other drivers' GPUs and of GPUs a container does not get
+//! cost no libudev device at all, and sysfs attributes are read with one
+//! read(2) each ([`read_attr`]).
 
 use super::kfd_topology::{read_topology, KfdNode};
 use super::{DeviceNode, Gpu, Inventory, PciAddress};
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-const AMD_VENDOR: &str = "0x1002";
 const AMDGPU_DRIVER: &str = "amdgpu";
 
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +29,21 @@ pub enum DiscoveryError {
     Udev(#[from] std::io::Error),
 }
 
+/// A drm node as sysfs shows it, before libudev is asked about it.
+#[derive(Debug, Clone)]
+struct Found {
+    name: String,
+    syspath: PathBuf,
+    /// From the name (`renderD128`: the kernel names nodes by minor); it
+    /// orders partitions and finds their KFD node.
+    minor: u32,
+}
+
 /// The drm nodes that hang under one parent device.
 #[derive(Default, Debug, Clone)]
 struct DrmPair {
-    card: Option<DeviceNode>,
-    render: Option<DeviceNode>,
+    card: Option<Found>,
+    render: Option<Found>,
 }
 
 impl DrmPair {
@@ -39,22 +62,99 @@ struct PciGpu {
     memory_partition: Option<String>,
 }
 
-/// Enumerates the host's AMD GPUs. A host without the amdgpu driver gives an
-/// empty inventory, not an error.
+/// What a caller needs besides the GPUs, their nodes and the index order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    /// KFD unique ids ([`Gpu::unique_id`]; without them `None`, and GPUs
+    /// without a KFD node are not warned about). The KFD topology is read
+    /// anyway when the host has compute partitions: it places them.
+    pub unique_ids: bool,
+    /// `current_compute_partition` / `current_memory_partition`.
+    pub partition_modes: bool,
+}
+
+impl Detail {
+    pub const ALL: Detail = Detail {
+        unique_ids: true,
+        partition_modes: true,
+    };
+}
+
+/// Enumerates the host's AMD GPUs with every detail and every node. A host
+/// without the amdgpu driver gives an empty inventory, not an error.
 pub fn discover() -> Result<Inventory, DiscoveryError> {
+    discover_with(Detail::ALL)
+}
+
+/// [`discover`], reading only the details asked for.
+pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
+    let scan = scan(detail)?;
+    let all: Vec<usize> = (0..scan.gpus.gpus.len()).collect();
+    scan.with_nodes(&all)
+}
+
+/// The host's GPUs in index order, before any libudev device exists: what
+/// resolving a request needs. [`Scan::with_nodes`] adds the nodes.
+pub struct Scan {
+    /// Every GPU, no node (`card`, `render` and `kfd` are `None`).
+    gpus: Inventory,
+    /// The nodes of `gpus[i]`.
+    nodes: Vec<DrmPair>,
+}
+
+impl Scan {
+    /// The GPUs without their nodes, for [`crate::request::Request::resolve`].
+    pub fn gpus(&self) -> &Inventory {
+        &self.gpus
+    }
+
+    /// The inventory with the nodes of the GPUs at `indices` and `/dev/kfd`,
+    /// each from its libudev device; the other GPUs keep none.
+    pub fn with_nodes(self, indices: &[usize]) -> Result<Inventory, DiscoveryError> {
+        let mut inventory = self.gpus;
+        if inventory.gpus.is_empty() && class_syspath(KFD_CLASS, "kfd").is_none() {
+            return Ok(inventory); // nothing to ask libudev about
+        }
+        let udev = udev::Udev::new()?;
+        let node = |found: &Option<Found>| {
+            let found = found.as_ref()?;
+            match udev::Device::from_syspath_with_context(udev.clone(), &found.syspath) {
+                Ok(dev) => device_node(&dev),
+                Err(e) => {
+                    log::warn!("drm device {}: {e}; skipped", found.name);
+                    None
+                }
+            }
+        };
+        for &i in indices {
+            if let (Some(gpu), Some(pair)) = (inventory.gpus.get_mut(i), self.nodes.get(i)) {
+                gpu.card = node(&pair.card);
+                gpu.render = node(&pair.render);
+            }
+        }
+        inventory.kfd = kfd_node(&udev);
+        Ok(inventory)
+    }
+}
+
+/// The GPUs in index order with their nodes' sysfs paths (no libudev).
+pub fn scan(detail: Detail) -> Result<Scan, DiscoveryError> {
     let mut pci_gpus: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
     let mut partitions: BTreeMap<String, DrmPair> = BTreeMap::new();
 
     // Several nodes share a parent: classify each parent once.
     let mut owners: HashMap<PathBuf, Owner> = HashMap::new();
-    for dev in drm_nodes()? {
-        let Some(kind) = drm_kind(&dev) else { continue };
-        let Some(parent_path) = parent_syspath(&dev) else {
+    for (name, kind, minor) in drm_minors()? {
+        let Some(syspath) = class_syspath(DRM_CLASS, &name) else {
+            log::warn!("drm device {name}: not a link into /sys/devices; skipped");
+            continue;
+        };
+        let Some(parent_path) = parent_syspath(&syspath) else {
             continue;
         };
         let owner = owners
             .entry(parent_path)
-            .or_insert_with_key(|path| classify_parent(path));
+            .or_insert_with_key(|path| classify_parent(path, detail));
         let slot = match owner {
             Owner::Gpu(gpu) => {
                 &mut pci_gpus
@@ -65,33 +165,42 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
             Owner::Partition(name) => partitions.entry(name.clone()).or_default(),
             Owner::Other => continue,
         };
-        let Some(node) = device_node(&dev) else {
-            continue;
-        };
+        let found = Some(Found {
+            name,
+            syspath,
+            minor,
+        });
         match kind {
-            DrmKind::Card => slot.card = Some(node),
-            DrmKind::Render => slot.render = Some(node),
+            DrmKind::Card => slot.card = found,
+            DrmKind::Render => slot.render = found,
         }
     }
 
     warn_about_gpus_without_drm(&pci_gpus);
-    let (kfd, topology) = kfd()?;
-    Ok(assemble(
+    let topology = (detail.unique_ids || !partitions.is_empty()).then(kfd_topology);
+    let (gpus, nodes) = assemble(
         pci_gpus.into_values().collect(),
         partitions,
-        kfd,
-        &topology,
-    ))
+        topology.as_ref(),
+    );
+    Ok(Scan {
+        gpus: Inventory { kfd: None, gpus },
+        nodes,
+    })
 }
 
 /// Puts GPUs and partitions in the documented order and numbers them.
 fn assemble(
     mut pci_gpus: Vec<PciGpu>,
     partitions: BTreeMap<String, DrmPair>,
-    kfd: Option<DeviceNode>,
-    topology: &HashMap<u32, KfdNode>,
-) -> Inventory {
+    topology: Option<&HashMap<u32, KfdNode>>,
+) -> (Vec<Gpu>, Vec<DrmPair>) {
     pci_gpus.sort_by_key(|g| g.address);
+    let empty = HashMap::new();
+    let (topology, warn_missing) = match topology {
+        Some(t) => (t, true),
+        None => (&empty, false),
+    };
     let mut extra: HashMap<PciAddress, Vec<DrmPair>> = HashMap::new();
     for (name, pair) in partitions {
         let owner = pair
@@ -119,11 +228,13 @@ fn assemble(
             .and_then(|n| n.unique_id)
     };
     let mut gpus = Vec::new();
+    let mut nodes = Vec::new();
     for gpu in pci_gpus {
-        if gpu
-            .nodes
-            .render_minor()
-            .is_none_or(|m| !topology.contains_key(&m))
+        if warn_missing
+            && gpu
+                .nodes
+                .render_minor()
+                .is_none_or(|m| !topology.contains_key(&m))
         {
             log::warn!(
                 "GPU {} ({}) has no KFD topology node: no unique id, and ROCm may not see it",
@@ -142,14 +253,15 @@ fn assemble(
                 pci_address: gpu.address,
                 partition: partitioned.then_some(k as u32),
                 unique_id: unique_id(&pair),
-                card: pair.card,
-                render: pair.render,
+                card: None,
+                render: None,
                 compute_partition: gpu.compute_partition.clone(),
                 memory_partition: gpu.memory_partition.clone(),
             });
+            nodes.push(pair);
         }
     }
-    Inventory { kfd, gpus }
+    (gpus, nodes)
 }
 
 /// amdgpu PCI devices without drm nodes are unusable, but worth a word. The
@@ -169,33 +281,49 @@ fn warn_about_gpus_without_drm(found: &BTreeMap<PathBuf, PciGpu>) {
     }
 }
 
-/// The drm minors (`cardN`, `renderDN`) as libudev devices. The class
+const DRM_CLASS: &str = "/sys/class/drm";
+const KFD_CLASS: &str = "/sys/class/kfd";
+
+/// The drm minors (`cardN`, `renderDN`) by name, sorted. The class
 /// directory is listed here rather than by libudev's enumerator, which also
-/// resolves every ancestor of every match, path component by component: for
-/// 8 GPUs that was about half of all discovery syscalls, on a path (the hook)
-/// that runs at every GPU container start.
-fn drm_nodes() -> Result<Vec<udev::Device>, DiscoveryError> {
-    let class = Path::new("/sys/class/drm");
-    let entries = match std::fs::read_dir(class) {
+/// resolves every ancestor of every match, path component by component.
+fn drm_minors() -> Result<Vec<(String, DrmKind, u32)>, DiscoveryError> {
+    let entries = match std::fs::read_dir(DRM_CLASS) {
         Ok(e) => e,
         // No drm class: no GPU driver at all.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let mut names: Vec<String> = entries
+    let mut names: Vec<(String, DrmKind, u32)> = entries
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| numbered(n, "card") || numbered(n, "renderD"))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (kind, minor) = drm_kind(&name)?;
+            Some((name, kind, minor))
+        })
         .collect();
-    names.sort();
-    let mut devices = Vec::with_capacity(names.len());
-    for name in names {
-        match udev::Device::from_subsystem_sysname("drm".into(), name.clone()) {
-            Ok(dev) => devices.push(dev),
-            Err(e) => log::warn!("drm device {name}: {e}; skipped"),
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(names)
+}
+
+/// The device directory a class entry (`/sys/class/drm/card1`, a symlink
+/// to `../../devices/…/drm/card1`) stands for: the link target resolved
+/// against the class directory. `None` when the entry is not such a link.
+fn class_syspath(class: &str, name: &str) -> Option<PathBuf> {
+    let entry = Path::new(class).join(name);
+    let target = std::fs::read_link(&entry).ok()?;
+    let mut path = PathBuf::from(class);
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                path.pop();
+            }
+            Component::Normal(n) => path.push(n),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => path = PathBuf::from("/"),
         }
     }
-    Ok(devices)
+    path.starts_with("/sys/devices").then_some(path)
 }
 
 /// `PREFIX` followed by decimal digits only.
@@ -211,27 +339,27 @@ enum Owner {
     Other,
 }
 
-/// The parent's syspath without building a device object: drm nodes sit in
-/// `<parent>/drm/<name>`; anything else asks libudev.
-fn parent_syspath(dev: &udev::Device) -> Option<PathBuf> {
-    let drm_dir = dev.syspath().parent()?;
+/// The parent's syspath: drm nodes sit in `<parent>/drm/<name>`.
+fn parent_syspath(syspath: &Path) -> Option<PathBuf> {
+    let drm_dir = syspath.parent()?;
     if drm_dir.file_name().is_some_and(|n| n == "drm") {
         return drm_dir.parent().map(Path::to_path_buf);
     }
-    dev.parent().map(|p| p.syspath().to_path_buf())
+    log::warn!("{}: not below a drm directory; skipped", syspath.display());
+    None
 }
 
 /// Classifies a drm node's parent from its sysfs directory: the files libudev
 /// would read (subsystem and driver links, attributes), without building a
 /// device object per parent, which costs a path walk each.
-fn classify_parent(path: &Path) -> Owner {
+fn classify_parent(path: &Path, detail: Detail) -> Owner {
     let link = |name: &str| {
         std::fs::read_link(path.join(name))
             .ok()
             .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
     };
     let attr = |name: &str| {
-        std::fs::read_to_string(path.join(name))
+        read_attr(&path.join(name))
             .ok()
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
@@ -240,28 +368,40 @@ fn classify_parent(path: &Path) -> Owner {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match link("subsystem").as_deref() {
-        Some("pci")
-            if attr("vendor").as_deref() == Some(AMD_VENDOR)
-                && link("driver").as_deref() == Some(AMDGPU_DRIVER) =>
-        {
-            match name.parse::<PciAddress>() {
-                Ok(address) => Owner::Gpu(PciGpu {
+    // A partition's platform device has no driver: one readlink each.
+    if is_partition_name(&name) {
+        return match link("subsystem").as_deref() {
+            Some("platform") => Owner::Partition(name),
+            _ => Owner::Other,
+        };
+    }
+    // amdgpu binds AMD PCI functions only, so its driver link and a PCI
+    // address for a name say it all: one readlink per GPU.
+    if link("driver").as_deref() == Some(AMDGPU_DRIVER) {
+        return match name.parse::<PciAddress>() {
+            Ok(address) => {
+                let mode = |name| {
+                    if detail.partition_modes {
+                        attr(name)
+                    } else {
+                        None
+                    }
+                };
+                Owner::Gpu(PciGpu {
                     address,
                     syspath: path.to_path_buf(),
                     nodes: DrmPair::default(),
-                    compute_partition: attr("current_compute_partition"),
-                    memory_partition: attr("current_memory_partition"),
-                }),
-                Err(e) => {
-                    log::warn!("amdgpu device {}: {e}; skipped", path.display());
-                    Owner::Other
-                }
+                    compute_partition: mode("current_compute_partition"),
+                    memory_partition: mode("current_memory_partition"),
+                })
             }
-        }
-        Some("platform") if is_partition_name(&name) => Owner::Partition(name),
-        _ => Owner::Other,
+            Err(e) => {
+                log::warn!("amdgpu device {}: {e}; skipped", path.display());
+                Owner::Other
+            }
+        };
     }
+    Owner::Other
 }
 
 enum DrmKind {
@@ -269,14 +409,17 @@ enum DrmKind {
     Render,
 }
 
-fn drm_kind(dev: &udev::Device) -> Option<DrmKind> {
-    let name = dev.sysname().to_str()?;
-    if numbered(name, "renderD") {
-        Some(DrmKind::Render)
-    } else if numbered(name, "card") {
-        Some(DrmKind::Card)
+/// `cardN` or `renderDN`, and N.
+fn drm_kind(name: &str) -> Option<(DrmKind, u32)> {
+    let number = |prefix| {
+        name.strip_prefix(prefix)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+    };
+    if let Some(n) = number("renderD") {
+        Some((DrmKind::Render, n))
     } else {
-        None
+        number("card").map(|n| (DrmKind::Card, n))
     }
 }
 
@@ -309,24 +452,53 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
     })
 }
 
-/// `/dev/kfd` and the topology read from its sysfs directory.
-fn kfd() -> Result<(Option<DeviceNode>, HashMap<u32, KfdNode>), DiscoveryError> {
-    let mut en = udev::Enumerator::new()?;
-    en.match_subsystem("kfd")?;
-    en.match_sysname("kfd")?;
-    if let Some(dev) = en.scan_devices()?.next() {
-        let topology = read_topology(dev.syspath());
-        return Ok((device_node(&dev), topology));
+/// The sysfs directory of the kfd device: its class entry resolved, or the
+/// class entry itself (some kernels expose the topology without a device
+/// libudev accepts); `None` on a host without amdgpu.
+fn kfd_dir() -> Option<PathBuf> {
+    class_syspath(KFD_CLASS, "kfd").or_else(|| {
+        let entry = Path::new(KFD_CLASS).join("kfd");
+        entry.exists().then_some(entry)
+    })
+}
+
+/// The KFD topology (empty without one).
+fn kfd_topology() -> HashMap<u32, KfdNode> {
+    kfd_dir().map_or_else(HashMap::new, |dir| read_topology(&dir))
+}
+
+/// `/dev/kfd` from its libudev device.
+fn kfd_node(udev: &udev::Udev) -> Option<DeviceNode> {
+    let syspath = class_syspath(KFD_CLASS, "kfd")?;
+    match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
+        Ok(dev) => device_node(&dev),
+        Err(e) => {
+            log::debug!("{}: {e}; no kfd device node", syspath.display());
+            None
+        }
     }
-    // Some kernels expose the topology without a udev-visible kfd device; a
-    // host without amdgpu has neither, which is not worth a warning.
-    let fallback = Path::new("/sys/class/kfd/kfd");
-    let topology = if fallback.exists() {
-        read_topology(fallback)
-    } else {
-        HashMap::new()
-    };
-    Ok((None, topology))
+}
+
+/// A sysfs attribute's contents: open, one read, close. Sysfs renders an
+/// attribute in one go (at most a page) and regular files return what is
+/// left, so a read that does not fill the buffer has reached the end; only
+/// a full one is followed by more reads. (`fs::read_to_string` also stats the
+/// file and reads once more to see the end: five syscalls instead of three.)
+pub(crate) fn read_attr(path: &Path) -> std::io::Result<String> {
+    const CHUNK: usize = 4096;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() + CHUNK, 0);
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
@@ -342,21 +514,18 @@ fn dev_minor(dev: u64) -> u32 {
 mod tests {
     use super::*;
 
-    fn node(path: &str, major: u32, minor: u32) -> DeviceNode {
-        DeviceNode {
-            path: path.into(),
-            major,
+    fn found(name: String, minor: u32) -> Option<Found> {
+        Some(Found {
+            syspath: format!("/sys/devices/x/drm/{name}").into(),
+            name,
             minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        }
+        })
     }
 
     fn pair(card: u32, render: u32) -> DrmPair {
         DrmPair {
-            card: Some(node(&format!("/dev/dri/card{card}"), 226, card)),
-            render: Some(node(&format!("/dev/dri/renderD{render}"), 226, render)),
+            card: found(format!("card{card}"), card),
+            render: found(format!("renderD{render}"), render),
         }
     }
 
@@ -396,17 +565,17 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let inv = assemble(gpus, parts, None, &topology);
-        let got: Vec<_> = inv
-            .gpus
+        let (gpus, nodes) = assemble(gpus, parts, Some(&topology));
+        let got: Vec<_> = gpus
             .iter()
-            .map(|g| {
+            .zip(&nodes)
+            .map(|(g, n)| {
                 (
                     g.index,
                     g.pci_address.to_string(),
                     g.partition,
                     g.unique_id,
-                    g.render.as_ref().unwrap().minor,
+                    n.render_minor().unwrap(),
                 )
             })
             .collect();
@@ -423,14 +592,25 @@ mod tests {
 
     #[test]
     fn gpu_without_kfd_node_is_kept() {
-        let inv = assemble(
+        let (gpus, _) = assemble(
             vec![pci("0000:03:00.0", 1, 128)],
             BTreeMap::new(),
-            None,
-            &HashMap::new(),
+            Some(&HashMap::new()),
         );
-        assert_eq!(inv.gpus.len(), 1);
-        assert_eq!(inv.gpus[0].unique_id, None);
+        assert_eq!(gpus.len(), 1);
+        assert_eq!(gpus[0].unique_id, None);
+    }
+
+    #[test]
+    fn drm_names_give_kind_and_minor() {
+        assert!(matches!(drm_kind("card1"), Some((DrmKind::Card, 1))));
+        assert!(matches!(
+            drm_kind("renderD575"),
+            Some((DrmKind::Render, 575))
+        ));
+        assert!(drm_kind("card1-DP-1").is_none());
+        assert!(drm_kind("renderD").is_none());
+        assert!(drm_kind("controlD64").is_none());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn read_topology(kfd_syspath: &Path) -> HashMap<u32, KfdNode> {
     };
     for entry in entries.flatten() {
         let path = entry.path().join("properties");
-        match fs::read_to_string(&path) {
+        match super::discover::read_attr(&path) {
             Ok(text) => {
                 if let Some(node) = parse_properties(&text) {
                     nodes.insert(node.render_minor, node);

@@ -8,7 +8,7 @@ mod driver;
 mod kfd_topology;
 mod pci_address;
 
-pub use discover::{discover, DiscoveryError};
+pub use discover::{discover, discover_with, scan, Detail, DiscoveryError, Scan};
 pub use driver::{require_gpus, NoGpuError, MODULE_DIR};
 pub use kfd_topology::KfdNode;
 pub use pci_address::{PciAddress, PciAddressError};

@@ -10,10 +10,14 @@
 //! changed through systemd, see [`crate::systemd`], so that it holds when
 //! systemd re-applies the unit's properties). Levels above (slices, pods)
 //! are shared with other containers and never changed. Afterwards every
-//! level up to the root is judged; a program that still denies a device
-//! fails the grant (all undone) with a message naming the cgroup, the
-//! program and what works instead, so a container never starts believing
-//! it has a GPU it cannot open.
+//! level up to the root is judged — the container's own levels by the
+//! programs the grant just examined or attached there (no syscall), every
+//! level above by the programs the kernel reports; a program that still
+//! denies a device fails the grant (all undone) with a message naming the
+//! cgroup, the program and what works instead, so a container never starts
+//! believing it has a GPU it cannot open. The cgroup is looked up where
+//! hosts mount the hierarchy (`/sys/fs/cgroup`, v1 `…/devices`) when that
+//! directory lists the container's pid, else through mountinfo.
 
 mod mountinfo;
 mod v1;
@@ -25,9 +29,9 @@ use crate::systemd::{Scope, SystemdError};
 use amd_container_common::DeviceNode;
 use oci_spec::runtime::LinuxDeviceCgroup;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -102,21 +106,53 @@ fn unified() -> bool {
     unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
 }
 
+/// Where hosts mount the cgroup v2 hierarchy, and v1's devices controller.
+const UNIFIED_ROOT: &str = "/sys/fs/cgroup";
+const V1_DEVICES_ROOT: &str = "/sys/fs/cgroup/devices";
+
+/// A small /proc or cgroupfs file, read whole with as few read(2) calls as
+/// its size allows (`fs::read_to_string` starts at 32 bytes for files that
+/// report size 0, as these do).
+fn read_small(path: &Path) -> io::Result<String> {
+    let mut text = String::with_capacity(4096);
+    File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// `root/rel` when that directory is the cgroup `pid` is in: it lists the
+/// pid in `cgroup.procs` (a process is in exactly one cgroup per
+/// hierarchy). This spares reading mountinfo, whose size grows with every
+/// mount on the host, on hosts that mount cgroups where everybody does.
+fn conventional(root: &str, rel: &str, pid: i32) -> Option<PathBuf> {
+    let rel = Path::new(rel);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    {
+        return None;
+    }
+    let dir = Path::new(root).join(rel.strip_prefix("/").unwrap_or(rel));
+    let procs = read_small(&dir.join("cgroup.procs")).ok()?;
+    let pid = pid.to_string();
+    procs.lines().any(|l| l == pid).then_some(dir)
+}
+
 impl DeviceCgroup {
     /// Finds and opens the device cgroup of process `pid`.
     pub fn open(pid: i32) -> Result<DeviceCgroup, CgroupError> {
         let cgroup_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
-        let membership =
-            std::fs::read_to_string(&cgroup_file).map_err(|source| CgroupError::Read {
-                path: cgroup_file.clone(),
-                source,
-            })?;
-        let mounts_path = PathBuf::from("/proc/self/mountinfo");
-        let mounts = std::fs::read_to_string(&mounts_path).map_err(|source| CgroupError::Read {
-            path: mounts_path.clone(),
+        let membership = read_small(&cgroup_file).map_err(|source| CgroupError::Read {
+            path: cgroup_file.clone(),
             source,
         })?;
-        let mounts = mountinfo::parse(&mounts);
+        let mounts_path = PathBuf::from("/proc/self/mountinfo");
+        let resolve = |rel: &str, wanted: &dyn Fn(&mountinfo::Mount) -> bool| {
+            let mounts = read_small(&mounts_path).map_err(|source| CgroupError::Read {
+                path: mounts_path.clone(),
+                source,
+            })?;
+            Ok::<_, CgroupError>(mountinfo::resolve(&mountinfo::parse(&mounts), rel, wanted))
+        };
         if unified() {
             let rel = membership
                 .lines()
@@ -131,12 +167,13 @@ impl DeviceCgroup {
                     path: cgroup_file,
                 });
             }
-            let path = mountinfo::resolve(&mounts, rel, |m| m.fstype == "cgroup2").ok_or(
-                CgroupError::NotFound {
+            let path = match conventional(UNIFIED_ROOT, rel, pid) {
+                Some(p) => p,
+                None => resolve(rel, &|m| m.fstype == "cgroup2")?.ok_or(CgroupError::NotFound {
                     what: "cgroup2 mount",
-                    path: mounts_path,
-                },
-            )?;
+                    path: mounts_path.clone(),
+                })?,
+            };
             let mut levels = Vec::new();
             for dir in path.ancestors() {
                 let file = File::open(dir).map_err(|source| CgroupError::Read {
@@ -149,6 +186,9 @@ impl DeviceCgroup {
                     break; // past the hierarchy's mount point
                 }
                 levels.push((dir.to_path_buf(), file));
+                if dir == Path::new(UNIFIED_ROOT) {
+                    break; // the mount point itself: nothing above is cgroup2
+                }
             }
             if levels.is_empty() {
                 return Err(CgroupError::NotFound {
@@ -179,9 +219,15 @@ impl DeviceCgroup {
                     path: cgroup_file,
                 });
             }
-            let path = mountinfo::resolve(&mounts, rel, |m| {
+            // Only a devices hierarchy has the devices.allow DevicesDir opens.
+            if let Some(dir) =
+                conventional(V1_DEVICES_ROOT, rel, pid).and_then(|p| v1::DevicesDir::open(p).ok())
+            {
+                return Ok(DeviceCgroup::V1(dir));
+            }
+            let path = resolve(rel, &|m| {
                 m.fstype == "cgroup" && m.super_options.split(',').any(|o| o == "devices")
-            })
+            })?
             .ok_or(CgroupError::NotFound {
                 what: "devices cgroup mount",
                 path: mounts_path,
@@ -264,9 +310,11 @@ impl V2Cgroup {
                 }
             }
         }
-        // 3. Every level up to the root must now allow the devices.
+        // 3. Every level up to the root must now allow the devices: the
+        // container's own levels by the programs step 2 saw or attached
+        // there, the levels above by asking the kernel.
         if result.is_ok() {
-            result = self.judge(&access, top);
+            result = self.judge(&access, top, &changes);
         }
         let changed = changes.iter().any(v2::V2Change::changed)
             || scope_change.as_ref().is_some_and(|c| !c.added.is_empty());
@@ -289,9 +337,19 @@ impl V2Cgroup {
     }
 
     /// Judges every level; levels above `top` are not the container's own.
-    fn judge(&self, access: &[DeviceAccess], top: usize) -> Result<(), CgroupError> {
+    /// `own[i]` is what step 2 left on level `i` (up to `top`).
+    fn judge(
+        &self,
+        access: &[DeviceAccess],
+        top: usize,
+        own: &[v2::V2Change],
+    ) -> Result<(), CgroupError> {
         for (i, (path, dir)) in self.levels.iter().enumerate() {
-            match v2::judge(dir.as_fd(), access)? {
+            let judgement = match own.get(i) {
+                Some(change) if i <= top => v2::judge_programs(&change.attached, access),
+                _ => v2::judge(dir.as_fd(), access)?,
+            };
+            match judgement {
                 v2::Judgement::Allowed => {}
                 v2::Judgement::Unknown { id, why } => log::warn!(
                     "cannot tell whether device program {id} on {} allows the GPU ({why})",
@@ -333,4 +391,23 @@ fn wait_for_new_program(dir: std::os::fd::BorrowedFd, before: &[u32]) {
         }
     }
     log::warn!("systemd did not replace its device program within {SYSTEMD_APPLY_WAIT:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conventional_path_must_list_the_pid() {
+        let root = std::env::temp_dir().join(format!("amd-cg-{}", std::process::id()));
+        let dir = root.join("runc/ctr");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), "12\n345\n").unwrap();
+        let r = root.to_str().unwrap();
+        assert_eq!(conventional(r, "/runc/ctr", 345), Some(dir.clone()));
+        assert_eq!(conventional(r, "/runc/ctr", 34), None, "whole lines only");
+        assert_eq!(conventional(r, "/runc/other", 345), None);
+        assert_eq!(conventional(r, "/runc/ctr/../ctr", 345), None, "no ..");
+        std::fs::remove_dir_all(root).unwrap();
+    }
 }

@@ -12,7 +12,10 @@ pub struct Insn {
     pub imm: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<Insn>() == 8);
+/// Bytes per instruction (`struct bpf_insn`).
+pub const INSN_SIZE: usize = 8;
+
+const _: () = assert!(std::mem::size_of::<Insn>() == INSN_SIZE);
 
 // Instruction classes.
 pub const LD: u8 = 0x00;

@@ -107,6 +107,17 @@ struct Replacement {
 pub struct V2Change {
     cgroup: Option<OwnedFd>,
     replaced: Vec<Replacement>,
+    /// Every program attached to the cgroup afterwards, as this call saw or
+    /// made it: what [`judge_programs`] judges the level by.
+    pub attached: Vec<Program>,
+}
+
+/// A device program: id, name and (translated or loaded) instructions.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub id: u32,
+    pub name: String,
+    pub insns: Vec<Insn>,
 }
 
 impl V2Change {
@@ -192,6 +203,7 @@ pub(crate) fn allow_devices_with(
     let mut change = V2Change {
         cgroup: None,
         replaced: Vec::new(),
+        attached: Vec::new(),
     };
     let (flags, ids) = sys::query(cgroup_dir)?;
     if ids.is_empty() || devices.is_empty() {
@@ -201,8 +213,9 @@ pub(crate) fn allow_devices_with(
     for id in ids {
         let result = replace_one(cgroup_dir, flags, id, devices, fallback_rules, force_rules);
         match result {
-            Ok(None) => {}
-            Ok(Some(r)) => {
+            Ok(Outcome::Kept(p)) => change.attached.push(p),
+            Ok(Outcome::Replaced(r, p)) => {
+                change.attached.push(p);
                 log::debug!(
                     "cgroup v2: program {} replaced by {} ({:?})",
                     id,
@@ -234,6 +247,12 @@ pub(crate) fn allow_devices_with(
     Ok(change)
 }
 
+/// What [`replace_one`] did with a program, and the program now attached.
+enum Outcome {
+    Kept(Program),
+    Replaced(Replacement, Program),
+}
+
 /// Replaces program `id` if it denies any of `devices`.
 fn replace_one(
     cgroup: BorrowedFd,
@@ -242,7 +261,7 @@ fn replace_one(
     devices: &[DeviceAccess],
     fallback_rules: &[LinuxDeviceCgroup],
     force_rules: bool,
-) -> Result<Option<Replacement>, BpfError> {
+) -> Result<Outcome, BpfError> {
     let old = sys::prog_fd_by_id(id)?;
     let info = sys::prog_info(old.as_fd(), id)?;
     let denied: Vec<(u32, u32)> = devices
@@ -257,7 +276,11 @@ fn replace_one(
             "cgroup v2: program {id} ({:?}) already allows the devices",
             info.name
         );
-        return Ok(None);
+        return Ok(Outcome::Kept(Program {
+            id,
+            name: info.name,
+            insns: info.insns,
+        }));
     }
     if info.prog_type != BPF_PROG_TYPE_CGROUP_DEVICE {
         // Cannot happen for this attach type; refuse rather than guess.
@@ -273,7 +296,7 @@ fn replace_one(
             program::allow_prefix(&denied).map_err(|_| BpfError::TooLarge(denied.len()))?;
         prog.extend_from_slice(&info.insns);
         match sys::prog_load(&prog, PREFIX_NAME) {
-            Ok(fd) => loaded = Some((fd, Build::Prefix)),
+            Ok(fd) => loaded = Some((fd, Build::Prefix, prog)),
             Err(e) => log::warn!(
                 "cgroup v2: program {id} cannot be loaded again behind an allow-prefix, \
                  building one from the spec's device rules instead: {e}"
@@ -288,23 +311,34 @@ fn replace_one(
             info.nr_map_ids
         );
     }
-    let (new, build) = match loaded {
+    let (new, build, insns) = match loaded {
         Some(l) => l,
         None => {
             let prog = rules_program(fallback_rules, devices)?;
-            (sys::prog_load(&prog, RULES_NAME)?, Build::Rules)
+            (sys::prog_load(&prog, RULES_NAME)?, Build::Rules, prog)
         }
     };
-    let new_id = sys::prog_info(new.as_fd(), 0).map_or(0, |i| i.id);
+    let new_id = sys::prog_id(new.as_fd()).unwrap_or(0);
     swap(cgroup, flags, &old, id, &new, new_id)?;
-    Ok(Some(Replacement {
-        old,
-        old_id: id,
-        new,
-        new_id,
-        flags,
-        build,
-    }))
+    let name = match build {
+        Build::Prefix => PREFIX_NAME,
+        Build::Rules => RULES_NAME,
+    };
+    Ok(Outcome::Replaced(
+        Replacement {
+            old,
+            old_id: id,
+            new,
+            new_id,
+            flags,
+            build,
+        },
+        Program {
+            id: new_id,
+            name: name.into(),
+            insns,
+        },
+    ))
 }
 
 /// The spec's rules, runc's default rules (runc appends them to every
@@ -412,13 +446,27 @@ pub enum Judgement {
 /// Judges the programs attached directly to this cgroup: do they allow
 /// read, write and mknod of every device in `devices`?
 pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgement, BpfError> {
-    let mut unknown = None;
+    let mut programs = Vec::new();
     for id in sys::query(cgroup_dir)?.1 {
         let fd = sys::prog_fd_by_id(id)?;
         let info = sys::prog_info(fd.as_fd(), id)?;
-        if info.insns.is_empty() {
+        programs.push(Program {
+            id,
+            name: info.name,
+            insns: info.insns,
+        });
+    }
+    Ok(judge_programs(&programs, devices))
+}
+
+/// [`judge`] on programs already at hand (those [`allow_devices`] just
+/// examined or attached: [`V2Change::attached`]), without a syscall.
+pub fn judge_programs(programs: &[Program], devices: &[DeviceAccess]) -> Judgement {
+    let mut unknown = None;
+    for p in programs {
+        if p.insns.is_empty() {
             unknown.get_or_insert(Judgement::Unknown {
-                id,
+                id: p.id,
                 why: "its instructions cannot be read".into(),
             });
             continue;
@@ -426,25 +474,25 @@ pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgeme
         for d in devices {
             for acc in 1..=interp::ACC_ALL {
                 match interp::run(
-                    &info.insns,
+                    &p.insns,
                     interp::DevCtx::new(interp::DEV_CHAR, acc, d.major, d.minor),
                 ) {
                     interp::Verdict::Allow => {}
                     interp::Verdict::Deny => {
-                        return Ok(Judgement::Denied {
-                            id,
-                            name: info.name,
+                        return Judgement::Denied {
+                            id: p.id,
+                            name: p.name.clone(),
                             device: *d,
-                        })
+                        }
                     }
                     interp::Verdict::Unknown(why) => {
-                        unknown.get_or_insert(Judgement::Unknown { id, why });
+                        unknown.get_or_insert(Judgement::Unknown { id: p.id, why });
                     }
                 }
             }
         }
     }
-    Ok(unknown.unwrap_or(Judgement::Allowed))
+    unknown.unwrap_or(Judgement::Allowed)
 }
 
 /// Does the set of programs attached to this cgroup allow every non-empty

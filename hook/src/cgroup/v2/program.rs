@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 /// to whatever follows for anything else. Only R2–R4 are written; R1 (the
 /// context pointer the following code starts from) is left intact, and the
 /// verifier guarantees the following code reads no other register before
-/// writing it.
+/// writing it. Consecutive minors of a major are tested as one range (a GPU's
+/// card and render minors usually are), which keeps the program short: the
+/// kernel's verifier, whose time grows with the instructions it walks, runs
+/// at every GPU container start.
 ///
 /// ```text
 ///     r2 = *(u32 *)(r1 + 0)      ; access_type
@@ -19,8 +22,10 @@ use std::collections::BTreeMap;
 ///     r3 = *(u32 *)(r1 + 4)      ; major
 ///     r4 = *(u32 *)(r1 + 8)      ; minor
 ///     if w3 != MAJ1 goto maj2    ; one block per major
-///     if w4 == MIN goto allow    ; one jump per minor
-///     ...
+///     if w4 == MIN goto allow    ; a single minor
+///     if w4 < LO goto next       ; a range LO..=HI
+///     if w4 <= HI goto allow
+/// next: ...
 /// majN:
 ///     goto old
 /// allow:
@@ -31,10 +36,7 @@ use std::collections::BTreeMap;
 pub fn allow_prefix(devices: &[(u32, u32)]) -> Result<Vec<Insn>, JumpTooFar> {
     let mut by_major: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for &(major, minor) in devices {
-        let minors = by_major.entry(major).or_default();
-        if !minors.contains(&minor) {
-            minors.push(minor);
-        }
+        by_major.entry(major).or_default().push(minor);
     }
     let mut a = Asm::default();
     let (allow, old) = (a.label(), a.label());
@@ -43,11 +45,20 @@ pub fn allow_prefix(devices: &[(u32, u32)]) -> Result<Vec<Insn>, JumpTooFar> {
     a.jmp_k(JMP32, JNE, R2, DEV_CHAR as i32, old);
     a.push(ldx_w(R3, R1, 4));
     a.push(ldx_w(R4, R1, 8));
-    for (major, minors) in by_major {
+    for (major, mut minors) in by_major {
+        minors.sort_unstable();
+        minors.dedup();
         let next = a.label();
         a.jmp_k(JMP32, JNE, R3, major as i32, next);
-        for minor in minors {
-            a.jmp_k(JMP32, JEQ, R4, minor as i32, allow);
+        for (lo, hi) in ranges(&minors) {
+            if lo == hi {
+                a.jmp_k(JMP32, JEQ, R4, lo as i32, allow);
+            } else {
+                let past = a.label();
+                a.jmp_k(JMP32, JLT, R4, lo as i32, past);
+                a.jmp_k(JMP32, JLE, R4, hi as i32, allow);
+                a.bind(past);
+            }
         }
         a.bind(next);
     }
@@ -57,6 +68,18 @@ pub fn allow_prefix(devices: &[(u32, u32)]) -> Result<Vec<Insn>, JumpTooFar> {
     a.push(exit());
     a.bind(old);
     a.finish()
+}
+
+/// Sorted, deduplicated numbers as inclusive runs of consecutive values.
+fn ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &n in sorted {
+        match out.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(n) => *hi = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }
 
 /// One device rule, normalized: `dev_type` None = "a" (block and char),
@@ -475,12 +498,50 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn prefix_tests_consecutive_minors_as_ranges() {
+        assert_eq!(ranges(&[1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
+        assert_eq!(
+            ranges(&[u32::MAX - 1, u32::MAX]),
+            vec![(u32::MAX - 1, u32::MAX)]
+        );
+        // 8 GPUs: kfd and 16 drm minors in two runs.
+        let mut devices = vec![(238, 0)];
+        for i in 1..=8 {
+            devices.push((226, i));
+            devices.push((226, 127 + i));
+        }
+        let old = runc_default_program();
+        let mut prog = allow_prefix(&devices).unwrap();
+        // 5 header + (1 + 1) for 238 + (1 + 2 + 2) for 226 + ja + 2 allow
+        assert_eq!(prog.len(), 5 + 2 + 5 + 1 + 2);
+        prog.extend_from_slice(&old);
+        for min in 0..=140 {
+            let want = (1..=8).contains(&min) || (128..=135).contains(&min);
+            assert_eq!(allows_char_rwm(&prog, 226, min), want, "226:{min}");
+        }
+        assert!(allows_char_rwm(&prog, 238, 0));
+        assert!(!allows_char_rwm(&prog, 238, 1));
+        assert!(
+            allows_char_rwm(&prog, 1, 3),
+            "the old program still decides"
+        );
+    }
+
+    #[test]
     fn prefix_handles_numbers_above_i32_max() {
         let old = runc_default_program();
         let mut prog = allow_prefix(&[(u32::MAX, 0x8000_0000)]).unwrap();
         prog.extend_from_slice(&old);
         assert!(allows_char_rwm(&prog, u32::MAX, 0x8000_0000));
         assert!(!allows_char_rwm(&prog, u32::MAX, 0x7fff_ffff));
+        let mut range =
+            allow_prefix(&[(7, u32::MAX - 1), (7, u32::MAX), (7, 0x8000_0000)]).unwrap();
+        range.extend_from_slice(&old);
+        assert!(allows_char_rwm(&range, 7, u32::MAX));
+        assert!(allows_char_rwm(&range, 7, u32::MAX - 1));
+        assert!(allows_char_rwm(&range, 7, 0x8000_0000));
+        assert!(!allows_char_rwm(&range, 7, u32::MAX - 2));
+        assert!(!allows_char_rwm(&range, 7, 0x7fff_ffff));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Each command gets its own `repr(C)` prefix of `union bpf_attr` (the
 //! kernel accepts a shorter attr and zero-fills the rest).
 
-use super::insn::{as_bytes, from_bytes, Insn};
+use super::insn::{as_bytes, from_bytes, Insn, INSN_SIZE};
 use super::BpfError;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -142,7 +142,6 @@ const _: () = assert!(std::mem::offset_of!(ProgInfoHead, name) == 64);
 
 pub struct ProgInfo {
     pub prog_type: u32,
-    pub id: u32,
     pub name: String,
     pub nr_map_ids: u32,
     /// The translated instructions; empty when the kernel does not show
@@ -160,29 +159,38 @@ fn get_info(fd: BorrowedFd, info: &mut ProgInfoHead) -> io::Result<()> {
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map(|_| ())
 }
 
+/// Instructions read with the first BPF_OBJ_GET_INFO_BY_FD call; runc's and
+/// systemd's device programs are far smaller, so one call is the rule.
+const FIRST_READ_INSNS: usize = 512;
+
 pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
     let err = |source| BpfError::Syscall {
         cmd: "BPF_OBJ_GET_INFO_BY_FD",
         what: format!("program {id}"),
         source,
     };
-    let mut head = ProgInfoHead::default();
+    // The kernel reports the full length and copies at most what we gave.
+    let mut bytes = vec![0u8; FIRST_READ_INSNS * INSN_SIZE];
+    let mut head = ProgInfoHead {
+        xlated_prog_len: bytes.len() as u32,
+        xlated_prog_insns: bytes.as_mut_ptr() as u64,
+        ..Default::default()
+    };
     get_info(fd, &mut head).map_err(err)?;
     let len = head.xlated_prog_len as usize;
-    let mut bytes = vec![0u8; len];
-    if len > 0 {
-        let mut second = ProgInfoHead {
+    if len > bytes.len() {
+        bytes = vec![0u8; len];
+        head = ProgInfoHead {
             xlated_prog_len: len as u32,
             xlated_prog_insns: bytes.as_mut_ptr() as u64,
             ..Default::default()
         };
-        get_info(fd, &mut second).map_err(err)?;
-        // The kernel reports the full size and copies at most what we gave.
-        bytes.truncate((second.xlated_prog_len as usize).min(len));
-        // Some kernels zero the pointer instead of filling it.
-        if second.xlated_prog_insns == 0 {
-            bytes.clear();
-        }
+        get_info(fd, &mut head).map_err(err)?;
+    }
+    bytes.truncate((head.xlated_prog_len as usize).min(len));
+    // The kernel zeroes the pointer when it may not show the instructions.
+    if head.xlated_prog_insns == 0 {
+        bytes.clear();
     }
     let name_len = head
         .name
@@ -191,11 +199,16 @@ pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
         .unwrap_or(BPF_OBJ_NAME_LEN);
     Ok(ProgInfo {
         prog_type: head.prog_type,
-        id: head.id,
         name: String::from_utf8_lossy(&head.name[..name_len]).into_owned(),
         nr_map_ids: head.nr_map_ids,
         insns: from_bytes(&bytes),
     })
+}
+
+/// The id of a program (one call, no instructions).
+pub fn prog_id(fd: BorrowedFd) -> io::Result<u32> {
+    let mut head = ProgInfoHead::default();
+    get_info(fd, &mut head).map(|()| head.id)
 }
 
 #[repr(C)]
