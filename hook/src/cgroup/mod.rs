@@ -101,8 +101,10 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// Is the host's cgroup hierarchy unified (v2 only)? Decided the way runc
 /// decides it: by the filesystem type at /sys/fs/cgroup.
 fn unified() -> bool {
+    // SAFETY: statfs is plain old data; all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     let path = c"/sys/fs/cgroup";
+    // SAFETY: a NUL-terminated path and a buffer of the type statfs writes.
     unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
 }
 
