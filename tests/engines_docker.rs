@@ -6,7 +6,7 @@
 //! and a reload the same without `--runtime`; after `--remove` the runtime is
 //! gone and daemon.json is as before.
 //!
-//! The device oracle inside a container (shared/notes/platform.md): a node
+//! The device oracle inside a container (README.md, "Testing without a GPU"): a node
 //! that is absent gives `No such file or directory`, one the device cgroup
 //! allows `No such device or address` (no driver on this host).
 

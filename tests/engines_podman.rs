@@ -6,7 +6,7 @@
 //! the live hook (`prestart`) and Podman's `precreate` spec filter
 //! (`--precreate`); cgroup v1 and v2.
 //!
-//! The device oracle inside a container (shared/notes/platform.md): a node
+//! The device oracle inside a container (README.md, "Testing without a GPU"): a node
 //! that is absent gives `No such file or directory`, one the device cgroup
 //! allows `No such device or address` (no driver on this host).
 

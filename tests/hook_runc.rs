@@ -2,7 +2,7 @@
 //! busybox containers on the fake hardware of tests/fakehw/, cgroup v1 and v2,
 //! the hook registered in config.json as an engine would register it.
 //!
-//! The device oracle inside a container (shared/notes/platform.md): opening a
+//! The device oracle inside a container (README.md, "Testing without a GPU"): opening a
 //! node that is absent gives `No such file or directory`, one the device cgroup
 //! denies `Operation not permitted`, one it allows (no driver here) `No such
 //! device or address`.

@@ -4,7 +4,7 @@
 //! - The container side: [`crate::runc::PROBE`] run in a busybox image
 //!   (`localhost/bb:test` / `bb:test`, imported from tests/fakehw/make-bundle.sh's
 //!   rootfs), judged by [`assert_gpu0_only`] / [`assert_no_gpu`] with the device
-//!   oracle of shared/notes/platform.md.
+//!   oracle of README.md, "Testing without a GPU".
 //! - [`Dockerd`]: a private dockerd inside the fake-hardware mount namespace,
 //!   stopped (and its state removed) when dropped, also when the test panics.
 //!   The host's Docker (daemon, /etc/docker, /run/docker, /var/lib/docker,
