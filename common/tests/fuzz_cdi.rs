@@ -10,7 +10,7 @@
 //! spec reads back equal; a document nested deeper than the limit is refused
 //! as too deep.
 
-mod fuzzkit;
+use amd_ctk_e2e::fuzzkit;
 
 use amd_container_common::cdi::{
     self, compare_with_hardware, minimum_version, read_spec, validate_device_name, validate_kind,
@@ -224,11 +224,7 @@ fn read_one(seed: u64, format: Format) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: fuzzkit::cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(fuzzkit::config())]
 
     #[test]
     fn json_documents_never_panic(seed in any::<u64>()) {

@@ -10,7 +10,7 @@
 //! error names the variable and the value; a parsed PCI address prints as
 //! something that parses back to it.
 
-mod fuzzkit;
+use amd_ctk_e2e::fuzzkit;
 
 use amd_container_common::request::{find_request, Request, RequestVar};
 use amd_container_common::{DeviceNode, Gpu, Inventory, PciAddress};
@@ -101,11 +101,7 @@ fn value(g: &mut Gen) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: fuzzkit::cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(fuzzkit::config())]
 
     #[test]
     fn parse_and_resolve_never_panic(seed in any::<u64>()) {

@@ -6,12 +6,11 @@
 //! values (statuses, pids at the edges, bundles and root paths that are
 //! empty, relative, absolute or hold a NUL, `AMD_VISIBLE_DEVICES` values),
 //! serialized, half of them mutated byte-wise, plus raw bytes (see
-//! common/tests/fuzzkit). Properties: nothing panics; what parses gives a
+//! tests/harness/fuzzkit.rs). Properties: nothing panics; what parses gives a
 //! config path, an rootfs path and a request decision without panicking;
 //! precreate's edit is idempotent.
 
-#[path = "../../common/tests/fuzzkit/mod.rs"]
-mod fuzzkit;
+use amd_ctk_e2e::fuzzkit;
 
 use amd_container_common::request::{find_request, Request};
 use amd_container_common::{ContainerEdits, DeviceNode};
@@ -173,11 +172,7 @@ fn edits(g: &mut Gen) -> ContainerEdits {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: fuzzkit::cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(fuzzkit::config())]
 
     #[test]
     fn state_reader_never_panics(seed in any::<u64>()) {

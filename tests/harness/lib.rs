@@ -2,6 +2,7 @@
 //! fixtures are, running a binary under umockdev, and the root/CI policy.
 
 pub mod engines;
+pub mod fuzzkit;
 pub mod runc;
 
 /// Declares `mod $name { fn v1(); fn v2() }`: one test per cgroup version,

@@ -7,15 +7,14 @@
 //! ALU64 with immediates and registers, context loads, 32- and 64-bit jumps,
 //! exit), with registers and offsets mostly in range and sometimes not, and
 //! from the programs we build ourselves; plus raw bytes (see
-//! common/tests/fuzzkit). Properties:
+//! tests/harness/fuzzkit.rs). Properties:
 //! - decoding any bytes never panics and encodes back to the same bytes;
 //! - running any program on any context never panics;
 //! - a program built from rules decides as the rules say ([`rules_allow`]);
 //! - an allow-prefix in front of any program allows its devices and leaves
 //!   every other decision of the program as it was.
 
-#[path = "../../../../common/tests/fuzzkit/mod.rs"]
-mod fuzzkit;
+use amd_ctk_e2e::fuzzkit;
 
 use super::insn::*;
 use super::interp::{allows_char_rwm, run, DevCtx, Verdict, ACC_ALL, DEV_BLOCK, DEV_CHAR};
@@ -167,11 +166,7 @@ fn rule(g: &mut Gen) -> Rule {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: fuzzkit::cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(fuzzkit::config())]
 
     #[test]
     fn decoding_any_bytes_round_trips(seed in any::<u64>()) {

@@ -1,5 +1,6 @@
 //! Cheap generators for the property tests of issue 9, item 10, shared by
-//! common/tests/fuzz_*.rs and hook's (included there with `#[path]`).
+//! common/tests/fuzz_*.rs, hook/tests/fuzz_container.rs and the hook's BPF
+//! fuzz module (a dev-dependency of both crates).
 //!
 //! proptest runs each property 100 000 times and draws one `u64` seed per
 //! case; [`Gen`] turns the seed into an input. Building inputs from a seed
@@ -11,8 +12,7 @@
 //! the parser's own vocabulary (so that most get past the first byte), then
 //! mutated byte-wise (flips, cuts, splices, duplicated spans), plus raw bytes.
 
-#![allow(dead_code)]
-
+use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Value};
 
 /// Cases per property: 100 000, or `PROPTEST_CASES` when set (a longer
@@ -22,6 +22,16 @@ pub fn cases() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000)
+}
+
+/// The proptest configuration of every property: [`cases`] cases, no
+/// failure-persistence files (a failure prints its seed instead).
+pub fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// A xorshift64* generator.
