@@ -90,11 +90,11 @@ fn value(g: &mut Gen) -> String {
     for _ in 0..g.below(10) {
         match g.below(9) {
             0 | 1 => s.push_str(&g.below(20).to_string()),
-            2 => s.push_str(&g.next().to_string()),
-            3 => s.push_str(&format!("{:#x}", g.next())),
-            4 => s.push_str(&format!("{:x}", g.next() >> g.below(64))),
+            2 => s.push_str(&g.next_u64().to_string()),
+            3 => s.push_str(&format!("{:#x}", g.next_u64())),
+            4 => s.push_str(&format!("{:x}", g.next_u64() >> g.below(64))),
             5..=7 => s.push_str(g.pick::<&str>(WORDS)),
-            _ => s.push(char::from_u32(g.next() as u32 % 0x11_0000).unwrap_or('x')),
+            _ => s.push(char::from_u32(g.next_u64() as u32 % 0x11_0000).unwrap_or('x')),
         }
     }
     s
@@ -164,10 +164,10 @@ proptest! {
             _ => {
                 let mut s = format!(
                     "{:x}:{:x}:{:x}.{:x}",
-                    g.next() >> g.below(64),
-                    g.next() >> g.below(64),
-                    g.next() >> g.below(64),
-                    g.next() >> g.below(64)
+                    g.next_u64() >> g.below(64),
+                    g.next_u64() >> g.below(64),
+                    g.next_u64() >> g.below(64),
+                    g.next_u64() >> g.below(64)
                 );
                 if g.one_in(2) {
                     let mut b = s.into_bytes();

@@ -161,11 +161,11 @@ fn edits(g: &mut Gen) -> ContainerEdits {
         device_nodes: (0..g.below(4))
             .map(|i| DeviceNode {
                 path: format!("/dev/dri/renderD{}", 128 + i).into(),
-                major: g.next() as u32,
+                major: g.next_u64() as u32,
                 minor: g.below(300) as u32,
                 mode: 0o666,
                 uid: 0,
-                gid: g.next() as u32,
+                gid: g.next_u64() as u32,
             })
             .collect(),
     }

@@ -43,7 +43,7 @@ impl Gen {
         Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -52,7 +52,7 @@ impl Gen {
 
     /// Uniform in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// True once in `n`.
@@ -79,13 +79,13 @@ impl Gen {
                 65535,
                 65536,
             ]),
-            _ => self.next() as i64,
+            _ => self.next_u64() as i64,
         }
     }
 
     pub fn bytes(&mut self, max: usize) -> Vec<u8> {
         let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 
     /// A short string: vocabulary, digits, odd characters.
@@ -95,7 +95,9 @@ impl Gen {
             match self.below(6) {
                 0..=2 if !vocabulary.is_empty() => s.push_str(self.pick::<&str>(vocabulary)),
                 3 => s.push_str(&self.int().to_string()),
-                4 => s.push(char::from_u32(self.next() as u32 % 0x11_0000).unwrap_or('\u{fffd}')),
+                4 => {
+                    s.push(char::from_u32(self.next_u64() as u32 % 0x11_0000).unwrap_or('\u{fffd}'))
+                }
                 _ => s.push(*self.pick(&['/', '.', '-', '=', ':', ',', ' ', '\n', '\0', 'a', 'é'])),
             }
         }
@@ -110,7 +112,7 @@ impl Gen {
             0 => Value::Null,
             1 => Value::Bool(self.one_in(2)),
             2 => Value::from(self.int()),
-            3 if self.one_in(4) => Value::from(self.next() as f64 / 7.0),
+            3 if self.one_in(4) => Value::from(self.next_u64() as f64 / 7.0),
             3 | 4 => Value::from(self.string(words)),
             5 => {
                 let n = self.below(4);
@@ -177,7 +179,7 @@ impl Gen {
                 }
                 _ => {
                     let i = self.below(len + 1);
-                    let n = self.next() as u8;
+                    let n = self.next_u64() as u8;
                     bytes.insert(i, n);
                 }
             }

@@ -32,7 +32,7 @@ fn reg(g: &mut Gen) -> u8 {
 
 fn off(g: &mut Gen) -> i16 {
     match g.below(40) {
-        0 => g.next() as i16,
+        0 => g.next_u64() as i16,
         // Backward: loops, up to the interpreter's step limit.
         1 => -(g.below(4) as i16),
         _ => g.below(6) as i16,
@@ -96,7 +96,7 @@ fn insn(g: &mut Gen) -> Insn {
             };
             Insn::new(class | op | src, reg(g), reg(g), off(g), imm)
         }
-        _ => Insn::new(g.next() as u8, reg(g), reg(g), off(g), imm(g)),
+        _ => Insn::new(g.next_u64() as u8, reg(g), reg(g), off(g), imm(g)),
     }
 }
 
@@ -133,15 +133,15 @@ fn ctx(g: &mut Gen) -> DevCtx {
     let major = if g.one_in(2) {
         *g.pick(&[226, 238, 1, 5, 136])
     } else {
-        g.next() as u32
+        g.next_u64() as u32
     };
     let minor = if g.one_in(2) {
         g.below(300) as u32
     } else {
-        g.next() as u32
+        g.next_u64() as u32
     };
     let dev_type = if g.one_in(8) {
-        g.next() as u32 & 0xffff
+        g.next_u64() as u32 & 0xffff
     } else {
         *g.pick(&[DEV_CHAR, DEV_BLOCK])
     };
