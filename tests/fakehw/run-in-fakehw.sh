@@ -134,13 +134,7 @@ if [ ! -f "$cache/.complete" ]; then
     [ -z "$bad" ] || { rm -rf "$tmp"; die "absolute symlink in the sysfs tree: $bad"; }
     mkdir -p "$tmp/sys/fs/cgroup"
     # device nodes: every block with an N: line, major:minor from its dev attribute
-    awk '
-        function flush() { if (n != "" && dev != "") print n, dev; n = ""; dev = "" }
-        /^P: / { flush() }
-        /^N: / { n = substr($0, 4); sub(/=.*/, "", n) }
-        /^A: dev=/ { dev = substr($0, 8); sub(/\\n$/, "", dev); sub(/:/, " ", dev) }
-        END { flush() }
-    ' "$fixture" > "$tmp/nodes"
+    awk -f "$(dirname "$me")/fixture-nodes.awk" "$fixture" > "$tmp/nodes"
     touch "$tmp/.complete"
     if ! mv -T "$tmp" "$cache" 2>/dev/null; then
         rm -rf "$tmp"   # another run built it concurrently

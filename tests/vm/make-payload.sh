@@ -29,11 +29,5 @@ umockdev-run -d "$fixture" -- sh -c 'cp -a "$UMOCKDEV_DIR/sys" "$1/sys"' sh "$ou
 tar -C "$out/sysfs" -cf "$out/sysfs.tar" sys
 rm -rf "$out/sysfs"
 # The fixture's device nodes: "NAME MAJOR MINOR", from each block's N: line and dev attribute.
-awk '
-    function flush() { if (n != "" && dev != "") print n, dev; n = ""; dev = "" }
-    /^P: / { flush() }
-    /^N: / { n = substr($0, 4); sub(/=.*/, "", n) }
-    /^A: dev=/ { dev = substr($0, 8); sub(/\\n$/, "", dev); sub(/:/, " ", dev) }
-    END { flush() }
-' "$fixture" > "$out/nodes"
+awk -f "$here/../fakehw/fixture-nodes.awk" "$fixture" > "$out/nodes"
 basename "$fixture" .umockdev > "$out/fixture-name"
