@@ -35,9 +35,10 @@ pub struct Outcome {
     pub bind_mounted: bool,
 }
 
-fn ns_inode(path: &str) -> Result<u64, InjectError> {
+/// Identity (device, inode) of a namespace file such as `/proc/PID/ns/mnt`.
+fn ns_id(path: &str) -> Result<(u64, u64), InjectError> {
     std::fs::metadata(path)
-        .map(|m| m.ino())
+        .map(|m| (m.dev(), m.ino()))
         .map_err(|source| InjectError::Namespace {
             path: path.into(),
             source,
@@ -51,19 +52,11 @@ pub fn inject(
     spec: &Spec,
     edits: &ContainerEdits,
 ) -> Result<Outcome, InjectError> {
-    let ns_id = |path: &str| {
-        std::fs::metadata(path)
-            .map(|m| (m.dev(), m.ino()))
-            .map_err(|source| InjectError::Namespace {
-                path: path.into(),
-                source,
-            })
-    };
     if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
     }
     let mut cgroup = DeviceCgroup::open(pid)?;
-    let userns = ns_inode(&format!("/proc/{pid}/ns/user"))? != ns_inode("/proc/self/ns/user")?;
+    let userns = ns_id(&format!("/proc/{pid}/ns/user"))? != ns_id("/proc/self/ns/user")?;
     // Host nodes are opened before entering the container's namespace; with a
     // user namespace they are bind-mounted because mknod is refused there.
     let host_fds = if userns {

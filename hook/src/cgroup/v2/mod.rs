@@ -446,6 +446,12 @@ pub enum Judgement {
 /// Judges the programs attached directly to this cgroup: do they allow
 /// read, write and mknod of every device in `devices`?
 pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgement, BpfError> {
+    Ok(judge_programs(&attached_programs(cgroup_dir)?, devices))
+}
+
+/// The BPF_CGROUP_DEVICE programs attached to this cgroup, with their
+/// translated instructions (empty when the kernel does not show them).
+fn attached_programs(cgroup_dir: BorrowedFd) -> Result<Vec<Program>, BpfError> {
     let mut programs = Vec::new();
     for id in sys::query(cgroup_dir)?.1 {
         let fd = sys::prog_fd_by_id(id)?;
@@ -456,7 +462,7 @@ pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgeme
             insns: info.insns,
         });
     }
-    Ok(judge_programs(&programs, devices))
+    Ok(programs)
 }
 
 /// [`judge`] on programs already at hand (those [`allow_devices`] just
@@ -505,14 +511,11 @@ pub fn is_allowed(
     minor: u32,
     access: Access,
 ) -> Result<bool, BpfError> {
-    let (_, ids) = sys::query(cgroup_dir)?;
-    for id in ids {
-        let fd = sys::prog_fd_by_id(id)?;
-        let info = sys::prog_info(fd.as_fd(), id)?;
+    for p in attached_programs(cgroup_dir)? {
         let all = (1..=access.0)
             .filter(|sub| sub & !access.0 == 0)
-            .all(|sub| interp::allows_char(&info.insns, major, minor, sub));
-        if info.insns.is_empty() || !all {
+            .all(|sub| interp::allows_char(&p.insns, major, minor, sub));
+        if p.insns.is_empty() || !all {
             return Ok(false);
         }
     }
