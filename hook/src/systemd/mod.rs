@@ -168,7 +168,9 @@ impl Scope {
         }
     }
 
-    fn get(&mut self, property: &'static str, sig: &str) -> Result<dbus::Message, SystemdError> {
+    /// `Properties.Get` of a Scope property: the reply, whose body is the
+    /// variant the caller reads with its expected signature.
+    fn get(&mut self, property: &'static str) -> Result<dbus::Message, SystemdError> {
         let object = self.object.clone();
         let reply = self.conn.call(
             &Method {
@@ -179,13 +181,11 @@ impl Scope {
             },
             &[Value::Str(SCOPE_IFACE.into()), Value::Str(property.into())],
         )?;
-        let mut r = Reader::new(&reply.body, reply.le);
-        r.variant(sig).map_err(|why| self.bad(property, why))?;
         Ok(reply)
     }
 
     fn get_str(&mut self, property: &'static str) -> Result<String, SystemdError> {
-        let reply = self.get(property, "s")?;
+        let reply = self.get(property)?;
         let mut r = Reader::new(&reply.body, reply.le);
         r.variant("s")
             .and_then(|()| r.str())
@@ -193,7 +193,7 @@ impl Scope {
     }
 
     fn device_allow(&mut self) -> Result<Vec<(String, String)>, SystemdError> {
-        let reply = self.get("DeviceAllow", "a(ss)")?;
+        let reply = self.get("DeviceAllow")?;
         let mut r = Reader::new(&reply.body, reply.le);
         r.variant("a(ss)")
             .and_then(|()| r.pair_array())
