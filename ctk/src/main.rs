@@ -67,7 +67,7 @@ pub enum CliError {
     #[error(transparent)]
     Discovery(#[from] amd_container_common::hardware::DiscoveryError),
     #[error(transparent)]
-    Edit(#[from] runtime_configure::EditError),
+    Configure(#[from] runtime_configure::ConfigureError),
     #[error(transparent)]
     NoGpu(#[from] amd_container_common::hardware::NoGpuError),
     #[error("{0}")]
@@ -88,7 +88,9 @@ fn main() -> ExitCode {
         Command::Gpu(c) => gpu_cmd::run(c),
         Command::GpuTracker(a) => tracker_cmd::run(a),
         Command::Runtime(RuntimeCommand::Configure(a))
-        | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
+        | Command::Configure(LegacyConfigureCommand::Runtime(a)) => {
+            runtime_configure::run(a).map_err(CliError::from)
+        }
         Command::PackageRemoval(a) => package_removal::run(a),
         Command::Version => {
             println!("amd-ctk version {}", env!("CARGO_PKG_VERSION"));

@@ -435,6 +435,36 @@ fn crio_hooks_and_drop_in() {
     assert_eq!(d.names("etc/crio/crio.conf.d"), Vec::<String>::new());
 }
 
+/// CRI-O's two files change together: when the hooks JSON cannot be written
+/// (its directory cannot be made: a regular file is in the way), the drop-in
+/// written just before it is taken back, and the admin's drop-in directory
+/// is as it was.
+#[test]
+fn crio_is_all_or_nothing() {
+    let d = Dir::new("crio-undo");
+    fs::write(d.p("blocker"), "a file, not a directory\n").unwrap();
+    let hooks = d.p("blocker/hooks.d");
+    let drop_in = d.p("etc/crio/crio.conf.d/99-amd-container-toolkit.conf");
+    fs::create_dir_all(drop_in.parent().unwrap()).unwrap();
+    let (h, c) = (hooks.display().to_string(), drop_in.display().to_string());
+    let err = fail(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--hooks-dir",
+        &h,
+        "--config",
+        &c,
+    ]);
+    assert!(err.contains("blocker"), "{err}");
+    assert_eq!(d.names("etc/crio/crio.conf.d"), Vec::<String>::new());
+    assert_eq!(
+        fs::read_to_string(d.p("blocker")).unwrap(),
+        "a file, not a directory\n"
+    );
+}
+
 #[test]
 fn options_that_do_not_apply_are_refused() {
     for (args, needle) in [

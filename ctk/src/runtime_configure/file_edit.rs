@@ -11,7 +11,7 @@
 //! it gets no backup; any other failure removes the temp file and the backup
 //! made by this run: nothing is left behind.
 
-use crate::CliError;
+use super::ConfigureError;
 use std::fs;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -86,6 +86,16 @@ pub enum EditError {
         path.display()
     )]
     MountPoint { path: PathBuf },
+    #[error(
+        "cannot lock {} within {secs}s: {holder} holds it (another amd-ctk, stopped or hung?); \
+         try again once it is gone",
+        dir.display()
+    )]
+    LockTimeout {
+        dir: PathBuf,
+        holder: String,
+        secs: f64,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -133,9 +143,8 @@ fn lock_timeout() -> std::time::Duration {
         .map_or(LOCK_TIMEOUT, std::time::Duration::from_secs_f64)
 }
 
-fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
-    let f = fs::File::open(dir)
-        .map_err(|e| CliError::Message(format!("cannot open {} to lock it: {e}", dir.display())))?;
+fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
+    let f = fs::File::open(dir).map_err(io_err("open (to lock)", dir))?;
     let timeout = lock_timeout();
     let start = std::time::Instant::now();
     loop {
@@ -153,19 +162,13 @@ fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
                 let holder = lock_holders(&f)
                     .map(|p| format!("process {p}"))
                     .unwrap_or_else(|| "another process".into());
-                return Err(CliError::Message(format!(
-                    "cannot lock {} within {}s: {holder} holds it (another amd-ctk, stopped or \
-                     hung?); try again once it is gone",
-                    dir.display(),
-                    timeout.as_secs_f64()
-                )));
+                return Err(EditError::LockTimeout {
+                    dir: dir.to_path_buf(),
+                    holder,
+                    secs: timeout.as_secs_f64(),
+                });
             }
-            _ => {
-                return Err(CliError::Message(format!(
-                    "cannot lock {}: {e}",
-                    dir.display()
-                )))
-            }
+            _ => return Err(io_err("lock", dir)(e)),
         }
     }
 }
@@ -193,14 +196,11 @@ fn lock_holders(f: &fs::File) -> Option<String> {
     (!pids.is_empty()).then(|| pids.join(", "))
 }
 
-fn read(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
+fn read(path: &Path) -> Result<Option<Vec<u8>>, EditError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::Message(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(io_err("read", path)(e)),
     }
 }
 
@@ -324,16 +324,71 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
     Ok(())
 }
 
+/// How to take back one applied edit (the engine runner's undo, when a later
+/// file of the same run fails).
+#[derive(Debug)]
+pub enum Undo {
+    /// Nothing was changed (unchanged, or a dry run).
+    Nothing,
+    /// The file held `previous`: put it back and drop the backup this run made.
+    Restore {
+        path: PathBuf,
+        previous: Vec<u8>,
+        backup: Option<PathBuf>,
+    },
+    /// The file was created by this run: remove it.
+    Remove(PathBuf),
+}
+
+impl Undo {
+    /// Puts the file back as it was before the edit.
+    pub fn run(self) -> Result<(), EditError> {
+        match self {
+            Undo::Nothing => Ok(()),
+            Undo::Restore {
+                path,
+                previous,
+                backup,
+            } => {
+                let staged = if path.exists() {
+                    crate::output::stage_like(&path, &previous, &path)
+                } else {
+                    crate::output::stage(&path, &previous)
+                };
+                staged
+                    .and_then(|s| s.commit())
+                    .map_err(io_err("restore", &path))?;
+                if let Some(b) = backup {
+                    fs::remove_file(&b).map_err(io_err("remove the backup", &b))?;
+                }
+                Ok(())
+            }
+            Undo::Remove(path) => fs::remove_file(&path).map_err(io_err("remove", &path)),
+        }
+    }
+}
+
+/// [`apply_undoable`] for a single file, which needs no undo (the table tests).
+#[cfg(test)]
+pub fn apply<T>(
+    path: &Path,
+    opts: Options,
+    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
+) -> Result<(Outcome, T), ConfigureError> {
+    apply_undoable(path, opts, plan).map(|(outcome, info, _)| (outcome, info))
+}
+
 /// Reads `path` (`None` if missing), asks `plan` what to do, and does it:
 /// the whole read-decide-write under an exclusive lock on the file's
 /// directory. `plan` must be a pure function of the content: it runs again
 /// if the directory had to be created first. In dry-run mode nothing is
 /// created, locked or written; the would-be content is printed on stdout.
-pub fn apply<T>(
+/// Returns, with the outcome, how to take the change back.
+pub fn apply_undoable<T>(
     path: &Path,
     opts: Options,
-    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), CliError>,
-) -> Result<(Outcome, T), CliError> {
+    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
+) -> Result<(Outcome, T, Undo), ConfigureError> {
     let path = match resolve(path) {
         Resolved::File(p) => p,
         Resolved::Dangling {
@@ -344,7 +399,7 @@ pub fn apply<T>(
             // Nothing to read; fine as long as nothing is to be written.
             let (change, info) = plan(None)?;
             return match change {
-                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info)),
+                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info, Undo::Nothing)),
                 Change::Write(_) => Err(EditError::DanglingSymlink {
                     link,
                     target,
@@ -367,13 +422,13 @@ pub fn apply<T>(
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)
                     .and_then(|_| out.flush())
-                    .map_err(|e| CliError::Message(format!("cannot write to stdout: {e}")))?;
+                    .map_err(io_err("write", Path::new("(stdout)")))?;
                 Outcome::WouldWrite
             }
             Change::Delete if current.is_some() => Outcome::WouldDelete,
             Change::Delete => Outcome::Unchanged,
         };
-        return Ok((outcome, info));
+        return Ok((outcome, info, Undo::Nothing));
     }
     let mut lock = if dir.is_dir() {
         Some(lock_dir(&dir)?)
@@ -384,17 +439,18 @@ pub fn apply<T>(
     let (mut change, mut info) = plan(current.as_deref())?;
     if lock.is_none() {
         if change == Change::Unchanged || change == Change::Delete {
-            return Ok((Outcome::Unchanged, info));
+            return Ok((Outcome::Unchanged, info, Undo::Nothing));
         }
-        fs::create_dir_all(&dir)
-            .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         lock = Some(lock_dir(&dir)?);
         current = read(&path)?;
         (change, info) = plan(current.as_deref())?;
     }
-    let outcome = match change {
-        Change::Unchanged => Outcome::Unchanged,
-        Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => Outcome::Unchanged,
+    let (outcome, undo) = match change {
+        Change::Unchanged => (Outcome::Unchanged, Undo::Nothing),
+        Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => {
+            (Outcome::Unchanged, Undo::Nothing)
+        }
         Change::Write(bytes) => {
             check_replaceable(&dir, true)?;
             check_replaceable(&path, false)?;
@@ -411,21 +467,40 @@ pub fn apply<T>(
                 }
                 return Err(io_err("write", &path)(e).into());
             }
-            Outcome::Written { backup }
+            let undo = match current {
+                Some(previous) => Undo::Restore {
+                    path: path.clone(),
+                    previous,
+                    backup: backup.clone(),
+                },
+                None => Undo::Remove(path.clone()),
+            };
+            (Outcome::Written { backup }, undo)
         }
-        Change::Delete if current.is_none() => Outcome::Unchanged,
-        Change::Delete => {
-            check_replaceable(&dir, true)?;
-            check_replaceable(&path, false)?;
-            match fs::remove_file(&path) {
-                Ok(()) => Outcome::Deleted,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Unchanged,
-                Err(e) => return Err(io_err("remove", &path)(e).into()),
+        Change::Delete => match current {
+            None => (Outcome::Unchanged, Undo::Nothing),
+            Some(previous) => {
+                check_replaceable(&dir, true)?;
+                check_replaceable(&path, false)?;
+                match fs::remove_file(&path) {
+                    Ok(()) => (
+                        Outcome::Deleted,
+                        Undo::Restore {
+                            path: path.clone(),
+                            previous,
+                            backup: None,
+                        },
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (Outcome::Unchanged, Undo::Nothing)
+                    }
+                    Err(e) => return Err(io_err("remove", &path)(e).into()),
+                }
             }
-        }
+        },
     };
     drop(lock);
-    Ok((outcome, info))
+    Ok((outcome, info, undo))
 }
 
 #[cfg(test)]
@@ -479,7 +554,9 @@ mod tests {
         backup: true,
     };
 
-    fn append(line: &'static str) -> impl Fn(Option<&[u8]>) -> Result<(Change, ()), CliError> {
+    fn append(
+        line: &'static str,
+    ) -> impl Fn(Option<&[u8]>) -> Result<(Change, ()), ConfigureError> {
         move |cur| {
             let mut v = cur.unwrap_or_default().to_vec();
             v.extend_from_slice(line.as_bytes());
