@@ -76,6 +76,8 @@ pub enum CliError {
 
 fn main() -> ExitCode {
     // `amd-ctk cdi list | head` must end quietly, as any Unix filter does.
+    // SAFETY: restores the default disposition (no handler of ours runs), at
+    // the start of main, before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let default_level = if cli.debug { "debug" } else { "warn" };

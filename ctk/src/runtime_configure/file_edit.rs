@@ -12,6 +12,9 @@
 //! made by this run: nothing is left behind.
 
 use super::ConfigureError;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
 use std::fs;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -128,7 +131,7 @@ fn io_err<'a>(
 /// directory rather than a lock file beside the file leaves nothing behind
 /// (a stray file in a drop-in directory could be read as configuration).
 struct DirLock {
-    _file: fs::File,
+    _lock: Flock<fs::File>,
 }
 
 /// How long a run waits for another holder of the lock (a stopped or hung
@@ -147,18 +150,21 @@ fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
     let f = fs::File::open(dir).map_err(io_err("open (to lock)", dir))?;
     let timeout = lock_timeout();
     let start = std::time::Instant::now();
+    let mut f = f;
     loop {
-        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(DirLock { _file: f });
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) if start.elapsed() < timeout => {
+        let e = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(DirLock { _lock: lock }),
+            Err((file, e)) => {
+                f = file;
+                e
+            }
+        };
+        match e {
+            Errno::EINTR => continue,
+            Errno::EWOULDBLOCK if start.elapsed() < timeout => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Some(libc::EWOULDBLOCK) => {
+            Errno::EWOULDBLOCK => {
                 let holder = lock_holders(&f)
                     .map(|p| format!("process {p}"))
                     .unwrap_or_else(|| "another process".into());
@@ -168,7 +174,7 @@ fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
                     secs: timeout.as_secs_f64(),
                 });
             }
-            _ => return Err(io_err("lock", dir)(e)),
+            e => return Err(io_err("lock", dir)(e.into())),
         }
     }
 }
@@ -279,7 +285,9 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
         Err(e) => return Err(io_err("open", path)(e)),
     };
     let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
+    // nix has no FS_IOC_GETFLAGS wrapper (its ioctl macros would hide the same call).
+    // SAFETY: FS_IOC_GETFLAGS on our open fd writes one long into `flags`,
+    // which outlives the call.
     if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0 {
         if flags & FS_IMMUTABLE_FL != 0 {
             return Err(EditError::Protected {
@@ -296,16 +304,16 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
             });
         }
     }
-    // SAFETY: fstatvfs fills the zeroed struct.
-    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vfs) } == 0 && vfs.f_flag & libc::ST_RDONLY != 0
-    {
+    if fstatvfs(&f).is_ok_and(|vfs| vfs.flags().contains(FsFlags::ST_RDONLY)) {
         return Err(EditError::ReadOnlyMount {
             path: path.to_path_buf(),
         });
     }
-    // SAFETY: statx on our fd with an empty path fills the zeroed struct.
+    // nix has no statx.
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx with AT_EMPTY_PATH reads our open fd and an empty,
+    // NUL-terminated path, and writes only into `stx`, which outlives the call.
     let r = unsafe {
         libc::statx(
             f.as_raw_fd(),
