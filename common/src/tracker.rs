@@ -18,10 +18,11 @@
 //! all-or-nothing: a refused reservation or mode change writes nothing.
 
 use crate::hardware::Inventory;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -179,7 +180,9 @@ pub struct Tracker {
 }
 
 /// The held lock; released on drop (closing the descriptor).
-struct Lock(#[allow(dead_code)] fs::File);
+struct Lock {
+    _guard: Flock<fs::File>,
+}
 
 impl Tracker {
     pub fn new(state_file: &Path) -> Tracker {
@@ -213,14 +216,14 @@ impl Tracker {
             .open(&lock_path)
             .map_err(self.io("open", &lock_path))?;
         let deadline = Instant::now() + LOCK_TIMEOUT;
+        let mut file = file;
         loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Lock(file));
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(self.io("lock", &lock_path)(err));
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(guard) => return Ok(Lock { _guard: guard }),
+                Err((_, e)) if e != Errno::EWOULDBLOCK && e != Errno::EINTR => {
+                    return Err(self.io("lock", &lock_path)(e.into()));
+                }
+                Err((f, _)) => file = f,
             }
             if Instant::now() >= deadline {
                 return Err(TrackerError::LockTimeout {
