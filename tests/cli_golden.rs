@@ -537,7 +537,11 @@ fn refresh_regenerates_with_the_recorded_options() {
     let out = ctk_state(
         "mi300x-8",
         &state,
-        &[&["cdi", "generate", "--output", spec.to_str().unwrap()][..], &strategy].concat(),
+        &[
+            &["cdi", "generate", "--output", spec.to_str().unwrap()][..],
+            &strategy,
+        ]
+        .concat(),
     );
     assert!(out.status.success(), "{}", transcript(&out));
     let record: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
@@ -558,7 +562,11 @@ fn refresh_regenerates_with_the_recorded_options() {
     );
     let want = ctk(
         "radeon",
-        &[&["cdi", "generate", "--output", "-", "--format", "yaml"][..], &strategy].concat(),
+        &[
+            &["cdi", "generate", "--output", "-", "--format", "yaml"][..],
+            &strategy,
+        ]
+        .concat(),
     );
     assert_eq!(text(&std::fs::read(&spec).unwrap()), text(&want.stdout));
     let previous = dir.join("state/cdi-previous").join(
@@ -566,19 +574,35 @@ fn refresh_regenerates_with_the_recorded_options() {
             .replace('%', "%25")
             .replace('/', "%2F"),
     );
-    assert_eq!(std::fs::read(&previous).unwrap(), old, "the replaced spec is kept");
+    assert_eq!(
+        std::fs::read(&previous).unwrap(),
+        old,
+        "the replaced spec is kept"
+    );
 
     let before = identity(&spec);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let out = ctk_state("radeon", &state, &["cdi", "refresh"]);
     assert!(out.status.success(), "{}", transcript(&out));
-    assert!(text(&out.stdout).contains("up to date"), "{}", transcript(&out));
-    assert_eq!(identity(&spec), before, "an unchanged spec is not rewritten");
+    assert!(
+        text(&out.stdout).contains("up to date"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(
+        identity(&spec),
+        before,
+        "an unchanged spec is not rewritten"
+    );
     let names: Vec<String> = std::fs::read_dir(spec.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["amd.yaml"], "no temp or backup file beside the spec");
+    assert_eq!(
+        names,
+        ["amd.yaml"],
+        "no temp or backup file beside the spec"
+    );
 }
 
 /// A host that never generated a spec (or only to stdout) gets none, and no
@@ -594,8 +618,16 @@ fn refresh_without_a_generated_spec_creates_nothing() {
     assert!(out.status.success());
     let out = ctk_state("mi300x-8", &state, &["cdi", "refresh"]);
     assert!(out.status.success(), "{}", transcript(&out));
-    assert!(text(&out.stdout).contains("nothing to refresh"), "{}", transcript(&out));
-    assert!(!dir.join("state").exists(), "refresh created {}", state.display());
+    assert!(
+        text(&out.stdout).contains("nothing to refresh"),
+        "{}",
+        transcript(&out)
+    );
+    assert!(
+        !dir.join("state").exists(),
+        "refresh created {}",
+        state.display()
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
 
@@ -628,7 +660,11 @@ fn refresh_leaves_specs_that_are_not_ours_byte_identical() {
     )
     .unwrap();
     let mut edited = std::fs::read_to_string(&specs[2]).unwrap();
-    edited = edited.replacen("\"kind\"", "\"annotations\": {\"admin\": \"x\"},\n  \"kind\"", 1);
+    edited = edited.replacen(
+        "\"kind\"",
+        "\"annotations\": {\"admin\": \"x\"},\n  \"kind\"",
+        1,
+    );
     std::fs::write(&specs[2], &edited).unwrap();
     std::fs::remove_file(&specs[3]).unwrap();
     let kept: Vec<Vec<u8>> = specs[..3]
@@ -660,7 +696,14 @@ fn refresh_leaves_specs_that_are_not_ours_byte_identical() {
     }
     assert!(!specs[3].exists(), "a deleted spec is not created again");
     let record: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert!(record["specs"][specs[3].to_str().unwrap()].is_null(), "{record}");
+    assert!(
+        record["specs"][specs[3].to_str().unwrap()].is_null(),
+        "{record}"
+    );
     let doc: Value = serde_json::from_slice(&std::fs::read(&specs[4]).unwrap()).unwrap();
-    assert_eq!(doc["devices"].as_array().unwrap().len(), 2, "ours follows the host");
+    assert_eq!(
+        doc["devices"].as_array().unwrap().len(),
+        2,
+        "ours follows the host"
+    );
 }

@@ -49,7 +49,9 @@ pub enum RefreshError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a CDI state file amd-ctk wrote ({source}); move it away to start afresh")]
+    #[error(
+        "{path} is not a CDI state file amd-ctk wrote ({source}); move it away to start afresh"
+    )]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -215,12 +217,11 @@ impl StateLock {
     }
 
     fn write(&self, state: &State) -> Result<(), RefreshError> {
-        let mut text = serde_json::to_string_pretty(state).map_err(|source| {
-            RefreshError::Corrupt {
+        let mut text =
+            serde_json::to_string_pretty(state).map_err(|source| RefreshError::Corrupt {
                 path: self.path.clone(),
                 source,
-            }
-        })?;
+            })?;
         text.push('\n');
         output::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
     }
@@ -304,11 +305,13 @@ fn previous_copy(state_path: &Path, spec: &str) -> PathBuf {
 fn options_of(state_path: &Path, spec: &str, r: &Record) -> Result<GenerateOptions, RefreshError> {
     let mut strategies = Vec::new();
     for s in &r.device_name_strategy {
-        let parsed = s.parse::<NameStrategy>().map_err(|_| RefreshError::Strategy {
-            path: state_path.to_path_buf(),
-            spec: spec.into(),
-            found: s.clone(),
-        })?;
+        let parsed = s
+            .parse::<NameStrategy>()
+            .map_err(|_| RefreshError::Strategy {
+                path: state_path.to_path_buf(),
+                spec: spec.into(),
+                found: s.clone(),
+            })?;
         if !strategies.contains(&parsed) {
             strategies.push(parsed);
         }
