@@ -18,9 +18,10 @@
 //! - Without GPUs (driver unloaded or reloading, every GPU gone), every spec
 //!   is kept as it was and refresh exits 1 naming the case: a spec is never
 //!   emptied or deleted behind the admin's back.
-//! - SIGTERM is held off while a spec and the record are being replaced, so
-//!   a `systemctl restart` of the refresh unit (udev asks for one on every
-//!   GPU event) lets the running refresh finish its write first.
+//! - SIGTERM is held off while the state lock is held (a refresh's whole
+//!   run, milliseconds; generate's write), so a `systemctl restart` of the
+//!   refresh unit (udev asks for one on every GPU event) lets the running
+//!   refresh finish its writes first.
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
 use crate::{output, CliError};
