@@ -1,6 +1,6 @@
-//! `amd-ctk cdi generate | list | validate`.
+//! `amd-ctk cdi generate | list | validate | refresh`.
 
-use crate::{output, schema, CliError};
+use crate::{cdi_refresh, schema, CliError};
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
 use amd_container_common::hardware::{discover, require_gpus, Inventory};
 use clap::{Subcommand, ValueEnum};
@@ -17,6 +17,10 @@ pub enum CdiCommand {
     List(ListArgs),
     /// Check a CDI spec against the schema and against this host's GPUs.
     Validate(ValidateArgs),
+    /// Regenerate the specs `cdi generate` wrote, with the options they were
+    /// written with (run by udev through amd-cdi-refresh.service when GPUs
+    /// appear, disappear or change partition mode).
+    Refresh,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +76,7 @@ pub fn run(command: &CdiCommand) -> Result<ExitCode, CliError> {
         CdiCommand::Generate(a) => generate(a),
         CdiCommand::List(a) => list(a),
         CdiCommand::Validate(a) => validate(a),
+        CdiCommand::Refresh => cdi_refresh::run(),
     }
 }
 
@@ -103,14 +108,15 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
         strategies: dedup(&args.device_name_strategy),
     };
     let spec = cdi::generate(&inventory, &options).map_err(|e| CliError::Message(e.to_string()))?;
-    let text = render_spec(&spec, format_for(&args.output, args.format));
+    let format = format_for(&args.output, args.format);
+    let text = render_spec(&spec, format);
     if args.output == "-" {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
     let path = Path::new(&args.output);
-    output::write_atomic(path, text.as_bytes())
-        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", path.display())))?;
+    // Recorded for `cdi refresh` (the state file), under the same lock.
+    cdi_refresh::write_and_record(path, format, &options, &text)?;
     println!("Generated CDI spec: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
