@@ -167,7 +167,10 @@ mod tests {
     fn user_access_kinds() {
         assert_eq!(
             Config::default().devices.user_access,
-            [crate::access::NodeKind::Kfd, crate::access::NodeKind::Render]
+            [
+                crate::access::NodeKind::Kfd,
+                crate::access::NodeKind::Render
+            ]
         );
         let c: Config = toml::from_str("[devices]\nuser-access = [\"card\"]\n").unwrap();
         assert_eq!(c.devices.user_access, [crate::access::NodeKind::Card]);

@@ -137,7 +137,10 @@ mod tests {
         let mut doc = json!({"process": {"user": {"uid": 1000, "gid": 1000}, "env": []}});
         let (gids, refused) = grant_groups(&mut doc, &edits, &kinds);
         assert_eq!(gids, [109]);
-        let refused: Vec<_> = refused.iter().map(|n| n.path.display().to_string()).collect();
+        let refused: Vec<_> = refused
+            .iter()
+            .map(|n| n.path.display().to_string())
+            .collect();
         assert_eq!(refused, ["/dev/dri/renderD129"]);
         assert_eq!(doc["process"]["user"]["additionalGids"], json!([109]));
         // Idempotent: the user now has the group, nothing more is added.
@@ -154,9 +157,15 @@ mod tests {
     fn root_user_and_setting_off_leave_the_user_alone() {
         let edits = strict_edits();
         for (mut doc, kinds) in [
-            (json!({"process": {"user": {"uid": 0, "gid": 0}}}), NodeKind::default_user_access()),
+            (
+                json!({"process": {"user": {"uid": 0, "gid": 0}}}),
+                NodeKind::default_user_access(),
+            ),
             (json!({"process": {}}), NodeKind::default_user_access()),
-            (json!({"process": {"user": {"uid": 1000, "gid": 1000}}}), vec![]),
+            (
+                json!({"process": {"user": {"uid": 1000, "gid": 1000}}}),
+                vec![],
+            ),
         ] {
             let before = doc.clone();
             let (gids, refused) = grant_groups(&mut doc, &edits, &kinds);

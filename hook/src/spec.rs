@@ -146,7 +146,10 @@ mod tests {
         )
         .unwrap();
         let user = spec.user();
-        assert_eq!((user.uid, user.gid, user.additional_gids), (1000, 1000, vec![44]));
+        assert_eq!(
+            (user.uid, user.gid, user.additional_gids),
+            (1000, 1000, vec![44])
+        );
         assert_eq!(Spec::default().user(), ProcessUser::default());
     }
 

@@ -116,7 +116,11 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     let env = doc
         .pointer("/process/env")
         .and_then(serde_json::Value::as_array)
-        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let Some(var) = find_request(env.iter().copied(), &config.hook.swarm_resource) else {
         return Vec::new();
