@@ -509,7 +509,10 @@ fn json_survives_jq() {
 #[test]
 fn strict_nodes_give_additional_gids_and_cdi_070() {
     let ok = is_root() && have("umockdev-run") && have("unshare");
-    if !require(ok, "root, umockdev-run and unshare (fake hardware namespace)") {
+    if !require(
+        ok,
+        "root, umockdev-run and unshare (fake hardware namespace)",
+    ) {
         return;
     }
     let work = scratch("cdi-strict");
@@ -551,6 +554,9 @@ fn strict_nodes_give_additional_gids_and_cdi_070() {
     );
     let old: Value = serde_json::from_str(&read("old.json")).unwrap();
     assert_eq!(old["cdiVersion"], "0.5.0");
-    assert!(old["containerEdits"].get("additionalGids").is_none(), "{old}");
+    assert!(
+        old["containerEdits"].get("additionalGids").is_none(),
+        "{old}"
+    );
     assert_eq!(read("old.err"), "");
 }

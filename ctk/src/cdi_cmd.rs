@@ -120,7 +120,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     if !gids.is_empty() {
         eprintln!(
             "amd-ctk: note: the nodes are not world-rw, so the spec gives their groups {gids:?} \
-             as additionalGids, which needs cdiVersion 0.7.0 (older engines, e.g. podman < 5.0, \
+             as additionalGids, which needs cdiVersion 0.7.0 (older engines, e.g. podman < 5.1, docker < 27, \
              refuse it); --no-additional-gids writes a spec they read (then non-root containers \
              need --group-add)"
         );
