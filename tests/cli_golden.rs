@@ -707,3 +707,64 @@ fn refresh_leaves_specs_that_are_not_ours_byte_identical() {
         "ours follows the host"
     );
 }
+
+/// On fake hardware whose kfd and render nodes are 0660 root:109 (Ubuntu,
+/// RHEL; `run-in-fakehw.sh --strict-nodes`), `cdi generate` gives the
+/// render group as spec-level `additionalGids` with cdiVersion 0.7.0 (the
+/// CDI reference's rule), says so on stderr naming `--no-additional-gids`,
+/// and the spec validates against the official schema and `cdi validate`;
+/// `--no-additional-gids` gives the 0.5.0 spec podman 4.3 reads.
+#[test]
+fn strict_nodes_give_additional_gids_and_cdi_070() {
+    let ok = is_root() && have("umockdev-run") && have("unshare");
+    if !require(
+        ok,
+        "root, umockdev-run and unshare (fake hardware namespace)",
+    ) {
+        return;
+    }
+    let work = scratch("cdi-strict");
+    let script = r#"
+        export SYSTEMD_DEVICE_VERIFY_SYSFS=0
+        "$BIN/amd-ctk" cdi generate --output "$W/strict.json" 2> "$W/strict.err"
+        "$BIN/amd-ctk" cdi validate --path "$W/strict.json"
+        "$BIN/amd-ctk" cdi generate --no-additional-gids --output "$W/old.json" 2> "$W/old.err"
+    "#;
+    let out = std::process::Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
+        .arg("--fixture")
+        .arg(fixture("mi300x-8"))
+        .args(["--cgroup", "v1", "--strict-nodes", "--workdir"])
+        .arg(work.join("fakehw"))
+        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+        .env("W", &work)
+        .env("BIN", bin("amd-ctk").parent().unwrap())
+        .env_remove("AMD_CTK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(work.join(name)).unwrap();
+    let strict: Value = serde_json::from_str(&read("strict.json")).unwrap();
+    assert_eq!(strict["cdiVersion"], "0.7.0");
+    assert_eq!(
+        strict["containerEdits"]["additionalGids"],
+        serde_json::json!([109])
+    );
+    assert_schema_valid(&official_schema(), &strict, "strict-node spec");
+    let err = read("strict.err");
+    assert!(
+        err.lines().count() == 1 && err.contains("0.7.0") && err.contains("--no-additional-gids"),
+        "{err}"
+    );
+    let old: Value = serde_json::from_str(&read("old.json")).unwrap();
+    assert_eq!(old["cdiVersion"], "0.5.0");
+    assert!(
+        old["containerEdits"].get("additionalGids").is_none(),
+        "{old}"
+    );
+    assert_eq!(read("old.err"), "");
+}

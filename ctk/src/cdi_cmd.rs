@@ -2,6 +2,7 @@
 
 use crate::{cdi_refresh, schema, CliError};
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
+use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus, Inventory};
 use clap::{Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,11 @@ pub struct GenerateArgs {
     /// How to name devices: index, uuid, or both (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', default_value = "index")]
     device_name_strategy: Vec<NameStrategy>,
+    /// Leave out `additionalGids` (the host groups of nodes that are not
+    /// world-rw, for non-root container users), which need cdiVersion 0.7.0:
+    /// a spec older engines read; non-root containers then need `--group-add`.
+    #[arg(long)]
+    no_additional_gids: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,12 +108,28 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     if let Err(e) = require_gpus(&inventory) {
         return Err(CliError::Message(format!("{e}; no CDI spec written")));
     }
+    let config_path = Config::default_path();
+    let config = Config::load(&config_path).map_err(|e| CliError::Message(e.to_string()))?;
     let options = GenerateOptions {
         vendor: args.vendor.clone(),
         class: args.class.clone(),
         strategies: dedup(&args.device_name_strategy),
+        user_access: if args.no_additional_gids {
+            Vec::new()
+        } else {
+            config.devices.user_access.clone()
+        },
     };
     let spec = cdi::generate(&inventory, &options).map_err(|e| CliError::Message(e.to_string()))?;
+    let gids = &spec.container_edits.additional_gids;
+    if !gids.is_empty() {
+        eprintln!(
+            "amd-ctk: note: the nodes are not world-rw, so the spec gives their groups {gids:?} \
+             as additionalGids, which needs cdiVersion 0.7.0 (older engines, e.g. podman < 5.1, docker < 27, \
+             refuse it); --no-additional-gids writes a spec they read (then non-root containers \
+             need --group-add)"
+        );
+    }
     let format = format_for(&args.output, args.format);
     let text = render_spec(&spec, format);
     if args.output == "-" {
@@ -116,7 +138,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     }
     let path = Path::new(&args.output);
     // Recorded for `cdi refresh` (the state file), under the same lock.
-    cdi_refresh::write_and_record(path, format, &options, &text)?;
+    cdi_refresh::write_and_record(path, format, &options, args.no_additional_gids, &text)?;
     println!("Generated CDI spec: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
