@@ -17,7 +17,10 @@
 # `amd-ctk package-removal` takes back what `amd-ctk runtime configure` activated and is
 # recognisably ours (Docker's runtimes.amd running amd-container-runtime and default-runtime
 # "amd" with it, our hooks JSON, our CRI-O drop-in), so no engine is left pointing at removed
-# binaries; the .deb's postrm on purge removes the hook's default log file.
+# binaries; the .deb's postrm on purge removes the hook's default log file and our state. The
+# udev rule and the amd-cdi-refresh.service unit (CDI specs `amd-ctk cdi generate` wrote follow
+# GPU changes) are shipped as files; install, upgrade and removal reload udev's rules and
+# systemd's units when those run, and never fail on a host without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +57,9 @@ done
 hook_json=oci-hooks.d/amd-container-toolkit.json
 precreate_json=oci-hooks.d/amd-container-toolkit-precreate.json
 [ -f "$hook_json" ] || die "$hook_json missing"
-for f in README.md LICENSE packaging/default-config.toml; do
+udev_rule=packaging/udev/60-amd-container-toolkit-cdi.rules
+refresh_unit=packaging/systemd/amd-cdi-refresh.service
+for f in README.md LICENSE packaging/default-config.toml "$udev_rule" "$refresh_unit"; do
     [ -f "$f" ] || die "$f missing"
 done
 
@@ -90,11 +95,22 @@ else
 fi
 install -m 0644 packaging/default-config.toml "$root/etc/$name/config.toml"
 install -m 0644 README.md LICENSE "$root/usr/share/doc/$name/"
+install -D -m 0644 "$udev_rule" "$root/usr/lib/udev/rules.d/$(basename "$udev_rule")"
+install -D -m 0644 "$refresh_unit" "$root/usr/lib/systemd/system/$(basename "$refresh_unit")"
 # Reproducible timestamps: the last commit, else now.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 find "$root" -exec touch -h -d "@$epoch" {} +
 
 mkdir -p "$out"
+
+# Run by both formats after install, upgrade and removal: udev and systemd read the rule and the
+# unit again. Either may be absent (a container, a host without systemd): never an error.
+reload_snippet='if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+if command -v udevadm >/dev/null 2>&1; then
+    udevadm control --reload-rules >/dev/null 2>&1 || true
+fi'
 
 build_deb() {
     command -v dpkg-deb >/dev/null || die "dpkg-deb not found (Debian package dpkg)"
@@ -136,15 +152,39 @@ esac
 exit 0
 EOF
     chmod 0755 "$root/DEBIAN/prerm"
-    cat > "$root/DEBIAN/postrm" <<'EOF'
+    cat > "$root/DEBIAN/postinst" <<EOF
 #!/bin/sh
-# Purge removes the hook's default log file and the GPU tracker's state. Nothing else: the package never wrote the
-# container engines' configuration or /etc/cdi, so there is nothing of theirs to undo.
+# The udev rule and amd-cdi-refresh.service are read again (if udev / systemd run here).
 set -e
+case "\$1" in
+    configure)
+$reload_snippet
+        ;;
+esac
+exit 0
+EOF
+    chmod 0755 "$root/DEBIAN/postinst"
+    cat > "$root/DEBIAN/postrm" <<EOF
+#!/bin/sh
+# Removal: udev and systemd forget the rule and the unit. Purge also removes the hook's default
+# log file, the GPU tracker's state and the record of generated CDI specs (with the copies of the
+# specs a refresh replaced). Nothing else: the package never wrote the container engines'
+# configuration, and /etc/cdi is the admin's (a spec amd-ctk generated or refreshed stays).
+set -e
+case "\$1" in
+    remove|purge)
+$reload_snippet
+        ;;
+esac
+EOF
+    cat >> "$root/DEBIAN/postrm" <<'EOF'
 if [ "$1" = purge ]; then
     rm -f /var/log/amd-container-hook.log
     # The GPU tracker's state (amd-ctk gpu-tracker), at its default place.
     rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
+    # What `amd-ctk cdi generate` recorded for `amd-ctk cdi refresh`, and what refresh replaced.
+    rm -f /var/lib/amd-container-toolkit/cdi-specs.json
+    rm -rf /var/lib/amd-container-toolkit/cdi-previous
     rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi
 exit 0
@@ -191,6 +231,13 @@ if [ "\$1" -eq 0 ] && [ -x /usr/bin/amd-ctk ]; then
     /usr/bin/amd-ctk package-removal || echo "amd-container-toolkit: could not take back all engine configuration (see above)" >&2
 fi
 
+%post
+# The udev rule and amd-cdi-refresh.service are read again (if udev / systemd run here).
+$reload_snippet
+
+%postun
+$reload_snippet
+
 %files
 %defattr(-,root,root,-)
 /usr/bin/amd-ctk
@@ -203,6 +250,8 @@ fi
 %dir /usr/share/doc/$name
 %doc /usr/share/doc/$name/README.md
 %license /usr/share/doc/$name/LICENSE
+/usr/lib/udev/rules.d/60-amd-container-toolkit-cdi.rules
+/usr/lib/systemd/system/amd-cdi-refresh.service
 EOF
         if [ -f "$root/usr/share/$name/$name-precreate.json" ]; then
             echo "/usr/share/$name/$name-precreate.json"

@@ -499,3 +499,272 @@ fn json_survives_jq() {
         );
     }
 }
+
+/// `amd-ctk` under `fixture` with its CDI record in `state` (not the
+/// process-wide scratch one: each refresh test has its own).
+fn ctk_state(fixture: &str, state: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("umockdev-run")
+        .arg("-d")
+        .arg(amd_ctk_e2e::fixture(fixture))
+        .arg("--")
+        .arg(bin("amd-ctk"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("AMD_CTK_CDI_STATE", state)
+        .output()
+        .expect("umockdev-run runs")
+}
+
+/// Inode, size and mtime (ns): what changes when a file is rewritten.
+fn identity(path: &Path) -> (u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+}
+
+/// Generate with non-default options on one host, refresh on another: the
+/// spec is what generate would write there with the same options; the
+/// replaced one is kept; a second refresh rewrites nothing.
+#[test]
+fn refresh_regenerates_with_the_recorded_options() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("refresh-options");
+    let state = dir.join("state/cdi-specs.json");
+    let spec = dir.join("cdi/amd.yaml");
+    let strategy = ["--device-name-strategy", "index,uuid"];
+    let out = ctk_state(
+        "mi300x-8",
+        &state,
+        &[
+            &["cdi", "generate", "--output", spec.to_str().unwrap()][..],
+            &strategy,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", transcript(&out));
+    let record: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let key = spec.to_str().unwrap();
+    assert_eq!(record["specs"][key]["format"], "yaml", "{record}");
+    assert_eq!(
+        record["specs"][key]["device-name-strategy"],
+        serde_json::json!(["index", "uuid"])
+    );
+    let old = std::fs::read(&spec).unwrap();
+
+    let out = ctk_state("radeon", &state, &["cdi", "refresh"]);
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("Refreshed CDI spec: {key}")),
+        "{}",
+        transcript(&out)
+    );
+    let want = ctk(
+        "radeon",
+        &[
+            &["cdi", "generate", "--output", "-", "--format", "yaml"][..],
+            &strategy,
+        ]
+        .concat(),
+    );
+    assert_eq!(text(&std::fs::read(&spec).unwrap()), text(&want.stdout));
+    let previous = dir.join("state/cdi-previous").join(
+        key.trim_start_matches('/')
+            .replace('%', "%25")
+            .replace('/', "%2F"),
+    );
+    assert_eq!(
+        std::fs::read(&previous).unwrap(),
+        old,
+        "the replaced spec is kept"
+    );
+
+    let before = identity(&spec);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = ctk_state("radeon", &state, &["cdi", "refresh"]);
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(
+        text(&out.stdout).contains("up to date"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(
+        identity(&spec),
+        before,
+        "an unchanged spec is not rewritten"
+    );
+    let names: Vec<String> = std::fs::read_dir(spec.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["amd.yaml"],
+        "no temp or backup file beside the spec"
+    );
+}
+
+/// A host that never generated a spec (or only to stdout) gets none, and no
+/// record either.
+#[test]
+fn refresh_without_a_generated_spec_creates_nothing() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("refresh-none");
+    let state = dir.join("state/cdi-specs.json");
+    let out = ctk_state("mi300x-8", &state, &["cdi", "generate", "--output", "-"]);
+    assert!(out.status.success());
+    let out = ctk_state("mi300x-8", &state, &["cdi", "refresh"]);
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(
+        text(&out.stdout).contains("nothing to refresh"),
+        "{}",
+        transcript(&out)
+    );
+    assert!(
+        !dir.join("state").exists(),
+        "refresh created {}",
+        state.display()
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+/// A recorded spec that is now unparsable, another vendor's, edited by
+/// hand, or deleted is left as it is (a deleted one is forgotten, never
+/// created again); without GPUs every spec is kept and refresh exits 1.
+#[test]
+fn refresh_leaves_specs_that_are_not_ours_byte_identical() {
+    if !umockdev_ready() {
+        return;
+    }
+    let dir = scratch("refresh-foreign");
+    let state = dir.join("state/cdi-specs.json");
+    let specs: Vec<_> = ["garbage", "foreign", "edited", "deleted", "ours"]
+        .iter()
+        .map(|n| dir.join(format!("cdi/{n}.json")))
+        .collect();
+    for s in &specs {
+        let out = ctk_state(
+            "mi300x-8",
+            &state,
+            &["cdi", "generate", "--output", s.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", transcript(&out));
+    }
+    std::fs::write(&specs[0], b"{ not json").unwrap();
+    std::fs::write(
+        &specs[1],
+        br#"{"cdiVersion":"0.5.0","kind":"other.com/gpu","devices":[]}"#,
+    )
+    .unwrap();
+    let mut edited = std::fs::read_to_string(&specs[2]).unwrap();
+    edited = edited.replacen(
+        "\"kind\"",
+        "\"annotations\": {\"admin\": \"x\"},\n  \"kind\"",
+        1,
+    );
+    std::fs::write(&specs[2], &edited).unwrap();
+    std::fs::remove_file(&specs[3]).unwrap();
+    let kept: Vec<Vec<u8>> = specs[..3]
+        .iter()
+        .map(|s| std::fs::read(s).unwrap())
+        .collect();
+    let ours = std::fs::read(&specs[4]).unwrap();
+
+    // No GPU: nothing is rewritten, not even our own spec; exit 1 says why.
+    let out = ctk_state("no-amdgpu", &state, &["cdi", "refresh"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(
+        text(&out.stderr).contains("the amdgpu driver is not loaded")
+            && text(&out.stderr).contains("kept"),
+        "{}",
+        transcript(&out)
+    );
+    assert_eq!(std::fs::read(&specs[4]).unwrap(), ours);
+
+    let out = ctk_state("radeon", &state, &["cdi", "refresh"]);
+    assert!(out.status.success(), "{}", transcript(&out));
+    for (s, k) in specs.iter().zip(&kept) {
+        assert_eq!(&std::fs::read(s).unwrap(), k, "{}", s.display());
+        assert!(
+            text(&out.stderr).contains(&format!("{}: left alone", s.display())),
+            "{}",
+            transcript(&out)
+        );
+    }
+    assert!(!specs[3].exists(), "a deleted spec is not created again");
+    let record: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(
+        record["specs"][specs[3].to_str().unwrap()].is_null(),
+        "{record}"
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&specs[4]).unwrap()).unwrap();
+    assert_eq!(
+        doc["devices"].as_array().unwrap().len(),
+        2,
+        "ours follows the host"
+    );
+}
+
+/// On fake hardware whose kfd and render nodes are 0660 root:109 (Ubuntu,
+/// RHEL; `run-in-fakehw.sh --strict-nodes`), `cdi generate` gives the
+/// render group as spec-level `additionalGids` with cdiVersion 0.7.0 (the
+/// CDI reference's rule), says so on stderr naming `--no-additional-gids`,
+/// and the spec validates against the official schema and `cdi validate`;
+/// `--no-additional-gids` gives the 0.5.0 spec podman 4.3 reads.
+#[test]
+fn strict_nodes_give_additional_gids_and_cdi_070() {
+    let ok = is_root() && have("umockdev-run") && have("unshare");
+    if !require(
+        ok,
+        "root, umockdev-run and unshare (fake hardware namespace)",
+    ) {
+        return;
+    }
+    let work = scratch("cdi-strict");
+    let script = r#"
+        export SYSTEMD_DEVICE_VERIFY_SYSFS=0
+        "$BIN/amd-ctk" cdi generate --output "$W/strict.json" 2> "$W/strict.err"
+        "$BIN/amd-ctk" cdi validate --path "$W/strict.json"
+        "$BIN/amd-ctk" cdi generate --no-additional-gids --output "$W/old.json" 2> "$W/old.err"
+    "#;
+    let out = std::process::Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
+        .arg("--fixture")
+        .arg(fixture("mi300x-8"))
+        .args(["--cgroup", "v1", "--strict-nodes", "--workdir"])
+        .arg(work.join("fakehw"))
+        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+        .env("W", &work)
+        .env("BIN", bin("amd-ctk").parent().unwrap())
+        .env_remove("AMD_CTK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(work.join(name)).unwrap();
+    let strict: Value = serde_json::from_str(&read("strict.json")).unwrap();
+    assert_eq!(strict["cdiVersion"], "0.7.0");
+    assert_eq!(
+        strict["containerEdits"]["additionalGids"],
+        serde_json::json!([109])
+    );
+    assert_schema_valid(&official_schema(), &strict, "strict-node spec");
+    let err = read("strict.err");
+    assert!(
+        err.lines().count() == 1 && err.contains("0.7.0") && err.contains("--no-additional-gids"),
+        "{err}"
+    );
+    let old: Value = serde_json::from_str(&read("old.json")).unwrap();
+    assert_eq!(old["cdiVersion"], "0.5.0");
+    assert!(
+        old["containerEdits"].get("additionalGids").is_none(),
+        "{old}"
+    );
+    assert_eq!(read("old.err"), "");
+}

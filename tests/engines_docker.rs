@@ -11,7 +11,7 @@
 //! allows `No such device or address` (no driver on this host).
 
 use amd_ctk_e2e::engines::*;
-use amd_ctk_e2e::runc::Cgroup;
+use amd_ctk_e2e::runc::{self, Cgroup};
 use amd_ctk_e2e::*;
 use std::process::Command;
 use std::time::Instant;
@@ -86,7 +86,14 @@ fn configure(d: &Dockerd, extra: &[&str]) -> String {
 /// busybox imported. The toolkit config makes amd-container-runtime register
 /// the hook under test, with an environment for the fake hardware.
 fn configured_daemon(name: &str, cg: Cgroup) -> Dockerd {
+    configured_daemon_with(name, cg, false)
+}
+
+/// [`configured_daemon`], on fake hardware with kfd and render nodes 0660
+/// root:109 when `strict_nodes`.
+fn configured_daemon_with(name: &str, cg: Cgroup, strict_nodes: bool) -> Dockerd {
     let mut d = Dockerd::new(name, "mi300x-8", cg, DAEMON_JSON);
+    d.strict_nodes = strict_nodes;
     // runtime.hook-env: SYSTEMD_DEVICE_VERIFY_SYSFS=0 is test-only (libudev
     // and the fake /sys, see tests/fakehw/README.md; the product never sets
     // it); AMD_CTK_CONFIG makes the hook read this same file (log file).
@@ -207,3 +214,55 @@ fn set_as_default_then_remove_restores_daemon_json() {
     );
     eprintln!("{:.1?}", start.elapsed());
 }
+
+on_v1_and_v2!(
+    /// kfd and render 0660 root:render (gid 109) on the host: `--runtime=amd
+    /// --user 1000:1000 -e AMD_VISIBLE_DEVICES=0` opens kfd and renderD128
+    /// (ENXIO: allowed, no driver) because amd-container-runtime added group
+    /// 109 to the process (as `--group-add 109` would): the nodes keep the
+    /// host's group and the hook has nothing to change for the user; card1
+    /// keeps the host's policy (refused). With `[devices] user-access = []`
+    /// all three are refused.
+    runtime_amd_gives_nonroot_user_the_render_group => nonroot_scenario
+);
+
+fn nonroot_scenario(cg: Cgroup) {
+    let d = configured_daemon_with("nonroot", cg, true);
+    let args = [
+        "--runtime=amd",
+        "--user",
+        "1000:1000",
+        "-e",
+        "AMD_VISIBLE_DEVICES=0",
+    ];
+    let out = d.probe_ok(&args);
+    let probe = runc::Probe::parse(&out);
+    for (path, gid) in [
+        ("/dev/kfd", 109),
+        ("/dev/dri/renderD128", 109),
+        ("/dev/dri/card1", 44),
+    ] {
+        let seen = &probe.nodes[path];
+        assert_eq!((seen.mode, seen.gid), (0o660, gid), "{path}:\n{out}");
+    }
+    assert_eq!(probe.open("/dev/kfd"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/renderD128"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/card1"), EACCES, "{out}");
+    let log = hook_log(&d);
+    assert!(log.contains(" gave /dev/kfd"), "hook log:\n{log}");
+    assert!(
+        !log.contains("for the container's user"),
+        "hook log:\n{log}"
+    );
+
+    let mut config = std::fs::read_to_string(&d.toolkit_config).unwrap();
+    config.push_str("\n[devices]\nuser-access = []\n");
+    std::fs::write(&d.toolkit_config, config).unwrap();
+    let out = d.probe_ok(&args);
+    let probe = runc::Probe::parse(&out);
+    for path in ["/dev/kfd", "/dev/dri/renderD128", "/dev/dri/card1"] {
+        assert_eq!(probe.open(path), EACCES, "{path}, user-access = []:\n{out}");
+    }
+}
+
+const EACCES: &str = "Permission denied";

@@ -851,3 +851,126 @@ fn fast_path_binary_links_no_libudev() {
         hook.display()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Non-root container users (hosts whose kfd and render nodes are 0660 root:render)
+
+const EACCES: &str = "Permission denied";
+
+/// GPU 0's nodes on mi300x-8.
+const GPU0_NODES: [&str; 3] = ["/dev/kfd", "/dev/dri/card1", "/dev/dri/renderD128"];
+
+/// Runs a uid 1000:1000 busybox with the live hook and AMD_VISIBLE_DEVICES=0
+/// on the strict fake hardware (kfd and render 0660 root:109); `devices` is
+/// the hook config's `[devices]` table ("" for the defaults),
+/// `additional_gids` the process's. Returns the probe and the run.
+fn nonroot_run(
+    s: &Session,
+    label: &str,
+    devices: &str,
+    additional_gids: &[u32],
+) -> (Probe, RunOutput) {
+    let mut b = gpu_bundle(s, label, "0");
+    b.user(1000, 1000);
+    if !additional_gids.is_empty() {
+        b.config["process"]["user"]["additionalGids"] = serde_json::json!(additional_gids);
+    }
+    b.hook_config_extra = devices.to_string();
+    b.write_hook_config();
+    b.probe(&GPU0_NODES);
+    let out = s.run(&b);
+    assert!(out.success(), "{label}: runc run failed: {out}");
+    let probe = Probe::parse(&out.stdout);
+    assert_eq!(probe.paths(), expected_nodes(&[MI300X_8[0]]), "{out}");
+    (probe, out)
+}
+
+/// (mode, gid) of a node as the container sees it.
+fn mode_gid(probe: &Probe, path: &str) -> (u32, u32) {
+    let n = &probe.nodes[path];
+    (n.mode, n.gid)
+}
+
+on_v1_and_v2!(
+    /// kfd and render 0660 root:render on the host, the container's process
+    /// uid 1000 gid 1000: by default the hook creates kfd and renderD128 in
+    /// the container with group 1000 (mode kept), so opening them reaches
+    /// the (absent) driver; card1 keeps the host's 0660 gid 44 and is
+    /// refused. `user-access = []` leaves all three refused (the test can
+    /// fail); `["kfd", "render", "card"]` opens card1 too; a process already
+    /// in group 109 (what amd-container-runtime and precreate add) gets the
+    /// host's group, unchanged.
+    nonroot_user_opens_kfd_and_render_card_keeps_host_policy => nonroot_scenario
+);
+
+fn nonroot_scenario(cg: Cgroup) {
+    let s = Session::new("nonroot", "mi300x-8", cg).strict_nodes();
+
+    let (probe, out) = nonroot_run(&s, "default", "", &[]);
+    assert_eq!(mode_gid(&probe, "/dev/kfd"), (0o660, 1000), "{out}");
+    assert_eq!(
+        mode_gid(&probe, "/dev/dri/renderD128"),
+        (0o660, 1000),
+        "{out}"
+    );
+    assert_eq!(mode_gid(&probe, "/dev/dri/card1"), (0o660, 44), "{out}");
+    assert_eq!(probe.open("/dev/kfd"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/renderD128"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/card1"), EACCES, "{out}");
+    assert!(
+        out.hook_log
+            .contains("group 1000 for the container's user: /dev/kfd /dev/dri/renderD128"),
+        "{out}"
+    );
+
+    let (probe, out) = nonroot_run(&s, "off", "[devices]\nuser-access = []\n", &[]);
+    for path in GPU0_NODES {
+        assert_eq!(probe.open(path), EACCES, "{path}: {out}");
+    }
+    assert_eq!(mode_gid(&probe, "/dev/kfd"), (0o660, 109), "{out}");
+
+    let all = "[devices]\nuser-access = [\"kfd\", \"render\", \"card\"]\n";
+    let (probe, out) = nonroot_run(&s, "card", all, &[]);
+    for path in GPU0_NODES {
+        assert_eq!(probe.open(path), ENXIO, "{path}: {out}");
+    }
+    assert_eq!(mode_gid(&probe, "/dev/dri/card1"), (0o660, 1000), "{out}");
+
+    let (probe, out) = nonroot_run(&s, "in-group", "", &[109]);
+    assert_eq!(mode_gid(&probe, "/dev/kfd"), (0o660, 109), "{out}");
+    assert_eq!(probe.open("/dev/kfd"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/renderD128"), ENXIO, "{out}");
+    assert!(!out.hook_log.contains("for the container's user"), "{out}");
+}
+
+on_v1_and_v2!(
+    /// precreate on the strict fake hardware for a uid 1000:1000 process:
+    /// the config it prints has the nodes with the host's gid 109 and
+    /// `process.user.additionalGids` [109]; run by runc without any hook,
+    /// kfd and renderD128 open (driver absent), card1 is refused.
+    precreate_gives_nonroot_user_the_render_group => precreate_nonroot_scenario
+);
+
+fn precreate_nonroot_scenario(cg: Cgroup) {
+    let s = Session::new("precreate-nonroot", "mi300x-8", cg).strict_nodes();
+    let mut b = s.bundle("precreate-nonroot");
+    b.env("AMD_VISIBLE_DEVICES", "0").user(1000, 1000);
+    b.probe(&GPU0_NODES);
+    b.save();
+    let input = std::fs::read(b.config_path()).unwrap();
+    let (output, run) = precreate(&s, &b, &input);
+    b.config = serde_json::from_slice(&output)
+        .unwrap_or_else(|e| panic!("precreate output is not JSON ({e}): {run}"));
+    assert_eq!(
+        b.config["process"]["user"],
+        serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [109]}),
+        "{run}"
+    );
+    let out = s.run(&b);
+    assert!(out.success(), "{out}");
+    let probe = Probe::parse(&out.stdout);
+    assert_eq!(mode_gid(&probe, "/dev/kfd"), (0o660, 109), "{out}");
+    assert_eq!(probe.open("/dev/kfd"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/renderD128"), ENXIO, "{out}");
+    assert_eq!(probe.open("/dev/dri/card1"), EACCES, "{out}");
+}

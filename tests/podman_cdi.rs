@@ -21,7 +21,7 @@ fn podman_uses_generated_cdi_spec_for_one_gpu_and_for_all() {
     let script = format!(
         r#"{PODMAN_SETUP}
 private_etc
-SYSTEMD_DEVICE_VERIFY_SYSFS=0 "$BIN/amd-ctk" cdi generate --output /etc/cdi/amd.json
+AMD_CTK_CDI_STATE="$W/cdi-specs.json" SYSTEMD_DEVICE_VERIFY_SYSFS=0 "$BIN/amd-ctk" cdi generate --output /etc/cdi/amd.json
 bb_image
 probe='for n in /dev/kfd /dev/dri/card1 /dev/dri/renderD128 /dev/dri/renderD129; do
          cat $n 2>&1 | sed "s|^|probe |"; done; ls /dev/dri | sed "s|^|dri |"'

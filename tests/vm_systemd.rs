@@ -39,6 +39,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("docker-setup", &["PASS"]),
     ("docker-systemd", &["PASS"]),
     ("docker-no-request", &["PASS"]),
+    ("cdi-refresh-udev", &["PASS"]),
 ];
 
 fn prerequisites() -> bool {

@@ -14,6 +14,25 @@ pub struct Config {
     pub hook: HookConfig,
     pub runtime: RuntimeConfig,
     pub gpu_tracker: TrackerConfig,
+    pub devices: DevicesConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// The kinds of node (kfd, render, card) made usable by a container's
+    /// non-root user when the host's mode and group would not let it in:
+    /// the hook, precreate, amd-container-runtime and `amd-ctk cdi
+    /// generate` all read it. Empty: the host's policy everywhere.
+    pub user_access: Vec<crate::access::NodeKind>,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            user_access: crate::access::NodeKind::default_user_access(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -142,6 +161,23 @@ mod tests {
                 .unwrap();
         assert_eq!(c.runtime.hook_env, ["A=1", "AMD_CTK_CONFIG=/x.toml"]);
         assert!(toml::from_str::<Config>("[runtime]\nhook-env = \"A=1\"\n").is_err());
+    }
+
+    #[test]
+    fn user_access_kinds() {
+        assert_eq!(
+            Config::default().devices.user_access,
+            [
+                crate::access::NodeKind::Kfd,
+                crate::access::NodeKind::Render
+            ]
+        );
+        let c: Config = toml::from_str("[devices]\nuser-access = [\"card\"]\n").unwrap();
+        assert_eq!(c.devices.user_access, [crate::access::NodeKind::Card]);
+        let c: Config = toml::from_str("[devices]\nuser-access = []\n").unwrap();
+        assert!(c.devices.user_access.is_empty());
+        let err = toml::from_str::<Config>("[devices]\nuser-access = [\"gpu\"]\n").unwrap_err();
+        assert!(err.to_string().contains("gpu"), "{err}");
     }
 
     #[test]

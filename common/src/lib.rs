@@ -4,6 +4,7 @@
 //! container asked for) → [`edits`] (the device nodes to give it) → an applier
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
+pub mod access;
 pub mod cdi;
 pub mod config;
 pub mod edits;

@@ -129,6 +129,7 @@ fn real_specs(format: Format) -> &'static [Vec<u8>] {
                         vendor: vendor.into(),
                         class: class.into(),
                         strategies: strategies.clone(),
+                        ..Default::default()
                     };
                     let spec = cdi::generate(inv, &options).expect("generates");
                     json.push(serde_json::to_vec(&spec).expect("serializes"));
@@ -245,6 +246,7 @@ fn generated_specs_read_back() {
             vendor: "amd.com".into(),
             class: "gpu".into(),
             strategies: vec![NameStrategy::Index, NameStrategy::Uuid],
+            ..Default::default()
         };
         let spec = cdi::generate(&inventory(n), &options).expect("generates");
         let json = serde_json::to_string(&spec).expect("serializes");

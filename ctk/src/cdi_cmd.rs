@@ -1,7 +1,8 @@
-//! `amd-ctk cdi generate | list | validate`.
+//! `amd-ctk cdi generate | list | validate | refresh`.
 
-use crate::{output, schema, CliError};
+use crate::{cdi_refresh, schema, CliError};
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
+use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus, Inventory};
 use clap::{Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,10 @@ pub enum CdiCommand {
     List(ListArgs),
     /// Check a CDI spec against the schema and against this host's GPUs.
     Validate(ValidateArgs),
+    /// Regenerate the specs `cdi generate` wrote, with the options they were
+    /// written with (run by udev through amd-cdi-refresh.service when GPUs
+    /// appear, disappear or change partition mode).
+    Refresh,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,6 +47,11 @@ pub struct GenerateArgs {
     /// How to name devices: index, uuid, or both (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', default_value = "index")]
     device_name_strategy: Vec<NameStrategy>,
+    /// Leave out `additionalGids` (the host groups of nodes that are not
+    /// world-rw, for non-root container users), which need cdiVersion 0.7.0:
+    /// a spec older engines read; non-root containers then need `--group-add`.
+    #[arg(long)]
+    no_additional_gids: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +82,7 @@ pub fn run(command: &CdiCommand) -> Result<ExitCode, CliError> {
         CdiCommand::Generate(a) => generate(a),
         CdiCommand::List(a) => list(a),
         CdiCommand::Validate(a) => validate(a),
+        CdiCommand::Refresh => cdi_refresh::run(),
     }
 }
 
@@ -97,20 +108,37 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     if let Err(e) = require_gpus(&inventory) {
         return Err(CliError::Message(format!("{e}; no CDI spec written")));
     }
+    let config_path = Config::default_path();
+    let config = Config::load(&config_path).map_err(|e| CliError::Message(e.to_string()))?;
     let options = GenerateOptions {
         vendor: args.vendor.clone(),
         class: args.class.clone(),
         strategies: dedup(&args.device_name_strategy),
+        user_access: if args.no_additional_gids {
+            Vec::new()
+        } else {
+            config.devices.user_access.clone()
+        },
     };
     let spec = cdi::generate(&inventory, &options).map_err(|e| CliError::Message(e.to_string()))?;
-    let text = render_spec(&spec, format_for(&args.output, args.format));
+    let gids = &spec.container_edits.additional_gids;
+    if !gids.is_empty() {
+        eprintln!(
+            "amd-ctk: note: the nodes are not world-rw, so the spec gives their groups {gids:?} \
+             as additionalGids, which needs cdiVersion 0.7.0 (older engines, e.g. podman < 5.1, docker < 27, \
+             refuse it); --no-additional-gids writes a spec they read (then non-root containers \
+             need --group-add)"
+        );
+    }
+    let format = format_for(&args.output, args.format);
+    let text = render_spec(&spec, format);
     if args.output == "-" {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
     let path = Path::new(&args.output);
-    output::write_atomic(path, text.as_bytes())
-        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", path.display())))?;
+    // Recorded for `cdi refresh` (the state file), under the same lock.
+    cdi_refresh::write_and_record(path, format, &options, args.no_additional_gids, &text)?;
     println!("Generated CDI spec: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

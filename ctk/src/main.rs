@@ -1,6 +1,7 @@
 //! `amd-ctk`: the command-line tool of the AMD container toolkit.
 
 mod cdi_cmd;
+mod cdi_refresh;
 mod gpu_cmd;
 mod output;
 mod package_removal;

@@ -1,10 +1,18 @@
 //! Live injection: the container's nodes are created inside its mount
 //! namespace and allowed in its device cgroup, all or nothing.
+//!
+//! A non-root container user (`process.user`) already has its groups when
+//! the hook runs, so a node it could not open with the host's mode and group
+//! is created in the container with the user's primary gid instead of the
+//! host's (the host's mode bits kept; [`user_group`]); the host's node is
+//! never changed, so a bind-mounted node (user namespace) is left as it is,
+//! with a warning.
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
 use crate::spec::Spec;
-use amd_container_common::ContainerEdits;
+use amd_container_common::access::{self, Grant, NodeKind, ProcessUser};
+use amd_container_common::{ContainerEdits, DeviceNode};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,6 +39,8 @@ pub enum InjectError {
 /// What one injection did, for the log.
 pub struct Outcome {
     pub created: usize,
+    /// Nodes created with the container user's group (see [`user_group`]).
+    pub regrouped: Vec<String>,
     pub cgroup: String,
     pub bind_mounted: bool,
 }
@@ -45,12 +55,60 @@ fn ns_id(path: &str) -> Result<(u64, u64), InjectError> {
         })
 }
 
-/// Gives the container of `pid` (root at `rootfs`) the nodes of `edits`.
+/// The node to create in the container for `node`: the host's, or, when
+/// the container's non-root `user` needs it (the admin's `kinds`) and may be
+/// given it, the same with the user's primary gid as its group. Mode bits
+/// stay the host's. `bind`: the node will be a bind mount of the host's,
+/// which is never changed; then only a warning.
+pub fn user_group(
+    node: &DeviceNode,
+    user: &ProcessUser,
+    kinds: &[NodeKind],
+    bind: bool,
+) -> Option<DeviceNode> {
+    match access::grant(node, user, kinds) {
+        Grant::None => None,
+        Grant::Group(gid) if bind => {
+            log::warn!(
+                "{}: the container's user (uid {}) cannot open it (mode {:04o}, gid {}) and, \
+                 bind-mounted from the host for a user namespace, it is not changed; give the \
+                 container group {gid} (CDI additionalGids, --group-add {gid})",
+                node.path.display(),
+                user.uid,
+                node.mode,
+                node.gid
+            );
+            None
+        }
+        Grant::Group(_) if user.gid != 0 => Some(DeviceNode {
+            gid: user.gid,
+            ..node.clone()
+        }),
+        Grant::Group(_) | Grant::Refused => {
+            log::warn!(
+                "{}: the container's user (uid {} gid {}) cannot open it (mode {:04o} uid {} \
+                 gid {}) and it is not granted (never root's group, never wider than the \
+                 host's mode bits)",
+                node.path.display(),
+                user.uid,
+                user.gid,
+                node.mode,
+                node.uid,
+                node.gid
+            );
+            None
+        }
+    }
+}
+
+/// Gives the container of `pid` (root at `rootfs`) the nodes of `edits`;
+/// nodes its non-root user needs (`kinds`) get the user's group.
 pub fn inject(
     pid: i32,
     rootfs: &Path,
     spec: &Spec,
     edits: &ContainerEdits,
+    kinds: &[NodeKind],
 ) -> Result<Outcome, InjectError> {
     if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
@@ -117,9 +175,17 @@ pub fn inject(
         other => other?,
     };
     let mut created = 0;
+    let mut regrouped = Vec::new();
+    let user = spec.user();
     for (i, node) in edits.device_nodes.iter().enumerate() {
-        match root.place(node, &placement, i) {
-            Ok(true) => created += 1,
+        let mine = user_group(node, &user, kinds, userns);
+        match root.place(mine.as_ref().unwrap_or(node), &placement, i) {
+            Ok(true) => {
+                created += 1;
+                if mine.is_some() {
+                    regrouped.push(node.path.display().to_string());
+                }
+            }
             Ok(false) => {}
             Err(e) => {
                 root.rollback();
@@ -140,6 +206,7 @@ pub fn inject(
     root.commit();
     Ok(Outcome {
         created,
+        regrouped,
         cgroup: cgroup.describe(),
         bind_mounted: userns,
     })

@@ -1,7 +1,7 @@
 //! The parts of a container's OCI runtime spec (`config.json`) the live
-//! injection reads: `root.path`, `linux.resources.devices` and
+//! injection reads: `root.path`, `linux.resources.devices`,
 //! `process.capabilities.bounding` (the admin's policy on unprivileged
-//! requests).
+//! requests) and `process.user` (a non-root user's access to the nodes).
 //!
 //! `oci_spec::runtime::Spec` describes the whole document; deserializing it
 //! built several hundred kilobytes of code into the hook (a regex engine
@@ -14,6 +14,7 @@
 //! `oci_spec`; a present field of the wrong shape is an error; unknown fields
 //! are ignored. Device rules are `oci_spec`'s own type.
 
+use amd_container_common::access::ProcessUser;
 use oci_spec::runtime::LinuxDeviceCgroup;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub struct Spec {
 struct Process {
     #[serde(default)]
     capabilities: Option<Capabilities>,
+    #[serde(default)]
+    user: Option<ProcessUser>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +77,16 @@ impl Spec {
             .and_then(|p| p.capabilities.as_ref())
             .and_then(|c| c.bounding.as_ref())
             .is_some_and(|b| b.iter().any(|c| c == "CAP_SYS_ADMIN"))
+    }
+}
+
+impl Spec {
+    /// `process.user`; absent reads as root (uid 0, gid 0).
+    pub fn user(&self) -> ProcessUser {
+        self.process
+            .as_ref()
+            .and_then(|p| p.user.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -123,6 +136,21 @@ mod tests {
         assert_eq!(rules.len(), 2);
         assert!(!rules[0].allow());
         assert_eq!((rules[1].major(), rules[1].minor()), (Some(226), Some(128)));
+    }
+
+    #[test]
+    fn reads_the_process_user() {
+        let spec: Spec = serde_json::from_str(
+            r#"{"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [44],
+                "umask": 18}}}"#,
+        )
+        .unwrap();
+        let user = spec.user();
+        assert_eq!(
+            (user.uid, user.gid, user.additional_gids),
+            (1000, 1000, vec![44])
+        );
+        assert_eq!(Spec::default().user(), ProcessUser::default());
     }
 
     #[test]

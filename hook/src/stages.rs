@@ -171,7 +171,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
     let rootfs = container::rootfs(&spec, state.bundle())?;
     tracking::hold(&config, state.id(), pid, &inventory, &selection)?;
-    let outcome = match inject::inject(pid, &rootfs, &spec, &edits) {
+    let outcome = match inject::inject(pid, &rootfs, &spec, &edits, &config.devices.user_access) {
         Ok(o) => o,
         Err(e) => {
             if let Err(r) = tracking::release(&config, state.id()) {
@@ -185,8 +185,17 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
         .iter()
         .map(|n| n.path.display().to_string())
         .collect();
+    let regrouped = if outcome.regrouped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", group {} for the container's user: {}",
+            spec.user().gid,
+            outcome.regrouped.join(" ")
+        )
+    };
     log::info!(
-        "{}={}: gave {} ({} created{}, {})",
+        "{}={}: gave {} ({} created{}{regrouped}, {})",
         var.name,
         var.value,
         paths.join(" "),
@@ -256,8 +265,30 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
         None => write_stdout(&input),
         Some(edits) => {
             precreate::apply(&mut doc, &edits);
+            let (gids, refused) =
+                precreate::grant_groups(&mut doc, &edits, &config.devices.user_access);
+            if !gids.is_empty() {
+                log::debug!("added groups {gids:?} to process.user.additionalGids");
+            }
+            warn_refused(&refused);
             write_stdout(&serde_json::to_vec(&doc).map_err(HookError::PrecreateOutput)?)
         }
+    }
+}
+
+/// Warns about nodes the container's non-root user cannot open and that no
+/// group may be given for (their group is root's, or the group has no rw).
+fn warn_refused(nodes: &[&amd_container_common::DeviceNode]) {
+    for n in nodes {
+        log::warn!(
+            "{}: mode {:04o} uid {} gid {}: the container's user cannot open it and it is not \
+             granted (never root's group, never wider than the host's mode bits); run the \
+             container as root or change the host node's group",
+            n.path.display(),
+            n.mode,
+            n.uid,
+            n.gid
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run a command with fake AMD GPU hardware, in a private mount namespace.
 #
-#   run-in-fakehw.sh --fixture FILE.umockdev --cgroup v1|v2 [--workdir DIR] -- CMD [ARGS...]
+#   run-in-fakehw.sh --fixture FILE.umockdev --cgroup v1|v2 [--workdir DIR] [--strict-nodes] -- CMD [ARGS...]
 #
 # Inside the namespace:
 #   /sys  = a copy of the fixture's umockdev sysfs tree (cached per fixture content under
@@ -9,7 +9,8 @@
 #           (v1: rbind of the host's /sys/fs/cgroup; v2: a fresh cgroup2 mount)
 #   /dev  = a tmpfs with null zero full random urandom tty (bound from the real /dev), pts, shm,
 #           mqueue, ptmx, fd/stdin/stdout/stderr, and real char nodes for every device node of
-#           the fixture (drm cardN 0660 gid 44, renderDN 0666 gid 109, kfd 0666 gid 109)
+#           the fixture (drm cardN 0660 gid 44, renderDN 0666 gid 109, kfd 0666 gid 109; with
+#           --strict-nodes renderDN and kfd are 0660 gid 109, as on Ubuntu and RHEL)
 # Then CMD is exec'd; the script exits with CMD's status.  The host's /dev and /sys are not
 # touched: every mount lives in the private namespace and disappears with it.
 #
@@ -31,8 +32,8 @@ usage() {
 # stage 2: inside the private mount namespace
 if [ "${1:-}" = "--inner" ]; then
     shift
-    fixture=$1 cgroup=$2 sysdir=$3 mnt=$4 nodes=$5
-    shift 5
+    fixture=$1 cgroup=$2 sysdir=$3 mnt=$4 nodes=$5 open_mode=$6
+    shift 6
 
     mount --make-rprivate /
 
@@ -74,8 +75,8 @@ if [ "${1:-}" = "--inner" ]; then
         mknod "/dev/$name" c "$maj" "$min"
         case "$name" in
             dri/card*)    mode=0660 gid=44 ;;
-            dri/render*)  mode=0666 gid=109 ;;
-            kfd)          mode=0666 gid=109 ;;
+            dri/render*)  mode=$open_mode gid=109 ;;
+            kfd)          mode=$open_mode gid=109 ;;
             *)            mode=0660 gid=0 ;;
         esac
         chown "0:$gid" "/dev/$name"
@@ -88,12 +89,13 @@ fi
 
 # ------------------------------------------------------------------------------------------
 # stage 1: argument parsing, prerequisites, cached sysfs tree
-fixture= cgroup= workdir=${FAKEHW_WORKDIR:-${TMPDIR:-/tmp}/fakehw}
+fixture= cgroup= workdir=${FAKEHW_WORKDIR:-${TMPDIR:-/tmp}/fakehw} open_mode=0666
 while [ $# -gt 0 ]; do
     case "$1" in
         --fixture) fixture=${2:-}; shift 2 || usage ;;
         --cgroup) cgroup=${2:-}; shift 2 || usage ;;
         --workdir) workdir=${2:-}; shift 2 || usage ;;
+        --strict-nodes) open_mode=0660; shift ;;
         --) shift; break ;;
         -h|--help) usage ;;
         *) echo "run-in-fakehw: unknown argument: $1" >&2; usage ;;
@@ -144,4 +146,4 @@ fi
 mkdir -p "$workdir/mnt/realdev"
 
 exec unshare -m --propagation private -- \
-    "$me" --inner "$fixture" "$cgroup" "$sysdir" "$workdir/mnt" "$nodes" "$@"
+    "$me" --inner "$fixture" "$cgroup" "$sysdir" "$workdir/mnt" "$nodes" "$open_mode" "$@"

@@ -187,6 +187,11 @@ pub struct Dockerd {
     /// socket paths are limited to 108 bytes).
     pub exec_root: PathBuf,
     pub socket: PathBuf,
+    /// `run-in-fakehw.sh --strict-nodes` (kfd and render 0660 root:109),
+    /// with `SYSTEMD_DEVICE_VERIFY_SYSFS=0` in dockerd's environment, which
+    /// amd-container-runtime inherits and needs then (it looks the nodes
+    /// up through libudev for a non-root user). Set before [`Dockerd::start`].
+    pub strict_nodes: bool,
     child: Option<Child>,
     starts: usize,
     /// [`DOCKER_HOST_PATHS`] that existed before the first start.
@@ -215,6 +220,7 @@ impl Dockerd {
             socket: exec_root.join("docker.sock"),
             exec_root,
             work,
+            strict_nodes: false,
             child: None,
             starts: 0,
             host_before: existing(DOCKER_HOST_PATHS),
@@ -253,7 +259,13 @@ impl Dockerd {
                 --pidfile "$W/docker.pid" -H "unix://$SOCK" --iptables=false --bridge=none
         "#;
         let log = File::create(self.log_path(n)).unwrap();
-        let child = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
+        let mut command = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
+        if self.strict_nodes {
+            command
+                .arg("--strict-nodes")
+                .env("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
+        }
+        let child = command
             .arg("--fixture")
             .arg(fixture(&self.fixture))
             .args(["--cgroup", &self.cgroup.to_string(), "--workdir"])

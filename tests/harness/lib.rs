@@ -113,8 +113,19 @@ pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Outpu
         .arg(program)
         .args(args)
         .env_remove("RUST_LOG")
+        // What `cdi generate` records for `cdi refresh` stays in the repo's scratch, never in
+        // the host's /var/lib.
+        .env("AMD_CTK_CDI_STATE", cdi_state_scratch())
         .output()
         .expect("umockdev-run runs (apt-get install umockdev)")
+}
+
+/// The state file `cdi generate` records into, for this test process.
+pub fn cdi_state_scratch() -> PathBuf {
+    repo()
+        .join("target/e2e-scratch")
+        .join(format!("cdi-state-{}", std::process::id()))
+        .join("cdi-specs.json")
 }
 
 pub fn text(bytes: &[u8]) -> String {

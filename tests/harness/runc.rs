@@ -120,6 +120,9 @@ pub struct Session {
     pub dir: PathBuf,
     /// `runc --root`: the session's private container state.
     pub runc_root: PathBuf,
+    /// `run-in-fakehw.sh --strict-nodes`: kfd and render nodes 0660
+    /// root:109 instead of 0666 (see [`Session::strict_nodes`]).
+    pub strict_nodes: bool,
 }
 
 /// What one command inside the fake-hardware namespace did.
@@ -163,7 +166,15 @@ impl Session {
             cgroup,
             dir,
             runc_root,
+            strict_nodes: false,
         }
+    }
+
+    /// The session's fake hardware gets kfd and render nodes 0660 root:109
+    /// (render), as on Ubuntu and RHEL, instead of 0666.
+    pub fn strict_nodes(mut self) -> Session {
+        self.strict_nodes = true;
+        self
     }
 
     /// A new bundle with a unique container id: the template's spec with the
@@ -176,7 +187,12 @@ impl Session {
         let mut config = t.config.clone();
         config["root"]["path"] = json!(t.rootfs);
         config["process"]["args"] = json!(probe_args(&[]));
-        Bundle { id, dir, config }
+        Bundle {
+            id,
+            dir,
+            config,
+            hook_config_extra: String::new(),
+        }
     }
 
     /// The `run-in-fakehw.sh … --` command prefix of this session.
@@ -187,8 +203,11 @@ impl Session {
             .arg("--cgroup")
             .arg(self.cgroup.to_string())
             .arg("--workdir")
-            .arg(scratch_root().join("fakehw-cache"))
-            .arg("--");
+            .arg(scratch_root().join("fakehw-cache"));
+        if self.strict_nodes {
+            c.arg("--strict-nodes");
+        }
+        c.arg("--");
         c
     }
 
@@ -287,6 +306,9 @@ pub struct Bundle {
     pub id: String,
     pub dir: PathBuf,
     pub config: Value,
+    /// TOML appended to the hook's config file (after its `[hook]` table),
+    /// e.g. a `[devices]` table.
+    pub hook_config_extra: String,
 }
 
 impl Bundle {
@@ -322,6 +344,12 @@ impl Bundle {
         let prefix = format!("{name}=");
         env.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
         env.push(json!(format!("{name}={value}")));
+        self
+    }
+
+    /// Runs the container's process as `uid:gid` (`process.user`).
+    pub fn user(&mut self, uid: u32, gid: u32) -> &mut Self {
+        self.config["process"]["user"] = json!({"uid": uid, "gid": gid});
         self
     }
 
@@ -369,8 +397,9 @@ impl Bundle {
 
     pub fn write_hook_config(&self) {
         let toml = format!(
-            "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n",
-            self.hook_log_path().display()
+            "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n{}",
+            self.hook_log_path().display(),
+            self.hook_config_extra
         );
         std::fs::write(self.hook_config_path(), toml).unwrap();
     }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Fills a payload directory for run-vm.sh: the release binaries, the fake hardware of one fixture
-# (its umockdev sysfs tree as a tarball and its device nodes), and the VM suite.
+# (its umockdev sysfs tree as a tarball and its device nodes), the VM suite, and the udev rule and
+# systemd unit of the packages.
 #
 #   make-payload.sh OUT_DIR [FIXTURE]      (FIXTURE default: tests/fixtures/mi300x-8.umockdev)
 #
@@ -20,7 +21,11 @@ for b in amd-ctk amd-container-hook amd-container-runtime; do
     [ -x "$bin/$b" ] || die "$bin/$b is not built (cargo build --release)"
     cp "$bin/$b" "$out/bin/"
 done
-cp "$here/suite.sh" "$here/lib.sh" "$out/"
+cp "$here/suite.sh" "$here/lib.sh" "$here/cdi-refresh.sh" "$out/"
+# The udev rule and unit the packages install (the CDI refresh test installs them the same way).
+mkdir -p "$out/packaging"
+cp "$repo/packaging/udev/60-amd-container-toolkit-cdi.rules" "$repo/packaging/systemd/amd-cdi-refresh.service" \
+    "$out/packaging/"
 cp -r "$repo/oci-hooks.d" "$out/"
 
 # shellcheck disable=SC2016

@@ -8,6 +8,7 @@
 # manager), Docker (systemd cgroup driver), each with the hook registered as the product does it.
 set -u
 . "${PAYLOAD:-/mnt/payload}/lib.sh"
+. "${PAYLOAD:-/mnt/payload}/cdi-refresh.sh"
 
 REQ=3
 WANT="/dev/kfd /dev/dri/card6 /dev/dri/renderD133"
@@ -246,6 +247,9 @@ docker_no_request() {
 run_test docker-setup docker_setup
 run_test docker-systemd docker_gpu
 run_test docker-no-request docker_no_request
+
+# ---- CDI refresh by the real udevd (last: it takes a fake GPU away; tests/vm/cdi-refresh.sh)
+run_test cdi-refresh-udev cdi_refresh_udev
 
 echo
 echo "== hook log"

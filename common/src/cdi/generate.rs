@@ -1,10 +1,12 @@
 //! Builds the CDI spec for an inventory: one device per GPU (or partition) by
 //! index and, when asked, by unique id, plus `all`; `/dev/kfd` once at the
-//! spec level.
+//! spec level, with the host groups a non-root user needs for the nodes
+//! (`additionalGids`, CDI 0.7.0) when the host's nodes are not world-rw.
 
 use super::names::{validate_device_name, validate_kind, NameError};
 use super::spec::{ContainerEdits, Device, DeviceNode, Spec};
 use super::version::minimum_version;
+use crate::access::{cdi_gids, NodeKind};
 use crate::edits::ContainerEdits as Edits;
 use crate::hardware::{self, Inventory};
 use crate::request::Selection;
@@ -36,6 +38,11 @@ pub struct GenerateOptions {
     pub vendor: String,
     pub class: String,
     pub strategies: Vec<NameStrategy>,
+    /// The kinds of node whose host group goes into the spec-level
+    /// `additionalGids` when the node is not world-rw (`[devices]
+    /// user-access`); empty: none, and the spec keeps a version old
+    /// engines read.
+    pub user_access: Vec<NodeKind>,
 }
 
 impl Default for GenerateOptions {
@@ -44,6 +51,7 @@ impl Default for GenerateOptions {
             vendor: super::DEFAULT_VENDOR.into(),
             class: super::DEFAULT_CLASS.into(),
             strategies: vec![NameStrategy::Index],
+            user_access: NodeKind::default_user_access(),
         }
     }
 }
@@ -113,6 +121,82 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         container_edits: cdi_edits(&Edits::shared(inventory)),
         ..Default::default()
     };
+    // The groups of every node the spec gives (kfd and all GPUs' nodes): a
+    // container using any device gets them, as CDI applies spec-level edits
+    // with any device.
+    let mut nodes = Edits::shared(inventory).device_nodes;
+    nodes.extend(inventory.gpus.iter().flat_map(|g| g.nodes().cloned()));
+    spec.container_edits.additional_gids = cdi_gids(&nodes, &options.user_access);
     spec.cdi_version = minimum_version(&spec).to_string();
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::{DeviceNode as HostNode, Gpu};
+
+    fn inventory(mode: u32, kfd_gid: u32, render_gid: u32) -> Inventory {
+        let node = |path: &str, major, minor, gid| HostNode {
+            path: path.into(),
+            major,
+            minor,
+            mode,
+            uid: 0,
+            gid,
+        };
+        let gpu = |index: usize, card: u32, render: u32| Gpu {
+            index,
+            pci_address: format!("0000:0{}:00.0", index + 3).parse().expect("pci"),
+            partition: None,
+            unique_id: None,
+            card: Some(node(&format!("/dev/dri/card{card}"), 226, card, 44)),
+            render: Some(node(
+                &format!("/dev/dri/renderD{render}"),
+                226,
+                render,
+                render_gid,
+            )),
+            compute_partition: None,
+            memory_partition: None,
+        };
+        Inventory {
+            kfd: Some(node("/dev/kfd", 238, 0, kfd_gid)),
+            gpus: vec![gpu(0, 1, 128), gpu(1, 2, 129)],
+        }
+    }
+
+    #[test]
+    fn strict_nodes_give_additional_gids_and_need_070() {
+        let spec = generate(&inventory(0o660, 110, 109), &GenerateOptions::default()).unwrap();
+        assert_eq!(spec.container_edits.additional_gids, [109, 110]);
+        assert_eq!(spec.cdi_version, "0.7.0");
+        assert!(spec
+            .devices
+            .iter()
+            .all(|d| d.container_edits.additional_gids.is_empty()));
+        let with_cards = GenerateOptions {
+            user_access: vec![NodeKind::Card, NodeKind::Render, NodeKind::Kfd],
+            ..Default::default()
+        };
+        let spec = generate(&inventory(0o660, 109, 109), &with_cards).unwrap();
+        assert_eq!(spec.container_edits.additional_gids, [44, 109]);
+    }
+
+    #[test]
+    fn world_rw_root_group_or_setting_off_keep_050() {
+        for (inv, kinds) in [
+            (inventory(0o666, 109, 109), NodeKind::default_user_access()),
+            (inventory(0o660, 0, 0), NodeKind::default_user_access()),
+            (inventory(0o660, 110, 109), vec![]),
+        ] {
+            let options = GenerateOptions {
+                user_access: kinds,
+                ..Default::default()
+            };
+            let spec = generate(&inv, &options).unwrap();
+            assert!(spec.container_edits.additional_gids.is_empty(), "{spec:?}");
+            assert_eq!(spec.cdi_version, "0.5.0");
+        }
+    }
 }

@@ -104,6 +104,7 @@ pub fn compare_with_hardware(spec: &Spec, inventory: &Inventory) -> Vec<Discrepa
         vendor: vendor.into(),
         class: class.into(),
         strategies: vec![NameStrategy::Index, NameStrategy::Uuid],
+        ..Default::default()
     };
     let host = match generate(inventory, &options) {
         Ok(h) => h,

@@ -1,12 +1,20 @@
 //! `amd-container-runtime`: the runc-compatible entry Docker runs. On
 //! `create` / `run` of a container whose spec asks for GPUs it registers
-//! `amd-container-hook` in `hooks.createRuntime`; then, for every command,
-//! it execs the low-level runtime with the same arguments.
+//! `amd-container-hook` in `hooks.createRuntime` and, when the container's
+//! process runs as a non-root user that could not open the nodes it asks for
+//! (`[devices] user-access`), adds their host groups to
+//! `process.user.additionalGids` (as `docker run --group-add` would; the
+//! hook then finds nothing more to do for the user); then, for every
+//! command, it execs the low-level runtime with the same arguments.
 
 pub mod args;
 pub mod spec;
 
+use amd_container_common::access::{self, ProcessUser};
 use amd_container_common::config::Config;
+use amd_container_common::hardware::{scan, Detail};
+use amd_container_common::request::{find_request, Request};
+use amd_container_common::ContainerEdits;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -73,6 +81,7 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
         config.runtime.hook_timeout,
         &env,
     );
+    let gids = user_groups(&doc, config);
     let map = doc
         .as_object_mut()
         .ok_or_else(|| format!("{shown}: not a JSON object"))?;
@@ -88,11 +97,55 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
         );
         changed |= spec::register_at(map, "poststop", poststop);
     }
+    changed |= access::add_gids_to_spec(&mut doc, &gids);
     if !changed {
         return Ok(());
     }
     let out = serde_json::to_vec(&doc).expect("a JSON value serializes");
     spec::write_atomic(config_json, &out).map_err(|e| format!("cannot write {shown}: {e}"))
+}
+
+/// The host groups the spec's non-root process user needs for the nodes its
+/// request resolves to (none for root, with `[devices] user-access = []`,
+/// or when the request cannot be resolved: the hook then reports why).
+fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
+    let user = ProcessUser::of_spec(doc);
+    if user.uid == 0 || config.devices.user_access.is_empty() {
+        return Vec::new();
+    }
+    let env = doc
+        .pointer("/process/env")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let Some(var) = find_request(env.iter().copied(), &config.hook.swarm_resource) else {
+        return Vec::new();
+    };
+    let Ok(request) = Request::parse(var.name, var.value) else {
+        return Vec::new();
+    };
+    if !request.is_gpu() || request == Request::NoGpus {
+        return Vec::new();
+    }
+    let detail = Detail {
+        unique_ids: request.names_unique_ids(),
+        partition_modes: false,
+    };
+    let Ok(found) = scan(detail) else {
+        return Vec::new();
+    };
+    let Ok(selection) = request.resolve(&var, found.gpus()) else {
+        return Vec::new();
+    };
+    let Ok(inventory) = found.with_nodes(&selection.0) else {
+        return Vec::new();
+    };
+    let edits = ContainerEdits::for_selection(&inventory, &selection);
+    access::groups_to_add(&edits.device_nodes, &user, &config.devices.user_access).gids
 }
 
 /// Also puts the error into runc's `--log` file, where containerd's shim
