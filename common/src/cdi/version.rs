@@ -6,6 +6,14 @@ use super::spec::{ContainerEdits, Spec};
 
 const EARLIEST: &str = "0.3.0";
 
+/// intelRdt fields of 1.1.0: `schemata`, `enableMonitoring`.
+fn rdt_v110(e: &ContainerEdits) -> bool {
+    e.intel_rdt.as_ref().is_some_and(|r| {
+        r.get("schemata").is_some_and(|v| !v.is_null())
+            || r.get("enableMonitoring").and_then(|v| v.as_bool()) == Some(true)
+    })
+}
+
 /// The lowest CDI version that can carry `spec`.
 pub fn minimum_version(spec: &Spec) -> &'static str {
     let all_edits = || {
@@ -15,8 +23,10 @@ pub fn minimum_version(spec: &Spec) -> &'static str {
             .chain([&spec.container_edits])
     };
     let any_edit = |f: fn(&ContainerEdits) -> bool| all_edits().any(f);
-    if any_edit(|e| !e.net_devices.is_empty()) {
-        return "1.0.0";
+    // 1.0.0 and 0.8.0 added no spec field (the reference's requiresV100 and
+    // requiresV080 are always false).
+    if any_edit(|e| !e.net_devices.is_empty() || rdt_v110(e)) {
+        return "1.1.0";
     }
     if any_edit(|e| e.intel_rdt.is_some() || !e.additional_gids.is_empty()) {
         return "0.7.0";
@@ -93,8 +103,30 @@ mod tests {
         assert_eq!(minimum_version(&s), "0.6.0");
         s.devices[0].container_edits.additional_gids.push(44);
         assert_eq!(minimum_version(&s), "0.7.0");
+        s.container_edits.intel_rdt = Some(serde_json::json!({"closID": "x"}));
+        assert_eq!(minimum_version(&s), "0.7.0");
         let mut dotted = spec_with("all");
         dotted.kind = "amd.com/gpu.partition".into();
         assert_eq!(minimum_version(&dotted), "0.6.0");
+    }
+
+    /// The reference's requiresV110: netDevices, or intelRdt's schemata or
+    /// enableMonitoring, at spec or device level.
+    #[test]
+    fn net_devices_and_newer_rdt_need_110() {
+        let mut s = spec_with("all");
+        s.devices[0]
+            .container_edits
+            .net_devices
+            .push(serde_json::json!({"hostInterfaceName": "eth1", "name": "net1"}));
+        assert_eq!(minimum_version(&s), "1.1.0");
+        for rdt in [
+            serde_json::json!({"schemata": ["L3:0=f"]}),
+            serde_json::json!({"enableMonitoring": true}),
+        ] {
+            let mut s = spec_with("all");
+            s.container_edits.intel_rdt = Some(rdt);
+            assert_eq!(minimum_version(&s), "1.1.0");
+        }
     }
 }
