@@ -7,18 +7,15 @@
 //!   EPERM = the device cgroup denies, ENXIO = allowed, no driver here) and
 //!   `bpftool cgroup show`, and times `allow_devices`.
 //!
-//! The module is compiled in here from its source file, as the hook compiles it.
+//! It calls the library's public API (`amd_container_hook::cgroup::v2`), the
+//! same code the hook runs.
 
-#[allow(dead_code)]
-#[path = "../src/cgroup/v2/mod.rs"]
-mod v2;
-
+use amd_container_hook::cgroup::v2::{self, Access, DeviceAccess};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::process::{exit, Command};
 use std::time::{Duration, Instant};
-use v2::{Access, DeviceAccess};
 
 const RENDER: &str = "/gpu/render"; // c 226:128
 const OTHER: &str = "/gpu/other"; // c 226:129
