@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn a_denying_program_is_replaced_in_place_by_prefix_plus_itself_and_reverted() {
         let real = runc_1_1_5_program();
-        let fake = Fake::with(&[real.clone()]);
+        let fake = Fake::with(std::slice::from_ref(&real));
         let c = allow(&fake, &[GPU]).unwrap();
         assert!(c.changed());
         assert_eq!(
