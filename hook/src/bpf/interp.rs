@@ -4,8 +4,9 @@
 //!
 //! Guarantees: [`run`] never panics, whatever the program and context (no
 //! unchecked arithmetic on anything the program controls; property-tested in
-//! `fuzz.rs`) and always ends (a step limit); where it answers Allow or Deny
-//! it is the kernel's answer for that program. 32- and 64-bit operations go
+//! `fuzz.rs`) and always ends (a step limit); for a program the verifier
+//! accepts, an Allow or Deny is the kernel's answer (checked against a real
+//! runc program as the kernel dumped it). 32- and 64-bit operations go
 //! through one table ([`alu`], [`cond`]) at a [`Width`]: the operands are
 //! cut to the width, the operation done on 64 bits, the result cut again,
 //! which is what the 32-bit instructions do (their results zero-extended).
