@@ -8,6 +8,7 @@
 //! - `amd-container-runtime` (src/bin, with src/runtime_shim): the
 //!   runc-compatible entry for Docker.
 
+pub mod bpf;
 pub mod cgroup;
 pub mod container;
 pub mod inject;
