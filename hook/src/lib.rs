@@ -4,16 +4,22 @@
 //!   every container start: [`stages`] decides from the spec's environment
 //!   alone whether there is anything to do and, for GPU containers, does it
 //!   (discovery, resolution, injection or spec editing) in the same process.
-//!   libudev is loaded only then (src/lazy_udev.rs).
-//! - `amd-container-runtime` (src/bin, with src/runtime_shim): the
-//!   runc-compatible entry for Docker.
+//!   libudev is loaded only then ([`lazy_udev`]).
+//! - `amd-container-runtime` (src/bin, a thin `main` over [`runtime_shim`]):
+//!   the runc-compatible entry for Docker.
+//!
+//! Both binaries link this library, so both get [`lazy_udev`]'s definitions
+//! of the libudev symbols exactly once, and neither lists libudev in its
+//! DT_NEEDED (CI checks with `readelf -d`).
 
 pub mod cgroup;
 pub mod container;
 pub mod inject;
+pub mod lazy_udev;
 pub mod logging;
 pub mod precreate;
 pub mod rootfs;
+pub mod runtime_shim;
 pub mod spec;
 pub mod stages;
 pub mod systemd;
