@@ -12,9 +12,15 @@
 //! of the libudev symbols exactly once, and neither lists libudev in its
 //! DT_NEEDED (CI checks with `readelf -d`).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+// cgroup/ is cleaned on the house-bpf branch (drop this allow at the merge).
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod cgroup;
 pub mod container;
 pub mod inject;
+pub mod json_slot;
 pub mod lazy_udev;
 pub mod logging;
 pub mod precreate;

@@ -14,6 +14,8 @@
 //! failed with a message on stderr, 2 usage); nothing is left buffered, as
 //! the process ends through libc's `exit`, not Rust's runtime.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(not(test), no_main)]
 
 /// The process entry point, called by libc's start-up code; the arguments

@@ -9,6 +9,9 @@
 //! Contract: returns only on failure, after printing the error once on
 //! stderr (exit status 1); success replaces the process with the runtime.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let error = amd_container_hook::runtime_shim::main(&args);
