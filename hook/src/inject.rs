@@ -37,7 +37,7 @@ pub enum InjectError {
 }
 
 /// What one injection did, for the log.
-pub struct Outcome {
+pub struct Injected {
     pub created: usize,
     /// Nodes created with the container user's group (see [`user_group`]).
     pub regrouped: Vec<String>,
@@ -109,7 +109,7 @@ pub fn inject(
     spec: &Spec,
     edits: &ContainerEdits,
     kinds: &[NodeKind],
-) -> Result<Outcome, InjectError> {
+) -> Result<Injected, InjectError> {
     if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
     }
@@ -202,7 +202,7 @@ pub fn inject(
         return Err(e.into());
     }
     root.commit();
-    Ok(Outcome {
+    Ok(Injected {
         created,
         regrouped,
         cgroup: cgroup.describe(),

@@ -39,11 +39,35 @@ pub const USAGE: &str =
 /// so); it lets the fast path decide without reading the config file.
 pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
 
+/// The OCI hook stage the hook was registered for, as named on its command
+/// line (the names the runtimes' hook tables use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Prestart,
+    CreateRuntime,
+    Precreate,
+    Poststop,
+}
+
+impl Stage {
+    /// The stage of a command-line word, or `None` for any other word.
+    pub fn parse(word: &str) -> Option<Stage> {
+        match word {
+            "prestart" => Some(Stage::Prestart),
+            "createRuntime" => Some(Stage::CreateRuntime),
+            "precreate" => Some(Stage::Precreate),
+            "poststop" => Some(Stage::Poststop),
+            _ => None,
+        }
+    }
+}
+
 /// Command line of `amd-container-hook`: `[--config FILE] STAGE`.
 pub struct Args {
     pub config: PathBuf,
-    /// Empty when the command line is malformed (a usage error).
-    pub stage: String,
+    /// `None` when the command line is malformed or names no stage (a usage
+    /// error).
+    pub stage: Option<Stage>,
 }
 
 impl Args {
@@ -62,7 +86,7 @@ impl Args {
         }
         Args {
             config,
-            stage: stage.unwrap_or_default(),
+            stage: stage.as_deref().and_then(Stage::parse),
         }
     }
 }
