@@ -1,5 +1,6 @@
 //! Registering the hook in a bundle's `config.json`.
 
+use crate::json_slot;
 use amd_container_common::request::{find_request, Request};
 use serde_json::{json, Map, Value};
 use std::fs;
@@ -27,15 +28,15 @@ pub fn requests_gpu(doc: &Value, swarm_resource: &str) -> bool {
 /// The hook's environment: [`HOOK_PATH_ENV`] and then `extra`
 /// (`runtime.hook-env`), whose `PATH=` entry, if any, replaces the default
 /// PATH. An entry that is not `NAME=VALUE` is an error.
-pub fn hook_env(extra: &[String]) -> Result<Vec<String>, String> {
+pub fn hook_env(extra: &[String]) -> Result<Vec<String>, super::ShimError> {
     let mut env = vec![HOOK_PATH_ENV.to_string()];
     for entry in extra {
         match entry.split_once('=') {
             Some((name, _)) if !name.is_empty() => {}
             _ => {
-                return Err(format!(
-                    "runtime.hook-env: {entry:?} is not of the form NAME=VALUE"
-                ))
+                return Err(super::ShimError::HookEnv {
+                    entry: entry.clone(),
+                })
             }
         }
         if entry.starts_with("PATH=") {
@@ -75,19 +76,7 @@ pub fn register(doc: &mut Map<String, Value>, hook: Value) -> bool {
 
 /// Appends `hook` to `hooks.<stage>` unless an identical entry is there.
 pub fn register_at(doc: &mut Map<String, Value>, stage_name: &str, hook: Value) -> bool {
-    let hooks = doc.entry("hooks").or_insert_with(|| json!({}));
-    if !hooks.is_object() {
-        *hooks = json!({});
-    }
-    let stage = hooks
-        .as_object_mut()
-        .expect("an object")
-        .entry(stage_name)
-        .or_insert_with(|| json!([]));
-    if !stage.is_array() {
-        *stage = json!([]);
-    }
-    let list = stage.as_array_mut().expect("an array");
+    let list = json_slot::array(json_slot::object(doc, "hooks"), stage_name);
     if list.contains(&hook) {
         return false;
     }
@@ -156,7 +145,7 @@ mod tests {
             ["PATH=/opt/bin:/usr/bin", "A=1"]
         );
         for bad in ["NOVALUE", "=x", ""] {
-            let err = extra(&["A=1", bad]).unwrap_err();
+            let err = extra(&["A=1", bad]).unwrap_err().to_string();
             assert!(
                 err.contains("runtime.hook-env") && err.contains(&format!("{bad:?}")),
                 "{err}"
