@@ -5,6 +5,7 @@
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
 pub mod access;
+pub mod atomic_file;
 pub mod cdi;
 pub mod config;
 pub mod edits;

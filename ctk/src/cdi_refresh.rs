@@ -24,7 +24,8 @@
 //!   refresh finish its writes first.
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
-use crate::{output, CliError};
+use crate::CliError;
+use amd_container_common::atomic_file;
 use amd_container_common::access::NodeKind;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
@@ -230,7 +231,7 @@ impl StateLock {
                 source,
             })?;
         text.push('\n');
-        output::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
+        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
     }
 
     /// Records that `spec` now holds `bytes`, written with these options.
@@ -288,7 +289,7 @@ pub fn write_and_record(
         )
     };
     let guard = lock(&state_path).map_err(not_recorded).ok();
-    output::write_atomic(&spec, text.as_bytes())
+    atomic_file::write_atomic(&spec, text.as_bytes())
         .map_err(|e| CliError::Message(format!("cannot write {}: {e}", spec.display())))?;
     if let Some(guard) = guard {
         if let Err(e) = guard.record(&spec, format, options, no_additional_gids, text.as_bytes()) {
@@ -391,13 +392,13 @@ fn refresh_one(
         return Outcome::Unchanged;
     }
     let backup = previous_copy(state_path, spec);
-    if let Err(e) = output::write_atomic(&backup, &current) {
+    if let Err(e) = atomic_file::write_atomic(&backup, &current) {
         return Outcome::Failed(format!(
             "cannot save {spec} to {} before replacing it: {e}; left as it was",
             backup.display()
         ));
     }
-    if let Err(e) = output::write_atomic(path, text.as_bytes()) {
+    if let Err(e) = atomic_file::write_atomic(path, text.as_bytes()) {
         return Outcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
     }
     record.written = digest(text.as_bytes());

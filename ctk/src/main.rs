@@ -3,7 +3,6 @@
 mod cdi_cmd;
 mod cdi_refresh;
 mod gpu_cmd;
-mod output;
 mod package_removal;
 mod runtime_configure;
 mod schema;

@@ -12,6 +12,7 @@
 //! made by this run: nothing is left behind.
 
 use super::ConfigureError;
+use amd_container_common::atomic_file;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
@@ -261,7 +262,7 @@ fn backup(path: &Path, content: &[u8]) -> Result<Option<PathBuf>, EditError> {
     if fs::symlink_metadata(&bak).is_ok() {
         return Ok(None);
     }
-    crate::output::stage_like(&bak, content, path)
+    atomic_file::stage_like(&bak, content, path)
         .and_then(|s| s.commit())
         .map_err(|e| EditError::Io {
             action: "back up",
@@ -359,9 +360,9 @@ impl Undo {
                 backup,
             } => {
                 let staged = if path.exists() {
-                    crate::output::stage_like(&path, &previous, &path)
+                    atomic_file::stage_like(&path, &previous, &path)
                 } else {
-                    crate::output::stage(&path, &previous)
+                    atomic_file::stage(&path, &previous)
                 };
                 staged
                     .and_then(|s| s.commit())
@@ -464,7 +465,7 @@ pub fn apply_undoable<T>(
             check_replaceable(&path, false)?;
             // New content first, then the backup, then the rename: a
             // failure at any step takes back what the earlier ones made.
-            let staged = crate::output::stage(&path, &bytes).map_err(io_err("write", &path))?;
+            let staged = atomic_file::stage(&path, &bytes).map_err(io_err("write", &path))?;
             let backup = match &current {
                 Some(old) if opts.backup => backup(&path, old)?,
                 _ => None,

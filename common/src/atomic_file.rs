@@ -1,5 +1,8 @@
-//! Writing files the way an admin expects: atomically (temp file + rename in
-//! the same directory), parent directories created, other files untouched.
+//! Writing files the way an admin expects: atomically (temp file in the same
+//! directory, written, fsynced, renamed over the destination, directory
+//! fsynced), parent directories created, other files untouched. The one
+//! atomic writer of the toolkit: `amd-ctk` (CDI specs, engine configs, their
+//! backups) and the runtime shim (a bundle's `config.json`) both use it.
 //!
 //! A file that is replaced keeps its identity as far as a new inode can: its
 //! owner, group, mode (set-id bits included) and extended attributes (ACLs,
