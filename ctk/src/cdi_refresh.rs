@@ -351,7 +351,7 @@ fn options_of(
 }
 
 /// What happened to one recorded spec.
-enum Outcome {
+enum RefreshOutcome {
     Refreshed(usize),
     Unchanged,
     Forgotten,
@@ -365,22 +365,24 @@ fn refresh_one(
     record: &mut Record,
     inventory: &Inventory,
     user_access: &[NodeKind],
-) -> Outcome {
+) -> RefreshOutcome {
     let path = Path::new(spec);
     let current = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Forgotten,
-        Err(e) => return Outcome::Failed(format!("cannot read {spec}: {e}; left as it was")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RefreshOutcome::Forgotten,
+        Err(e) => {
+            return RefreshOutcome::Failed(format!("cannot read {spec}: {e}; left as it was"))
+        }
     };
     if digest(&current) != record.written {
-        return Outcome::LeftAlone(format!(
+        return RefreshOutcome::LeftAlone(format!(
             "{spec}: left alone: it changed since amd-ctk wrote it (edited, or written by \
              something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
         ));
     }
     let options = match options_of(state_path, spec, record, user_access) {
         Ok(o) => o,
-        Err(e) => return Outcome::Failed(format!("{e}; {spec} left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
     };
     let format = if record.format == "yaml" {
         SpecFormat::Yaml
@@ -389,27 +391,27 @@ fn refresh_one(
     };
     let generated = match cdi::generate(inventory, &options) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("{spec}: {e}; left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
     };
     let text = match render_spec(&generated, format) {
         Ok(t) => t,
-        Err(e) => return Outcome::Failed(format!("{spec}: {e}; left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
     };
     if text.as_bytes() == current.as_slice() {
-        return Outcome::Unchanged;
+        return RefreshOutcome::Unchanged;
     }
     let backup = previous_copy(state_path, spec);
     if let Err(e) = atomic_file::write_atomic(&backup, &current) {
-        return Outcome::Failed(format!(
+        return RefreshOutcome::Failed(format!(
             "cannot save {spec} to {} before replacing it: {e}; left as it was",
             backup.display()
         ));
     }
     if let Err(e) = atomic_file::write_atomic(path, text.as_bytes()) {
-        return Outcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
+        return RefreshOutcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
     }
     record.written = digest(text.as_bytes());
-    Outcome::Refreshed(generated.devices.len())
+    RefreshOutcome::Refreshed(generated.devices.len())
 }
 
 /// `amd-ctk cdi refresh`.
@@ -448,17 +450,17 @@ pub fn run() -> Result<ExitCode, CliError> {
             &inventory,
             &config.devices.user_access,
         ) {
-            Outcome::Refreshed(n) => println!(
+            RefreshOutcome::Refreshed(n) => println!(
                 "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
                 inventory.gpus.len()
             ),
-            Outcome::Unchanged => println!("{spec}: up to date"),
-            Outcome::Forgotten => {
+            RefreshOutcome::Unchanged => println!("{spec}: up to date"),
+            RefreshOutcome::Forgotten => {
                 println!("{spec}: no longer exists; forgotten (it will not be created again)");
                 forget.push(spec.clone());
             }
-            Outcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
-            Outcome::Failed(msg) => {
+            RefreshOutcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
+            RefreshOutcome::Failed(msg) => {
                 eprintln!("amd-ctk: {msg}");
                 failed = true;
             }

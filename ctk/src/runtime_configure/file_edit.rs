@@ -31,7 +31,7 @@ pub enum Change {
 
 /// How a file edit went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum FileOutcome {
     Unchanged,
     /// Written; `backup` names a backup made by this run.
     Written {
@@ -43,9 +43,9 @@ pub enum Outcome {
     WouldDelete,
 }
 
-impl Outcome {
+impl FileOutcome {
     pub fn changed(&self) -> bool {
-        !matches!(self, Outcome::Unchanged)
+        !matches!(self, FileOutcome::Unchanged)
     }
 }
 
@@ -383,7 +383,7 @@ pub fn apply<T>(
     path: &Path,
     opts: Options,
     plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
-) -> Result<(Outcome, T), ConfigureError> {
+) -> Result<(FileOutcome, T), ConfigureError> {
     apply_undoable(path, opts, plan).map(|(outcome, info, _)| (outcome, info))
 }
 
@@ -397,7 +397,7 @@ pub fn apply_undoable<T>(
     path: &Path,
     opts: Options,
     plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
-) -> Result<(Outcome, T, Undo), ConfigureError> {
+) -> Result<(FileOutcome, T, Undo), ConfigureError> {
     let path = match resolve(path) {
         Resolved::File(p) => p,
         Resolved::Dangling {
@@ -408,7 +408,9 @@ pub fn apply_undoable<T>(
             // Nothing to read; fine as long as nothing is to be written.
             let (change, info) = plan(None)?;
             return match change {
-                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info, Undo::Nothing)),
+                Change::Unchanged | Change::Delete => {
+                    Ok((FileOutcome::Unchanged, info, Undo::Nothing))
+                }
                 Change::Write(_) => Err(EditError::DanglingSymlink {
                     link,
                     target,
@@ -426,16 +428,16 @@ pub fn apply_undoable<T>(
         let current = read(&path)?;
         let (change, info) = plan(current.as_deref())?;
         let outcome = match change {
-            Change::Unchanged => Outcome::Unchanged,
+            Change::Unchanged => FileOutcome::Unchanged,
             Change::Write(bytes) => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)
                     .and_then(|_| out.flush())
                     .map_err(io_err("write", Path::new("(stdout)")))?;
-                Outcome::WouldWrite
+                FileOutcome::WouldWrite
             }
-            Change::Delete if current.is_some() => Outcome::WouldDelete,
-            Change::Delete => Outcome::Unchanged,
+            Change::Delete if current.is_some() => FileOutcome::WouldDelete,
+            Change::Delete => FileOutcome::Unchanged,
         };
         return Ok((outcome, info, Undo::Nothing));
     }
@@ -448,7 +450,7 @@ pub fn apply_undoable<T>(
     let (mut change, mut info) = plan(current.as_deref())?;
     if lock.is_none() {
         if change == Change::Unchanged || change == Change::Delete {
-            return Ok((Outcome::Unchanged, info, Undo::Nothing));
+            return Ok((FileOutcome::Unchanged, info, Undo::Nothing));
         }
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         lock = Some(lock_dir(&dir)?);
@@ -456,9 +458,9 @@ pub fn apply_undoable<T>(
         (change, info) = plan(current.as_deref())?;
     }
     let (outcome, undo) = match change {
-        Change::Unchanged => (Outcome::Unchanged, Undo::Nothing),
+        Change::Unchanged => (FileOutcome::Unchanged, Undo::Nothing),
         Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => {
-            (Outcome::Unchanged, Undo::Nothing)
+            (FileOutcome::Unchanged, Undo::Nothing)
         }
         Change::Write(bytes) => {
             check_replaceable(&dir, true)?;
@@ -484,16 +486,16 @@ pub fn apply_undoable<T>(
                 },
                 None => Undo::Remove(path.clone()),
             };
-            (Outcome::Written { backup }, undo)
+            (FileOutcome::Written { backup }, undo)
         }
         Change::Delete => match current {
-            None => (Outcome::Unchanged, Undo::Nothing),
+            None => (FileOutcome::Unchanged, Undo::Nothing),
             Some(previous) => {
                 check_replaceable(&dir, true)?;
                 check_replaceable(&path, false)?;
                 match fs::remove_file(&path) {
                     Ok(()) => (
-                        Outcome::Deleted,
+                        FileOutcome::Deleted,
                         Undo::Restore {
                             path: path.clone(),
                             previous,
@@ -501,7 +503,7 @@ pub fn apply_undoable<T>(
                         },
                     ),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        (Outcome::Unchanged, Undo::Nothing)
+                        (FileOutcome::Unchanged, Undo::Nothing)
                     }
                     Err(e) => return Err(io_err("remove", &path)(e).into()),
                 }
@@ -582,12 +584,12 @@ mod tests {
         let (o, ()) = apply(&f, OPTS, append("b\n")).unwrap();
         assert_eq!(
             o,
-            Outcome::Written {
+            FileOutcome::Written {
                 backup: Some(d.path().join("daemon.json.bak"))
             }
         );
         let (o, ()) = apply(&f, OPTS, append("c\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "a\nb\nc\n");
         assert_eq!(fs::read_to_string(backup_path(&f)).unwrap(), "a\n");
         for p in [&f, &backup_path(&f)] {
@@ -602,15 +604,15 @@ mod tests {
         let f = d.path().join("sub/dir/config.toml");
         // Nothing to do: nothing created.
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Unchanged, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert!(!d.path().join("sub").exists());
         let (o, ()) = apply(&f, OPTS, append("x\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "x\n");
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Deleted);
+        assert_eq!(o, FileOutcome::Deleted);
         assert!(!f.exists());
     }
 
@@ -620,7 +622,7 @@ mod tests {
         let f = d.path().join("x.json");
         fs::write(&f, "same").unwrap();
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Write(b"same".to_vec()), ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert_eq!(d.names(), ["x.json"]);
     }
 
@@ -633,7 +635,7 @@ mod tests {
             backup: true,
         };
         let (o, ()) = apply(&f, opts, append("")).unwrap();
-        assert_eq!(o, Outcome::WouldWrite);
+        assert_eq!(o, FileOutcome::WouldWrite);
         assert!(d.names().is_empty());
     }
 
