@@ -516,40 +516,33 @@ pub fn apply_undoable<T>(
 
 #[cfg(test)]
 pub mod testutil {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TempDir(pub PathBuf);
+    pub struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub fn new(name: &str) -> TempDir {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("amd-ctk-rc-{}-{n}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(
+                tempfile::Builder::new()
+                    .prefix(&format!("amd-ctk-rc-{name}-"))
+                    .tempdir()
+                    .unwrap(),
+            )
         }
 
         pub fn path(&self) -> &Path {
-            &self.0
+            self.0.path()
         }
 
         /// File names in the directory, sorted.
         pub fn names(&self) -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            let mut v: Vec<String> = std::fs::read_dir(self.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             v.sort();
             v
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 }
