@@ -4,7 +4,11 @@
 //! container asked for) → [`edits`] (the device nodes to give it) → an applier
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod access;
+pub mod atomic_file;
 pub mod cdi;
 pub mod config;
 pub mod edits;

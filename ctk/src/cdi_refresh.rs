@@ -24,11 +24,12 @@
 //!   refresh finish its writes first.
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
-use crate::{output, CliError};
+use crate::CliError;
 use amd_container_common::access::NodeKind;
+use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
-use amd_container_common::hardware::{discover, require_gpus, Inventory};
+use amd_container_common::hardware::{discover, require_gpus, Inventory, NoGpuError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::io::AsRawFd;
@@ -69,12 +70,17 @@ pub enum RefreshError {
     },
     #[error("cannot lock {dir} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
     LockTimeout { dir: PathBuf },
-}
-
-impl From<RefreshError> for CliError {
-    fn from(e: RefreshError) -> Self {
-        CliError::Message(e.to_string())
-    }
+    /// `cdi refresh` on a host whose GPUs are gone: the recorded specs are kept.
+    #[error(
+        "{source}; kept {kept} as it was (a GPU event with no GPU left is taken for a driver being \
+         reloaded; `amd-ctk cdi generate` fails the same way, so nothing is rewritten)"
+    )]
+    NoGpu {
+        #[source]
+        source: NoGpuError,
+        /// The recorded specs, comma-separated.
+        kept: String,
+    },
 }
 
 /// What `cdi generate` wrote to one path, and how.
@@ -230,7 +236,7 @@ impl StateLock {
                 source,
             })?;
         text.push('\n');
-        output::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
+        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
     }
 
     /// Records that `spec` now holds `bytes`, written with these options.
@@ -276,7 +282,7 @@ pub fn write_and_record(
     options: &GenerateOptions,
     no_additional_gids: bool,
     text: &str,
-) -> Result<(), CliError> {
+) -> Result<(), RefreshError> {
     let spec = absolute(spec)?;
     let state_path = state_file();
     // A user who cannot write the state (not root) still gets the spec;
@@ -288,8 +294,7 @@ pub fn write_and_record(
         )
     };
     let guard = lock(&state_path).map_err(not_recorded).ok();
-    output::write_atomic(&spec, text.as_bytes())
-        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", spec.display())))?;
+    atomic_file::write_atomic(&spec, text.as_bytes()).map_err(io("write", &spec))?;
     if let Some(guard) = guard {
         if let Err(e) = guard.record(&spec, format, options, no_additional_gids, text.as_bytes()) {
             not_recorded(e);
@@ -346,7 +351,7 @@ fn options_of(
 }
 
 /// What happened to one recorded spec.
-enum Outcome {
+enum RefreshOutcome {
     Refreshed(usize),
     Unchanged,
     Forgotten,
@@ -360,22 +365,24 @@ fn refresh_one(
     record: &mut Record,
     inventory: &Inventory,
     user_access: &[NodeKind],
-) -> Outcome {
+) -> RefreshOutcome {
     let path = Path::new(spec);
     let current = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Forgotten,
-        Err(e) => return Outcome::Failed(format!("cannot read {spec}: {e}; left as it was")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RefreshOutcome::Forgotten,
+        Err(e) => {
+            return RefreshOutcome::Failed(format!("cannot read {spec}: {e}; left as it was"))
+        }
     };
     if digest(&current) != record.written {
-        return Outcome::LeftAlone(format!(
+        return RefreshOutcome::LeftAlone(format!(
             "{spec}: left alone: it changed since amd-ctk wrote it (edited, or written by \
              something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
         ));
     }
     let options = match options_of(state_path, spec, record, user_access) {
         Ok(o) => o,
-        Err(e) => return Outcome::Failed(format!("{e}; {spec} left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
     };
     let format = if record.format == "yaml" {
         SpecFormat::Yaml
@@ -384,24 +391,27 @@ fn refresh_one(
     };
     let generated = match cdi::generate(inventory, &options) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("{spec}: {e}; left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
     };
-    let text = render_spec(&generated, format);
+    let text = match render_spec(&generated, format) {
+        Ok(t) => t,
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
+    };
     if text.as_bytes() == current.as_slice() {
-        return Outcome::Unchanged;
+        return RefreshOutcome::Unchanged;
     }
     let backup = previous_copy(state_path, spec);
-    if let Err(e) = output::write_atomic(&backup, &current) {
-        return Outcome::Failed(format!(
+    if let Err(e) = atomic_file::write_atomic(&backup, &current) {
+        return RefreshOutcome::Failed(format!(
             "cannot save {spec} to {} before replacing it: {e}; left as it was",
             backup.display()
         ));
     }
-    if let Err(e) = output::write_atomic(path, text.as_bytes()) {
-        return Outcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
+    if let Err(e) = atomic_file::write_atomic(path, text.as_bytes()) {
+        return RefreshOutcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
     }
     record.written = digest(text.as_bytes());
-    Outcome::Refreshed(generated.devices.len())
+    RefreshOutcome::Refreshed(generated.devices.len())
 }
 
 /// `amd-ctk cdi refresh`.
@@ -420,16 +430,15 @@ pub fn run() -> Result<ExitCode, CliError> {
         println!("No CDI spec generated by amd-ctk is recorded: nothing to refresh");
         return Ok(ExitCode::SUCCESS);
     }
-    let config =
-        Config::load(&Config::default_path()).map_err(|e| CliError::Message(e.to_string()))?;
+    let config = Config::load(&Config::default_path())?;
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
         let kept: Vec<&str> = state.specs.keys().map(String::as_str).collect();
-        return Err(CliError::Message(format!(
-            "{e}; kept {} as it was (a GPU event with no GPU left is taken for a driver being \
-             reloaded; `amd-ctk cdi generate` fails the same way, so nothing is rewritten)",
-            kept.join(", ")
-        )));
+        return Err(RefreshError::NoGpu {
+            source: e,
+            kept: kept.join(", "),
+        }
+        .into());
     }
     let mut failed = false;
     let mut forget = Vec::new();
@@ -441,17 +450,17 @@ pub fn run() -> Result<ExitCode, CliError> {
             &inventory,
             &config.devices.user_access,
         ) {
-            Outcome::Refreshed(n) => println!(
+            RefreshOutcome::Refreshed(n) => println!(
                 "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
                 inventory.gpus.len()
             ),
-            Outcome::Unchanged => println!("{spec}: up to date"),
-            Outcome::Forgotten => {
+            RefreshOutcome::Unchanged => println!("{spec}: up to date"),
+            RefreshOutcome::Forgotten => {
                 println!("{spec}: no longer exists; forgotten (it will not be created again)");
                 forget.push(spec.clone());
             }
-            Outcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
-            Outcome::Failed(msg) => {
+            RefreshOutcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
+            RefreshOutcome::Failed(msg) => {
                 eprintln!("amd-ctk: {msg}");
                 failed = true;
             }

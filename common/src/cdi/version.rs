@@ -2,12 +2,12 @@
 //! needs, because consumers reject versions newer than they know (podman 4.3.1
 //! stops at 0.5.0). Mirrors the reference implementation's feature checks.
 
-use super::spec::{ContainerEdits, Spec};
+use super::spec::{CdiContainerEdits, Spec};
 
 const EARLIEST: &str = "0.3.0";
 
 /// intelRdt fields of 1.1.0: `schemata`, `enableMonitoring`.
-fn rdt_v110(e: &ContainerEdits) -> bool {
+fn rdt_v110(e: &CdiContainerEdits) -> bool {
     e.intel_rdt.as_ref().is_some_and(|r| {
         r.get("schemata").is_some_and(|v| !v.is_null())
             || r.get("enableMonitoring").and_then(|v| v.as_bool()) == Some(true)
@@ -22,7 +22,7 @@ pub fn minimum_version(spec: &Spec) -> &'static str {
             .map(|d| &d.container_edits)
             .chain([&spec.container_edits])
     };
-    let any_edit = |f: fn(&ContainerEdits) -> bool| all_edits().any(f);
+    let any_edit = |f: fn(&CdiContainerEdits) -> bool| all_edits().any(f);
     // 1.0.0 and 0.8.0 added no spec field (the reference's requiresV100 and
     // requiresV080 are always false).
     if any_edit(|e| !e.net_devices.is_empty() || rdt_v110(e)) {
@@ -60,7 +60,7 @@ pub fn minimum_version(spec: &Spec) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdi::spec::{Device, DeviceNode, Mount};
+    use crate::cdi::spec::{CdiDeviceNode, Device, Mount};
 
     fn spec_with(name: &str) -> Spec {
         Spec {
@@ -83,7 +83,7 @@ mod tests {
     fn numeric_name_or_host_path_needs_050() {
         assert_eq!(minimum_version(&spec_with("0")), "0.5.0");
         let mut s = spec_with("all");
-        s.container_edits.device_nodes.push(DeviceNode {
+        s.container_edits.device_nodes.push(CdiDeviceNode {
             path: "/dev/kfd".into(),
             host_path: Some("/dev/kfd".into()),
             ..Default::default()

@@ -17,8 +17,8 @@
 use super::file_edit::Change;
 use super::hooks_dir::DEFAULT_DIR;
 use super::toml_marks::{key_prefix, mark, set_key_prefix, split_mark};
-use super::Changes;
 use super::ConfigureError;
+use super::EditReport;
 use std::path::Path;
 use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
@@ -224,8 +224,8 @@ pub fn plan_install(
     current: Option<&[u8]>,
     path: &Path,
     dir: &str,
-) -> Result<(Change, Changes), ConfigureError> {
-    let mut changes = Changes::default();
+) -> Result<(Change, EditReport), ConfigureError> {
+    let mut changes = EditReport::default();
     let mut doc = match classify(current, path)? {
         Kind::Missing | Kind::Ours => {
             let want = drop_in_content(&hooks_dirs_before(path), dir);
@@ -339,8 +339,8 @@ fn drop_if_empty(doc: &mut DocumentMut) {
 pub fn plan_remove(
     current: Option<&[u8]>,
     path: &Path,
-) -> Result<(Change, Changes), ConfigureError> {
-    let mut changes = Changes::default();
+) -> Result<(Change, EditReport), ConfigureError> {
+    let mut changes = EditReport::default();
     let mut doc = match classify(current, path)? {
         Kind::Missing => return Ok((Change::Unchanged, changes)),
         Kind::Ours => return Ok((Change::Delete, changes)),
@@ -460,7 +460,7 @@ mod tests {
         );
     }
 
-    fn write_of(r: Result<(Change, Changes), ConfigureError>) -> (String, Changes) {
+    fn write_of(r: Result<(Change, EditReport), ConfigureError>) -> (String, EditReport) {
         match r.unwrap() {
             (Change::Write(b), c) => (String::from_utf8(b).unwrap(), c),
             other => panic!("{other:?}"),

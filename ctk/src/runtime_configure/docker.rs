@@ -11,7 +11,7 @@
 
 use super::file_edit::{Change, EditError};
 use super::ConfigureError;
-use super::{Changes, DefaultRuntime, NOT_OURS_HINT, RUNTIME_NAME};
+use super::{DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -42,7 +42,7 @@ pub fn plan(
     current: Option<&[u8]>,
     edit: &Edit,
     path: &Path,
-) -> Result<(Change, Changes), ConfigureError> {
+) -> Result<(Change, EditReport), ConfigureError> {
     let text = match current {
         None => "",
         Some(b) => std::str::from_utf8(b).map_err(|e| ConfigureError::not_utf8(path, e))?,
@@ -58,7 +58,7 @@ pub fn plan(
     let root = doc
         .as_object_mut()
         .ok_or_else(|| ConfigureError::shape(path, "the top level", "a JSON object"))?;
-    let mut changes = Changes::default();
+    let mut changes = EditReport::default();
     if edit.remove {
         remove(root, edit, path, &mut changes)?;
     } else {
@@ -102,7 +102,7 @@ fn configure(
     root: &mut Map<String, Value>,
     edit: &Edit,
     path: &Path,
-    changes: &mut Changes,
+    changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
     let runtimes = root.entry("runtimes").or_insert_with(|| json!({}));
     let runtimes = runtimes
@@ -172,7 +172,7 @@ fn configure(
 /// Docker's SIGHUP reload applies only keys that are present: a removed
 /// key (default-runtime, or runtimes when it becomes empty) needs a restart.
 /// `ours`: the runtime `amd` is ours (or gone), so a default naming it is.
-fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut Changes) {
+fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut EditReport) {
     if root.get("default-runtime").and_then(Value::as_str) == Some(RUNTIME_NAME) {
         if !ours {
             changes.kept.push(format!(
@@ -193,7 +193,7 @@ fn remove(
     root: &mut Map<String, Value>,
     edit: &Edit,
     path: &Path,
-    changes: &mut Changes,
+    changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
     let mut ours = true;
     if let Some(runtimes) = root.get_mut("runtimes") {
@@ -239,7 +239,7 @@ fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::file_edit::{self, testutil::TempDir, Options, Outcome};
+    use super::super::file_edit::{self, testutil::TempDir, FileOutcome, Options};
     use super::*;
     use std::fs;
 
@@ -558,7 +558,7 @@ mod tests {
         assert_eq!(v(&removed), v(original));
     }
 
-    fn apply(path: &Path, e: &Edit) -> Result<Outcome, ConfigureError> {
+    fn apply(path: &Path, e: &Edit) -> Result<FileOutcome, ConfigureError> {
         let opts = Options {
             dry_run: false,
             backup: true,
@@ -586,7 +586,7 @@ mod tests {
         let text = "{\"runtimes\":{\"amd\":{\"path\":\"amd-container-runtime\"}}}";
         fs::write(&f, text).unwrap();
         let before = fs::metadata(&f).unwrap().modified().unwrap();
-        assert_eq!(apply(&f, &edit()).unwrap(), Outcome::Unchanged);
+        assert_eq!(apply(&f, &edit()).unwrap(), FileOutcome::Unchanged);
         assert_eq!(fs::read_to_string(&f).unwrap(), text);
         assert_eq!(fs::metadata(&f).unwrap().modified().unwrap(), before);
         assert_eq!(d.names(), ["daemon.json"]);

@@ -10,13 +10,13 @@
 //! (their backups made by this run removed) before the error is returned.
 //! Nothing is reported as changed unless the whole run succeeded.
 
-use super::file_edit::{self, Change, Options, Outcome, Undo};
-use super::{Changes, ConfigureError};
+use super::file_edit::{self, Change, FileOutcome, Options, Undo};
+use super::{ConfigureError, EditReport};
 use std::path::{Path, PathBuf};
 
 /// A planner: what a file should become, from its current bytes (`None`:
 /// missing), and the report of that change.
-pub type Plan<'a> = Box<dyn Fn(Option<&[u8]>) -> Result<(Change, Changes), ConfigureError> + 'a>;
+pub type Plan<'a> = Box<dyn Fn(Option<&[u8]>) -> Result<(Change, EditReport), ConfigureError> + 'a>;
 
 /// One file of an engine's registration.
 pub struct FileEdit<'a> {
@@ -36,13 +36,13 @@ pub trait Engine {
     fn edits(&self) -> Result<Vec<FileEdit<'_>>, ConfigureError>;
     /// What to tell the admin after the report (how to apply the change):
     /// `done[i]` is how the i-th file of [`Engine::edits`] went.
-    fn after(&self, done: &[(Outcome, Changes)], dry_run: bool) -> Vec<String>;
+    fn after(&self, done: &[(FileOutcome, EditReport)], dry_run: bool) -> Vec<String>;
 }
 
 /// Applies `engine`'s edits, all or nothing, then reports.
 pub fn configure(engine: &dyn Engine, dry_run: bool, out: &Reporter) -> Result<(), ConfigureError> {
     let edits = engine.edits()?;
-    let mut done: Vec<(Outcome, Changes)> = Vec::with_capacity(edits.len());
+    let mut done: Vec<(FileOutcome, EditReport)> = Vec::with_capacity(edits.len());
     let mut undos: Vec<Undo> = Vec::with_capacity(edits.len());
     for edit in &edits {
         let opts = Options {
@@ -89,12 +89,18 @@ impl Reporter {
     }
 
     /// One file's outcome and changes; `quiet_unchanged` hides "no change".
-    fn file(&self, path: &Path, outcome: &Outcome, changes: &Changes, quiet_unchanged: bool) {
+    fn file(
+        &self,
+        path: &Path,
+        outcome: &FileOutcome,
+        changes: &EditReport,
+        quiet_unchanged: bool,
+    ) {
         let p = path.display();
         match outcome {
-            Outcome::Unchanged if !quiet_unchanged => self.say(&format!("{p}: no change")),
-            Outcome::Unchanged => {}
-            Outcome::Written { backup } => {
+            FileOutcome::Unchanged if !quiet_unchanged => self.say(&format!("{p}: no change")),
+            FileOutcome::Unchanged => {}
+            FileOutcome::Written { backup } => {
                 if changes.lines.is_empty() {
                     self.say(&format!("{p}: written"));
                 }
@@ -108,8 +114,8 @@ impl Reporter {
                     ));
                 }
             }
-            Outcome::Deleted => self.say(&format!("{p}: removed")),
-            Outcome::WouldWrite => {
+            FileOutcome::Deleted => self.say(&format!("{p}: removed")),
+            FileOutcome::WouldWrite => {
                 if changes.lines.is_empty() {
                     self.say(&format!("{p}: would be written (dry run)"));
                 }
@@ -117,7 +123,7 @@ impl Reporter {
                     self.say(&format!("{p}: {l} (dry run, not written)"));
                 }
             }
-            Outcome::WouldDelete => self.say(&format!("{p}: would be removed (dry run)")),
+            FileOutcome::WouldDelete => self.say(&format!("{p}: would be removed (dry run)")),
         }
         for k in &changes.kept {
             self.say(&format!("{p}: left {k}"));
@@ -162,14 +168,14 @@ mod tests {
                             if fail {
                                 return Err(ConfigureError::shape(&path, "x", "a table"));
                             }
-                            Ok((Change::Write(b"new\n".to_vec()), Changes::default()))
+                            Ok((Change::Write(b"new\n".to_vec()), EditReport::default()))
                         }),
                     }
                 })
                 .collect())
         }
 
-        fn after(&self, _: &[(Outcome, Changes)], _: bool) -> Vec<String> {
+        fn after(&self, _: &[(FileOutcome, EditReport)], _: bool) -> Vec<String> {
             Vec::new()
         }
     }

@@ -13,9 +13,9 @@
 //! functions; nothing here reads or writes a file.
 
 use super::engine::{Engine, FileEdit};
-use super::file_edit::{self, Outcome};
+use super::file_edit::{self, FileOutcome};
 use super::hooks_dir::{self, Variant};
-use super::{containerd, crio, docker, Changes, ConfigureError, RuntimeEdit};
+use super::{containerd, crio, docker, ConfigureError, EditReport, RuntimeEdit};
 use std::path::{Path, PathBuf};
 
 /// Which file format a [`RuntimeEntry`] edits.
@@ -48,8 +48,8 @@ impl Engine for RuntimeEntry<'_> {
         }])
     }
 
-    fn after(&self, done: &[(Outcome, Changes)], _dry_run: bool) -> Vec<String> {
-        let Some((Outcome::Written { .. }, changes)) = done.first() else {
+    fn after(&self, done: &[(FileOutcome, EditReport)], _dry_run: bool) -> Vec<String> {
+        let Some((FileOutcome::Written { .. }, changes)) = done.first() else {
             return Vec::new();
         };
         vec![match self.format {
@@ -74,7 +74,7 @@ fn hooks_edits<'a>(
     remove: bool,
 ) -> Result<Vec<FileEdit<'a>>, ConfigureError> {
     let remove_plan = || -> super::engine::Plan<'a> {
-        Box::new(|cur| hooks_dir::plan_remove(cur).map(|(c, ())| (c, Changes::default())))
+        Box::new(|cur| hooks_dir::plan_remove(cur).map(|(c, ())| (c, EditReport::default())))
     };
     let other = FileEdit {
         path: dir.join(variant.other().file_name()),
@@ -91,7 +91,7 @@ fn hooks_edits<'a>(
         } else {
             let want = hooks_dir::content(variant, &hook_path.to_string_lossy())?;
             Box::new(move |cur| {
-                hooks_dir::plan_install(cur, &want).map(|(c, ())| (c, Changes::default()))
+                hooks_dir::plan_install(cur, &want).map(|(c, ())| (c, EditReport::default()))
             })
         },
     };
@@ -126,7 +126,7 @@ impl Engine for Podman {
         hooks_edits(&self.dir, self.variant, &self.hook_path, self.remove)
     }
 
-    fn after(&self, done: &[(Outcome, Changes)], dry_run: bool) -> Vec<String> {
+    fn after(&self, done: &[(FileOutcome, EditReport)], dry_run: bool) -> Vec<String> {
         let mut out: Vec<String> = missing_hook_note(&self.hook_path, self.remove)
             .into_iter()
             .collect();
@@ -197,7 +197,7 @@ impl Engine for Crio {
         Ok(edits)
     }
 
-    fn after(&self, done: &[(Outcome, Changes)], dry_run: bool) -> Vec<String> {
+    fn after(&self, done: &[(FileOutcome, EditReport)], dry_run: bool) -> Vec<String> {
         let mut out: Vec<String> = missing_hook_note(&self.hook_path, self.remove)
             .into_iter()
             .collect();

@@ -12,6 +12,7 @@
 //! made by this run: nothing is left behind.
 
 use super::ConfigureError;
+use amd_container_common::atomic_file;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
@@ -30,7 +31,7 @@ pub enum Change {
 
 /// How a file edit went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum FileOutcome {
     Unchanged,
     /// Written; `backup` names a backup made by this run.
     Written {
@@ -42,9 +43,9 @@ pub enum Outcome {
     WouldDelete,
 }
 
-impl Outcome {
+impl FileOutcome {
     pub fn changed(&self) -> bool {
-        !matches!(self, Outcome::Unchanged)
+        !matches!(self, FileOutcome::Unchanged)
     }
 }
 
@@ -261,7 +262,7 @@ fn backup(path: &Path, content: &[u8]) -> Result<Option<PathBuf>, EditError> {
     if fs::symlink_metadata(&bak).is_ok() {
         return Ok(None);
     }
-    crate::output::stage_like(&bak, content, path)
+    atomic_file::stage_like(&bak, content, path)
         .and_then(|s| s.commit())
         .map_err(|e| EditError::Io {
             action: "back up",
@@ -359,9 +360,9 @@ impl Undo {
                 backup,
             } => {
                 let staged = if path.exists() {
-                    crate::output::stage_like(&path, &previous, &path)
+                    atomic_file::stage_like(&path, &previous, &path)
                 } else {
-                    crate::output::stage(&path, &previous)
+                    atomic_file::stage(&path, &previous)
                 };
                 staged
                     .and_then(|s| s.commit())
@@ -382,7 +383,7 @@ pub fn apply<T>(
     path: &Path,
     opts: Options,
     plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
-) -> Result<(Outcome, T), ConfigureError> {
+) -> Result<(FileOutcome, T), ConfigureError> {
     apply_undoable(path, opts, plan).map(|(outcome, info, _)| (outcome, info))
 }
 
@@ -396,7 +397,7 @@ pub fn apply_undoable<T>(
     path: &Path,
     opts: Options,
     plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
-) -> Result<(Outcome, T, Undo), ConfigureError> {
+) -> Result<(FileOutcome, T, Undo), ConfigureError> {
     let path = match resolve(path) {
         Resolved::File(p) => p,
         Resolved::Dangling {
@@ -407,7 +408,9 @@ pub fn apply_undoable<T>(
             // Nothing to read; fine as long as nothing is to be written.
             let (change, info) = plan(None)?;
             return match change {
-                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info, Undo::Nothing)),
+                Change::Unchanged | Change::Delete => {
+                    Ok((FileOutcome::Unchanged, info, Undo::Nothing))
+                }
                 Change::Write(_) => Err(EditError::DanglingSymlink {
                     link,
                     target,
@@ -425,16 +428,16 @@ pub fn apply_undoable<T>(
         let current = read(&path)?;
         let (change, info) = plan(current.as_deref())?;
         let outcome = match change {
-            Change::Unchanged => Outcome::Unchanged,
+            Change::Unchanged => FileOutcome::Unchanged,
             Change::Write(bytes) => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)
                     .and_then(|_| out.flush())
                     .map_err(io_err("write", Path::new("(stdout)")))?;
-                Outcome::WouldWrite
+                FileOutcome::WouldWrite
             }
-            Change::Delete if current.is_some() => Outcome::WouldDelete,
-            Change::Delete => Outcome::Unchanged,
+            Change::Delete if current.is_some() => FileOutcome::WouldDelete,
+            Change::Delete => FileOutcome::Unchanged,
         };
         return Ok((outcome, info, Undo::Nothing));
     }
@@ -447,7 +450,7 @@ pub fn apply_undoable<T>(
     let (mut change, mut info) = plan(current.as_deref())?;
     if lock.is_none() {
         if change == Change::Unchanged || change == Change::Delete {
-            return Ok((Outcome::Unchanged, info, Undo::Nothing));
+            return Ok((FileOutcome::Unchanged, info, Undo::Nothing));
         }
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         lock = Some(lock_dir(&dir)?);
@@ -455,16 +458,16 @@ pub fn apply_undoable<T>(
         (change, info) = plan(current.as_deref())?;
     }
     let (outcome, undo) = match change {
-        Change::Unchanged => (Outcome::Unchanged, Undo::Nothing),
+        Change::Unchanged => (FileOutcome::Unchanged, Undo::Nothing),
         Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => {
-            (Outcome::Unchanged, Undo::Nothing)
+            (FileOutcome::Unchanged, Undo::Nothing)
         }
         Change::Write(bytes) => {
             check_replaceable(&dir, true)?;
             check_replaceable(&path, false)?;
             // New content first, then the backup, then the rename: a
             // failure at any step takes back what the earlier ones made.
-            let staged = crate::output::stage(&path, &bytes).map_err(io_err("write", &path))?;
+            let staged = atomic_file::stage(&path, &bytes).map_err(io_err("write", &path))?;
             let backup = match &current {
                 Some(old) if opts.backup => backup(&path, old)?,
                 _ => None,
@@ -483,16 +486,16 @@ pub fn apply_undoable<T>(
                 },
                 None => Undo::Remove(path.clone()),
             };
-            (Outcome::Written { backup }, undo)
+            (FileOutcome::Written { backup }, undo)
         }
         Change::Delete => match current {
-            None => (Outcome::Unchanged, Undo::Nothing),
+            None => (FileOutcome::Unchanged, Undo::Nothing),
             Some(previous) => {
                 check_replaceable(&dir, true)?;
                 check_replaceable(&path, false)?;
                 match fs::remove_file(&path) {
                     Ok(()) => (
-                        Outcome::Deleted,
+                        FileOutcome::Deleted,
                         Undo::Restore {
                             path: path.clone(),
                             previous,
@@ -500,7 +503,7 @@ pub fn apply_undoable<T>(
                         },
                     ),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        (Outcome::Unchanged, Undo::Nothing)
+                        (FileOutcome::Unchanged, Undo::Nothing)
                     }
                     Err(e) => return Err(io_err("remove", &path)(e).into()),
                 }
@@ -513,40 +516,33 @@ pub fn apply_undoable<T>(
 
 #[cfg(test)]
 pub mod testutil {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TempDir(pub PathBuf);
+    pub struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub fn new(name: &str) -> TempDir {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("amd-ctk-rc-{}-{n}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(
+                tempfile::Builder::new()
+                    .prefix(&format!("amd-ctk-rc-{name}-"))
+                    .tempdir()
+                    .unwrap(),
+            )
         }
 
         pub fn path(&self) -> &Path {
-            &self.0
+            self.0.path()
         }
 
         /// File names in the directory, sorted.
         pub fn names(&self) -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            let mut v: Vec<String> = std::fs::read_dir(self.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             v.sort();
             v
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 }
@@ -581,12 +577,12 @@ mod tests {
         let (o, ()) = apply(&f, OPTS, append("b\n")).unwrap();
         assert_eq!(
             o,
-            Outcome::Written {
+            FileOutcome::Written {
                 backup: Some(d.path().join("daemon.json.bak"))
             }
         );
         let (o, ()) = apply(&f, OPTS, append("c\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "a\nb\nc\n");
         assert_eq!(fs::read_to_string(backup_path(&f)).unwrap(), "a\n");
         for p in [&f, &backup_path(&f)] {
@@ -601,15 +597,15 @@ mod tests {
         let f = d.path().join("sub/dir/config.toml");
         // Nothing to do: nothing created.
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Unchanged, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert!(!d.path().join("sub").exists());
         let (o, ()) = apply(&f, OPTS, append("x\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "x\n");
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Deleted);
+        assert_eq!(o, FileOutcome::Deleted);
         assert!(!f.exists());
     }
 
@@ -619,7 +615,7 @@ mod tests {
         let f = d.path().join("x.json");
         fs::write(&f, "same").unwrap();
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Write(b"same".to_vec()), ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert_eq!(d.names(), ["x.json"]);
     }
 
@@ -632,7 +628,7 @@ mod tests {
             backup: true,
         };
         let (o, ()) = apply(&f, opts, append("")).unwrap();
-        assert_eq!(o, Outcome::WouldWrite);
+        assert_eq!(o, FileOutcome::WouldWrite);
         assert!(d.names().is_empty());
     }
 

@@ -15,7 +15,7 @@
 //! an entry we did not write (a runtime `amd` of another vendor, an admin's
 //! crio.conf) is never replaced or deleted: only what we recognise as ours
 //! (or marked as ours) is changed back by `--remove`, and what is left is
-//! reported (`Changes::kept`).
+//! reported (`EditReport::kept`).
 
 mod containerd;
 mod crio;
@@ -116,7 +116,7 @@ pub(crate) mod test_edit {
 
 /// What an edit changed, for the report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Changes {
+pub struct EditReport {
     pub lines: Vec<String>,
     /// Advice printed after the changes.
     pub notes: Vec<String>,

@@ -3,9 +3,6 @@
 use crate::json_slot;
 use amd_container_common::request::{find_request, Request};
 use serde_json::{json, Map, Value};
-use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 /// The hook's environment: PATH only (the container's environment never
 /// reaches the hook).
@@ -84,35 +81,10 @@ pub fn register_at(doc: &mut Map<String, Value>, stage_name: &str, hook: Value) 
     true
 }
 
-/// Replaces `path` with `contents` through a temporary file in the same
-/// directory, keeping the file's mode. No fsync: a bundle lives no longer
-/// than its container, and the rename is what makes the update atomic for
-/// readers.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.amd-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode given to open.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+/// Replaces `path` with `contents` atomically (common's writer: temp file,
+/// fsync, rename, directory fsync), keeping the file's owner, group, mode
+/// and extended attributes.
+pub use amd_container_common::atomic_file::write_atomic;
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,7 @@ mod imports;
 use super::file_edit::{Change, EditError};
 use super::toml_marks::{set, set_marked, unset_marked, was};
 use super::toml_tables::{child, child_or_create, drop_if_emptied, fresh_copy, len_of, overlay};
-use super::{Changes, ConfigureError, DefaultRuntime, NOT_OURS_HINT, RUNTIME_NAME};
+use super::{ConfigureError, DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
 use imports::{load_imports, warn_about_imports, Imported};
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
@@ -51,7 +51,7 @@ pub fn plan(
     current: Option<&[u8]>,
     edit: &Edit,
     path: &std::path::Path,
-) -> Result<(Change, Changes), ConfigureError> {
+) -> Result<(Change, EditReport), ConfigureError> {
     let text = match current {
         None => "",
         Some(b) => std::str::from_utf8(b).map_err(|e| ConfigureError::not_utf8(path, e))?,
@@ -60,7 +60,7 @@ pub fn plan(
         path: path.to_path_buf(),
         source,
     })?;
-    let mut changes = Changes::default();
+    let mut changes = EditReport::default();
     let version = match doc.get("version") {
         None if doc.as_table().is_empty() => {
             if edit.remove {
@@ -220,7 +220,7 @@ fn configure_runtime(
     default_name: Option<&str>,
     amd_at: &str,
     path: &Path,
-    changes: &mut Changes,
+    changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
     let added = !runtimes.contains_key(RUNTIME_NAME);
     if added {
@@ -306,7 +306,7 @@ fn unset_default(
     containerd: &mut dyn TableLike,
     containerd_at: &str,
     ours: bool,
-    changes: &mut Changes,
+    changes: &mut EditReport,
 ) {
     let line = unset_marked(
         containerd,
@@ -334,7 +334,7 @@ fn remove(
     edit: &Edit,
     path: &std::path::Path,
     plugin: &str,
-    changes: &mut Changes,
+    changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
     let plugin_at = format!("plugins.{plugin:?}");
     let containerd_at = format!("{plugin_at}.containerd");
@@ -389,7 +389,7 @@ fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::file_edit::{self, testutil::TempDir, Options, Outcome};
+    use super::super::file_edit::{self, testutil::TempDir, FileOutcome, Options};
     use super::*;
     use std::fs;
     use std::path::Path;
@@ -889,7 +889,7 @@ root = '/var/lib/containerd'
         }
     }
 
-    fn apply(path: &Path, e: &Edit) -> Result<Outcome, ConfigureError> {
+    fn apply(path: &Path, e: &Edit) -> Result<FileOutcome, ConfigureError> {
         let opts = Options {
             dry_run: false,
             backup: true,
