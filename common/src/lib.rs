@@ -12,6 +12,7 @@ pub mod atomic_file;
 pub mod cdi;
 pub mod config;
 pub mod edits;
+pub mod flock;
 pub mod hardware;
 pub mod request;
 pub mod timestamp;

@@ -18,13 +18,11 @@
 //! all-or-nothing: a refused reservation or mode change writes nothing.
 
 use crate::hardware::Inventory;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the state lives unless the config file says otherwise.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/amd-container-toolkit/gpu-tracker.json";
@@ -181,7 +179,7 @@ pub struct Tracker {
 
 /// The held lock; released on drop (closing the descriptor).
 struct Lock {
-    _guard: Flock<fs::File>,
+    _guard: crate::flock::Held,
 }
 
 impl Tracker {
@@ -215,22 +213,15 @@ impl Tracker {
             .write(true)
             .open(&lock_path)
             .map_err(self.io("open", &lock_path))?;
-        let deadline = Instant::now() + LOCK_TIMEOUT;
-        let mut file = file;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(guard) => return Ok(Lock { _guard: guard }),
-                Err((_, e)) if e != Errno::EWOULDBLOCK && e != Errno::EINTR => {
-                    return Err(self.io("lock", &lock_path)(e.into()));
-                }
-                Err((f, _)) => file = f,
+        match crate::flock::lock_exclusive(file, &lock_path, LOCK_TIMEOUT, Duration::from_millis(5))
+        {
+            Ok(held) => Ok(Lock { _guard: held }),
+            Err(crate::flock::LockError::Timeout { .. }) => Err(TrackerError::LockTimeout {
+                path: self.path.clone(),
+            }),
+            Err(crate::flock::LockError::Lock { source, .. }) => {
+                Err(self.io("lock", &lock_path)(source.into()))
             }
-            if Instant::now() >= deadline {
-                return Err(TrackerError::LockTimeout {
-                    path: self.path.clone(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

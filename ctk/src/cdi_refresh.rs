@@ -29,13 +29,14 @@ use amd_container_common::access::NodeKind;
 use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
+use amd_container_common::flock;
 use amd_container_common::hardware::{discover, require_gpus, Inventory, NoGpuError};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where `cdi generate` records what it wrote.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/amd-container-toolkit/cdi-specs.json";
@@ -151,30 +152,27 @@ fn format_name(f: SpecFormat) -> &'static str {
 /// An exclusive `flock` on the state file's directory (nothing left behind),
 /// with SIGTERM blocked until it is dropped: what runs under it is never torn.
 pub struct StateLock {
-    _dir: std::fs::File,
+    _held: flock::Held,
     path: PathBuf,
-    old_mask: libc::sigset_t,
+    /// The signal mask to restore (SIGTERM unblocked, unless it was before).
+    old_mask: SigSet,
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `lock`; a pending SIGTERM is
-        // delivered now, after the write.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+        // A pending SIGTERM is delivered now, after the write. Failing to
+        // restore is impossible for a valid mask; nothing to report then.
+        let _ = self.old_mask.thread_set_mask();
     }
 }
 
-fn block_sigterm() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it,
-    // sigprocmask only reads `set` and writes `old`.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
+/// Blocks SIGTERM (amd-ctk is single-threaded: the thread's mask is the
+/// process's) and returns the mask to restore.
+fn block_sigterm(dir: &Path) -> Result<SigSet, RefreshError> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| io("block SIGTERM while writing", dir)(e.into()))
 }
 
 /// Locks the state of `path` (the state file), creating its directory.
@@ -185,26 +183,15 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
     };
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let f = std::fs::File::open(&dir).map_err(io("open", &dir))?;
-    let start = Instant::now();
-    loop {
-        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => {}
-            Some(libc::EWOULDBLOCK) if start.elapsed() < LOCK_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Some(libc::EWOULDBLOCK) => return Err(RefreshError::LockTimeout { dir }),
-            _ => return Err(io("lock", &dir)(e)),
-        }
-    }
+    let held = match flock::lock_exclusive(f, &dir, LOCK_TIMEOUT, Duration::from_millis(20)) {
+        Ok(held) => held,
+        Err(flock::LockError::Timeout { .. }) => return Err(RefreshError::LockTimeout { dir }),
+        Err(flock::LockError::Lock { source, .. }) => return Err(io("lock", &dir)(source.into())),
+    };
     Ok(StateLock {
-        _dir: f,
+        _held: held,
         path: path.to_path_buf(),
-        old_mask: block_sigterm(),
+        old_mask: block_sigterm(&dir)?,
     })
 }
 

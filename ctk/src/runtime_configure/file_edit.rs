@@ -13,8 +13,7 @@
 
 use super::ConfigureError;
 use amd_container_common::atomic_file;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use amd_container_common::flock;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use std::fs;
 use std::io::Write;
@@ -132,7 +131,7 @@ fn io_err<'a>(
 /// directory rather than a lock file beside the file leaves nothing behind
 /// (a stray file in a drop-in directory could be read as configuration).
 struct DirLock {
-    _lock: Flock<fs::File>,
+    _held: flock::Held,
 }
 
 /// How long a run waits for another holder of the lock (a stopped or hung
@@ -150,57 +149,15 @@ fn lock_timeout() -> std::time::Duration {
 fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
     let f = fs::File::open(dir).map_err(io_err("open (to lock)", dir))?;
     let timeout = lock_timeout();
-    let start = std::time::Instant::now();
-    let mut f = f;
-    loop {
-        let e = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(DirLock { _lock: lock }),
-            Err((file, e)) => {
-                f = file;
-                e
-            }
-        };
-        match e {
-            Errno::EINTR => continue,
-            Errno::EWOULDBLOCK if start.elapsed() < timeout => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Errno::EWOULDBLOCK => {
-                let holder = lock_holders(&f)
-                    .map(|p| format!("process {p}"))
-                    .unwrap_or_else(|| "another process".into());
-                return Err(EditError::LockTimeout {
-                    dir: dir.to_path_buf(),
-                    holder,
-                    secs: timeout.as_secs_f64(),
-                });
-            }
-            e => return Err(io_err("lock", dir)(e.into())),
-        }
+    match flock::lock_exclusive(f, dir, timeout, std::time::Duration::from_millis(20)) {
+        Ok(held) => Ok(DirLock { _held: held }),
+        Err(e @ flock::LockError::Timeout { .. }) => Err(EditError::LockTimeout {
+            dir: dir.to_path_buf(),
+            holder: e.holder(),
+            secs: timeout.as_secs_f64(),
+        }),
+        Err(flock::LockError::Lock { source, .. }) => Err(io_err("lock", dir)(source.into())),
     }
-}
-
-/// The pids holding a `flock` on the file of `f`, from /proc/locks (lines
-/// `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`, device numbers in hex).
-fn lock_holders(f: &fs::File) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = f.metadata().ok()?;
-    let id = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev()),
-        meta.ino()
-    );
-    let locks = fs::read_to_string("/proc/locks").ok()?;
-    let pids: Vec<&str> = locks
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // "1:" "FLOCK" "ADVISORY" "WRITE" pid dev:ino …; "->" marks waiters.
-            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())).then(|| f[4])
-        })
-        .collect();
-    (!pids.is_empty()).then(|| pids.join(", "))
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, EditError> {
