@@ -3,7 +3,7 @@
 # Quick when everything is there already: apt runs only for what is missing.
 set -euo pipefail
 
-packages=(runc podman docker.io umockdev udev libudev-dev pkg-config busybox-static bpftool hyperfine rpm jq)
+packages=(runc podman docker.io umockdev udev libudev-dev pkg-config busybox-static bpftool hyperfine rpm jq binutils)
 # The systemd + cgroup v2 VM (tests/vm): debootstrap builds its root filesystem, qemu boots it.
 vm_packages=(debootstrap qemu-system-x86 qemu-utils e2fsprogs)
 

@@ -4,10 +4,15 @@
 //! container asked for) → [`edits`] (the device nodes to give it) → an applier
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod access;
+pub mod atomic_file;
 pub mod cdi;
 pub mod config;
 pub mod edits;
+pub mod flock;
 pub mod hardware;
 pub mod request;
 pub mod timestamp;

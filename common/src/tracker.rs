@@ -21,9 +21,8 @@ use crate::hardware::Inventory;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the state lives unless the config file says otherwise.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/amd-container-toolkit/gpu-tracker.json";
@@ -179,7 +178,9 @@ pub struct Tracker {
 }
 
 /// The held lock; released on drop (closing the descriptor).
-struct Lock(#[allow(dead_code)] fs::File);
+struct Lock {
+    _guard: crate::flock::Held,
+}
 
 impl Tracker {
     pub fn new(state_file: &Path) -> Tracker {
@@ -212,22 +213,15 @@ impl Tracker {
             .write(true)
             .open(&lock_path)
             .map_err(self.io("open", &lock_path))?;
-        let deadline = Instant::now() + LOCK_TIMEOUT;
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Lock(file));
+        match crate::flock::lock_exclusive(file, &lock_path, LOCK_TIMEOUT, Duration::from_millis(5))
+        {
+            Ok(held) => Ok(Lock { _guard: held }),
+            Err(crate::flock::LockError::Timeout { .. }) => Err(TrackerError::LockTimeout {
+                path: self.path.clone(),
+            }),
+            Err(crate::flock::LockError::Lock { source, .. }) => {
+                Err(self.io("lock", &lock_path)(source.into()))
             }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(self.io("lock", &lock_path)(err));
-            }
-            if Instant::now() >= deadline {
-                return Err(TrackerError::LockTimeout {
-                    path: self.path.clone(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -96,20 +96,31 @@ fn format_for(path: &str, explicit: Option<SpecFormat>) -> SpecFormat {
     })
 }
 
-pub fn render_spec(spec: &Spec, format: SpecFormat) -> String {
+pub fn render_spec(spec: &Spec, format: SpecFormat) -> Result<String, RenderError> {
     match format {
-        SpecFormat::Json => serde_json::to_string_pretty(spec).expect("spec serializes") + "\n",
-        SpecFormat::Yaml => serde_yaml_ng::to_string(spec).expect("spec serializes"),
+        SpecFormat::Json => {
+            Ok(serde_json::to_string_pretty(spec).map_err(RenderError::Json)? + "\n")
+        }
+        SpecFormat::Yaml => serde_yaml_ng::to_string(spec).map_err(RenderError::Yaml),
     }
+}
+
+/// A generated spec that cannot be written out in the chosen format.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot serialize the CDI spec as JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("cannot serialize the CDI spec as YAML: {0}")]
+    Yaml(#[source] serde_yaml_ng::Error),
 }
 
 fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
-        return Err(CliError::Message(format!("{e}; no CDI spec written")));
+        return Err(CliError::NoGpuNoSpec { source: e });
     }
     let config_path = Config::default_path();
-    let config = Config::load(&config_path).map_err(|e| CliError::Message(e.to_string()))?;
+    let config = Config::load(&config_path)?;
     let options = GenerateOptions {
         vendor: args.vendor.clone(),
         class: args.class.clone(),
@@ -120,7 +131,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
             config.devices.user_access.clone()
         },
     };
-    let spec = cdi::generate(&inventory, &options).map_err(|e| CliError::Message(e.to_string()))?;
+    let spec = cdi::generate(&inventory, &options)?;
     let gids = &spec.container_edits.additional_gids;
     if !gids.is_empty() {
         eprintln!(
@@ -131,7 +142,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
         );
     }
     let format = format_for(&args.output, args.format);
-    let text = render_spec(&spec, format);
+    let text = render_spec(&spec, format)?;
     if args.output == "-" {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
@@ -183,7 +194,7 @@ fn listed_devices(inventory: &Inventory, kind: &str) -> Vec<ListedDevice> {
 }
 
 fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
-    cdi::validate_kind(&args.vendor, &args.class).map_err(|e| CliError::Message(e.to_string()))?;
+    cdi::validate_kind(&args.vendor, &args.class)?;
     let inventory = discover()?;
     require_gpus(&inventory)?;
     let kind = format!("{}/{}", args.vendor, args.class);
@@ -191,10 +202,11 @@ fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
     match args.format {
         ListFormat::Json => {
             let doc = serde_json::json!({ "count": inventory.gpus.len(), "devices": devices });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&doc).expect("list serializes")
-            );
+            let text = serde_json::to_string_pretty(&doc).map_err(|source| CliError::Json {
+                what: "CDI device list",
+                source,
+            })?;
+            println!("{text}");
         }
         ListFormat::Text => {
             let n = inventory.gpus.len();
@@ -237,13 +249,15 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::from(EXIT_UNREADABLE));
         }
     };
-    let mut problems: Vec<String> = schema::violations(&doc)
+    let mut problems: Vec<String> = schema::violations(&doc)?
         .into_iter()
         .map(|v| format!("schema: {v}"))
         .collect();
     if problems.is_empty() {
-        let spec: Spec =
-            serde_json::from_value(doc).map_err(|e| CliError::Message(e.to_string()))?;
+        let spec: Spec = serde_json::from_value(doc).map_err(|source| CliError::NotASpec {
+            path: path.clone(),
+            source,
+        })?;
         problems.extend(spec_problems(&spec));
         let inventory = discover()?;
         problems.extend(

@@ -24,17 +24,19 @@
 //!   refresh finish its writes first.
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
-use crate::{output, CliError};
+use crate::CliError;
 use amd_container_common::access::NodeKind;
+use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
-use amd_container_common::hardware::{discover, require_gpus, Inventory};
+use amd_container_common::flock;
+use amd_container_common::hardware::{discover, require_gpus, Inventory, NoGpuError};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where `cdi generate` records what it wrote.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/amd-container-toolkit/cdi-specs.json";
@@ -69,12 +71,17 @@ pub enum RefreshError {
     },
     #[error("cannot lock {dir} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
     LockTimeout { dir: PathBuf },
-}
-
-impl From<RefreshError> for CliError {
-    fn from(e: RefreshError) -> Self {
-        CliError::Message(e.to_string())
-    }
+    /// `cdi refresh` on a host whose GPUs are gone: the recorded specs are kept.
+    #[error(
+        "{source}; kept {kept} as it was (a GPU event with no GPU left is taken for a driver being \
+         reloaded; `amd-ctk cdi generate` fails the same way, so nothing is rewritten)"
+    )]
+    NoGpu {
+        #[source]
+        source: NoGpuError,
+        /// The recorded specs, comma-separated.
+        kept: String,
+    },
 }
 
 /// What `cdi generate` wrote to one path, and how.
@@ -145,30 +152,27 @@ fn format_name(f: SpecFormat) -> &'static str {
 /// An exclusive `flock` on the state file's directory (nothing left behind),
 /// with SIGTERM blocked until it is dropped: what runs under it is never torn.
 pub struct StateLock {
-    _dir: std::fs::File,
+    _held: flock::Held,
     path: PathBuf,
-    old_mask: libc::sigset_t,
+    /// The signal mask to restore (SIGTERM unblocked, unless it was before).
+    old_mask: SigSet,
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `lock`; a pending SIGTERM is
-        // delivered now, after the write.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+        // A pending SIGTERM is delivered now, after the write. Failing to
+        // restore is impossible for a valid mask; nothing to report then.
+        let _ = self.old_mask.thread_set_mask();
     }
 }
 
-fn block_sigterm() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it,
-    // sigprocmask only reads `set` and writes `old`.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
+/// Blocks SIGTERM (amd-ctk is single-threaded: the thread's mask is the
+/// process's) and returns the mask to restore.
+fn block_sigterm(dir: &Path) -> Result<SigSet, RefreshError> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| io("block SIGTERM while writing", dir)(e.into()))
 }
 
 /// Locks the state of `path` (the state file), creating its directory.
@@ -179,26 +183,15 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
     };
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let f = std::fs::File::open(&dir).map_err(io("open", &dir))?;
-    let start = Instant::now();
-    loop {
-        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => {}
-            Some(libc::EWOULDBLOCK) if start.elapsed() < LOCK_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Some(libc::EWOULDBLOCK) => return Err(RefreshError::LockTimeout { dir }),
-            _ => return Err(io("lock", &dir)(e)),
-        }
-    }
+    let held = match flock::lock_exclusive(f, &dir, LOCK_TIMEOUT, Duration::from_millis(20)) {
+        Ok(held) => held,
+        Err(flock::LockError::Timeout { .. }) => return Err(RefreshError::LockTimeout { dir }),
+        Err(flock::LockError::Lock { source, .. }) => return Err(io("lock", &dir)(source.into())),
+    };
     Ok(StateLock {
-        _dir: f,
+        _held: held,
         path: path.to_path_buf(),
-        old_mask: block_sigterm(),
+        old_mask: block_sigterm(&dir)?,
     })
 }
 
@@ -230,7 +223,7 @@ impl StateLock {
                 source,
             })?;
         text.push('\n');
-        output::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
+        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
     }
 
     /// Records that `spec` now holds `bytes`, written with these options.
@@ -276,7 +269,7 @@ pub fn write_and_record(
     options: &GenerateOptions,
     no_additional_gids: bool,
     text: &str,
-) -> Result<(), CliError> {
+) -> Result<(), RefreshError> {
     let spec = absolute(spec)?;
     let state_path = state_file();
     // A user who cannot write the state (not root) still gets the spec;
@@ -288,8 +281,7 @@ pub fn write_and_record(
         )
     };
     let guard = lock(&state_path).map_err(not_recorded).ok();
-    output::write_atomic(&spec, text.as_bytes())
-        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", spec.display())))?;
+    atomic_file::write_atomic(&spec, text.as_bytes()).map_err(io("write", &spec))?;
     if let Some(guard) = guard {
         if let Err(e) = guard.record(&spec, format, options, no_additional_gids, text.as_bytes()) {
             not_recorded(e);
@@ -346,7 +338,7 @@ fn options_of(
 }
 
 /// What happened to one recorded spec.
-enum Outcome {
+enum RefreshOutcome {
     Refreshed(usize),
     Unchanged,
     Forgotten,
@@ -360,22 +352,24 @@ fn refresh_one(
     record: &mut Record,
     inventory: &Inventory,
     user_access: &[NodeKind],
-) -> Outcome {
+) -> RefreshOutcome {
     let path = Path::new(spec);
     let current = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Forgotten,
-        Err(e) => return Outcome::Failed(format!("cannot read {spec}: {e}; left as it was")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RefreshOutcome::Forgotten,
+        Err(e) => {
+            return RefreshOutcome::Failed(format!("cannot read {spec}: {e}; left as it was"))
+        }
     };
     if digest(&current) != record.written {
-        return Outcome::LeftAlone(format!(
+        return RefreshOutcome::LeftAlone(format!(
             "{spec}: left alone: it changed since amd-ctk wrote it (edited, or written by \
              something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
         ));
     }
     let options = match options_of(state_path, spec, record, user_access) {
         Ok(o) => o,
-        Err(e) => return Outcome::Failed(format!("{e}; {spec} left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
     };
     let format = if record.format == "yaml" {
         SpecFormat::Yaml
@@ -384,24 +378,27 @@ fn refresh_one(
     };
     let generated = match cdi::generate(inventory, &options) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("{spec}: {e}; left as it was")),
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
     };
-    let text = render_spec(&generated, format);
+    let text = match render_spec(&generated, format) {
+        Ok(t) => t,
+        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
+    };
     if text.as_bytes() == current.as_slice() {
-        return Outcome::Unchanged;
+        return RefreshOutcome::Unchanged;
     }
     let backup = previous_copy(state_path, spec);
-    if let Err(e) = output::write_atomic(&backup, &current) {
-        return Outcome::Failed(format!(
+    if let Err(e) = atomic_file::write_atomic(&backup, &current) {
+        return RefreshOutcome::Failed(format!(
             "cannot save {spec} to {} before replacing it: {e}; left as it was",
             backup.display()
         ));
     }
-    if let Err(e) = output::write_atomic(path, text.as_bytes()) {
-        return Outcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
+    if let Err(e) = atomic_file::write_atomic(path, text.as_bytes()) {
+        return RefreshOutcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
     }
     record.written = digest(text.as_bytes());
-    Outcome::Refreshed(generated.devices.len())
+    RefreshOutcome::Refreshed(generated.devices.len())
 }
 
 /// `amd-ctk cdi refresh`.
@@ -420,16 +417,15 @@ pub fn run() -> Result<ExitCode, CliError> {
         println!("No CDI spec generated by amd-ctk is recorded: nothing to refresh");
         return Ok(ExitCode::SUCCESS);
     }
-    let config =
-        Config::load(&Config::default_path()).map_err(|e| CliError::Message(e.to_string()))?;
+    let config = Config::load(&Config::default_path())?;
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
         let kept: Vec<&str> = state.specs.keys().map(String::as_str).collect();
-        return Err(CliError::Message(format!(
-            "{e}; kept {} as it was (a GPU event with no GPU left is taken for a driver being \
-             reloaded; `amd-ctk cdi generate` fails the same way, so nothing is rewritten)",
-            kept.join(", ")
-        )));
+        return Err(RefreshError::NoGpu {
+            source: e,
+            kept: kept.join(", "),
+        }
+        .into());
     }
     let mut failed = false;
     let mut forget = Vec::new();
@@ -441,17 +437,17 @@ pub fn run() -> Result<ExitCode, CliError> {
             &inventory,
             &config.devices.user_access,
         ) {
-            Outcome::Refreshed(n) => println!(
+            RefreshOutcome::Refreshed(n) => println!(
                 "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
                 inventory.gpus.len()
             ),
-            Outcome::Unchanged => println!("{spec}: up to date"),
-            Outcome::Forgotten => {
+            RefreshOutcome::Unchanged => println!("{spec}: up to date"),
+            RefreshOutcome::Forgotten => {
                 println!("{spec}: no longer exists; forgotten (it will not be created again)");
                 forget.push(spec.clone());
             }
-            Outcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
-            Outcome::Failed(msg) => {
+            RefreshOutcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
+            RefreshOutcome::Failed(msg) => {
                 eprintln!("amd-ctk: {msg}");
                 failed = true;
             }

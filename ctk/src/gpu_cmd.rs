@@ -31,8 +31,11 @@ pub fn run(command: &GpuCommand) -> Result<ExitCode, CliError> {
     require_gpus(&inventory)?;
     match args.format {
         Format::Json => {
-            let text = serde_json::to_string_pretty(&inventory)
-                .map_err(|e| CliError::Message(format!("cannot serialize the GPU list: {e}")))?;
+            let text =
+                serde_json::to_string_pretty(&inventory).map_err(|source| CliError::Json {
+                    what: "GPU list",
+                    source,
+                })?;
             println!("{text}");
         }
         Format::Table => {

@@ -1,9 +1,11 @@
 //! `amd-ctk`: the command-line tool of the AMD container toolkit.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cdi_cmd;
 mod cdi_refresh;
 mod gpu_cmd;
-mod output;
 mod package_removal;
 mod runtime_configure;
 mod schema;
@@ -68,15 +70,58 @@ pub enum CliError {
     #[error(transparent)]
     Discovery(#[from] amd_container_common::hardware::DiscoveryError),
     #[error(transparent)]
-    Edit(#[from] runtime_configure::EditError),
+    Configure(#[from] runtime_configure::ConfigureError),
     #[error(transparent)]
     NoGpu(#[from] amd_container_common::hardware::NoGpuError),
-    #[error("{0}")]
-    Message(String),
+    #[error(transparent)]
+    Config(#[from] amd_container_common::config::ConfigError),
+    #[error(transparent)]
+    Refresh(#[from] cdi_refresh::RefreshError),
+    #[error(transparent)]
+    Tracker(#[from] amd_container_common::tracker::TrackerError),
+    #[error(transparent)]
+    Request(#[from] amd_container_common::request::RequestError),
+    #[error(transparent)]
+    CdiName(#[from] amd_container_common::cdi::NameError),
+    #[error(transparent)]
+    Render(#[from] cdi_cmd::RenderError),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    /// `cdi generate` on a host without GPUs.
+    #[error("{source}; no CDI spec written")]
+    NoGpuNoSpec {
+        #[source]
+        source: amd_container_common::hardware::NoGpuError,
+    },
+    /// `cdi validate`: a document the schema accepts but the spec type does not.
+    #[error("{} is not a CDI spec: {source}", path.display())]
+    NotASpec {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A listing (`what`) that cannot be printed as JSON.
+    #[error("cannot serialize the {what} as JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `gpu-tracker GPU-IDS …` whose GPU-IDS selects no GPU.
+    #[error("GPU-IDS {ids:?} names no GPU")]
+    NamesNoGpu { ids: String },
+    /// `gpu-tracker` with neither a subcommand nor GPU-IDS and a mode.
+    #[error(
+        "usage: amd-ctk gpu-tracker enable|disable|reset|status, or amd-ctk gpu-tracker \
+         GPU-IDS exclusive|shared (see --help)"
+    )]
+    TrackerUsage,
 }
 
 fn main() -> ExitCode {
     // `amd-ctk cdi list | head` must end quietly, as any Unix filter does.
+    // SAFETY: restores the default disposition (no handler of ours runs), at
+    // the start of main, before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let default_level = if cli.debug { "debug" } else { "warn" };
@@ -89,7 +134,9 @@ fn main() -> ExitCode {
         Command::Gpu(c) => gpu_cmd::run(c),
         Command::GpuTracker(a) => tracker_cmd::run(a),
         Command::Runtime(RuntimeCommand::Configure(a))
-        | Command::Configure(LegacyConfigureCommand::Runtime(a)) => runtime_configure::run(a),
+        | Command::Configure(LegacyConfigureCommand::Runtime(a)) => {
+            runtime_configure::run(a).map_err(CliError::from)
+        }
         Command::PackageRemoval(a) => package_removal::run(a),
         Command::Version => {
             println!("amd-ctk version {}", env!("CARGO_PKG_VERSION"));

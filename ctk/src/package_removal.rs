@@ -16,9 +16,8 @@
 //! `--root DIR` prefixes every path (tests). Exit 1 when a step failed; the
 //! other steps still run.
 
-use crate::runtime_configure::{self, ConfigureArgs};
+use crate::runtime_configure::{self, ConfigureError};
 use crate::CliError;
-use clap::Parser;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,8 +56,8 @@ enum RemovalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Configure(#[from] CliError),
+    #[error(transparent)]
+    Configure(#[from] ConfigureError),
 }
 
 fn under(root: &Path, path: &str) -> PathBuf {
@@ -101,22 +100,7 @@ fn docker(root: &Path) -> Result<(), RemovalError> {
         );
         return Ok(());
     }
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: ConfigureArgs,
-    }
-    let argv = [
-        "amd-ctk".into(),
-        "--runtime".into(),
-        "docker".into(),
-        "--remove".into(),
-        "--config".into(),
-        path.into_os_string(),
-    ];
-    let wrap = Wrap::try_parse_from(argv)
-        .map_err(|e| CliError::Message(format!("internal: runtime configure arguments: {e}")))?;
-    runtime_configure::run(&wrap.args)?;
+    runtime_configure::remove_docker_entry(&path)?;
     Ok(())
 }
 

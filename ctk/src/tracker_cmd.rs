@@ -14,7 +14,7 @@ use crate::CliError;
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus};
 use amd_container_common::request::{Request, RequestVar};
-use amd_container_common::tracker::{GpuState, Mode, Tracker, TrackerError};
+use amd_container_common::tracker::{GpuState, Mode, Tracker};
 use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -60,15 +60,9 @@ enum TrackerCommand {
     Status,
 }
 
-impl From<TrackerError> for CliError {
-    fn from(e: TrackerError) -> CliError {
-        CliError::Message(e.to_string())
-    }
-}
-
 fn tracker() -> Result<Tracker, CliError> {
     let path = Config::default_path();
-    let config = Config::load(&path).map_err(|e| CliError::Message(e.to_string()))?;
+    let config = Config::load(&path)?;
     Ok(Tracker::new(&config.gpu_tracker.state_file))
 }
 
@@ -112,14 +106,11 @@ pub fn run(args: &TrackerArgs) -> Result<ExitCode, CliError> {
                 name: "GPU-IDS",
                 value: ids,
             };
-            let request = Request::parse(var.name, var.value)
-                .map_err(|e| CliError::Message(e.to_string()))?;
+            let request = Request::parse(var.name, var.value)?;
             if !request.is_gpu() || request == Request::NoGpus {
-                return Err(CliError::Message(format!("GPU-IDS {ids:?} names no GPU")));
+                return Err(CliError::NamesNoGpu { ids: ids.clone() });
             }
-            let selection = request
-                .resolve(&var, &inventory)
-                .map_err(|e| CliError::Message(e.to_string()))?;
+            let selection = request.resolve(&var, &inventory)?;
             let mut indices = selection.0.clone();
             indices.sort_unstable();
             let (mode, word) = match access {
@@ -130,13 +121,7 @@ pub fn run(args: &TrackerArgs) -> Result<ExitCode, CliError> {
             let list: Vec<String> = indices.iter().map(usize::to_string).collect();
             println!("GPUs [{}] have been made {word}", list.join(" "));
         }
-        _ => {
-            return Err(CliError::Message(
-                "usage: amd-ctk gpu-tracker enable|disable|reset|status, or amd-ctk gpu-tracker \
-                 GPU-IDS exclusive|shared (see --help)"
-                    .into(),
-            ))
-        }
+        _ => return Err(CliError::TrackerUsage),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,24 +15,25 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
 
-struct Dir(PathBuf);
+/// A fresh directory under the target's temp dir, removed on drop (after
+/// its immutable flags are cleared).
+struct Dir(tempfile::TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("amd-ctk-safety-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        Dir(d)
+        Dir(tempfile::Builder::new()
+            .prefix(&format!("amd-ctk-safety-{name}-"))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap())
     }
 
     fn p(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.0.path().join(rel)
     }
 
     fn s(&self, rel: &str) -> String {
@@ -55,9 +56,8 @@ impl Drop for Dir {
         let _ = Command::new("chattr")
             .arg("-R")
             .arg("-i")
-            .arg(&self.0)
+            .arg(self.0.path())
             .output();
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -325,7 +325,7 @@ fn in_mount_ns(d: &Dir, script: &str) -> Option<Output> {
         Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", script])
             .env("CTK", CTK)
-            .env("D", &d.0)
+            .env("D", d.0.path())
             .output()
             .unwrap(),
     )

@@ -9,19 +9,19 @@ use std::process::{Command, Output};
 const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
 const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-struct Dir(PathBuf);
+/// A fresh directory under the target's temp dir, removed on drop.
+struct Dir(tempfile::TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("amd-ctk-rc-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        Dir(d)
+        Dir(tempfile::Builder::new()
+            .prefix(&format!("amd-ctk-rc-{name}-"))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap())
     }
 
     fn p(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.0.path().join(rel)
     }
 
     fn names(&self, rel: &str) -> Vec<String> {
@@ -33,12 +33,6 @@ impl Dir {
             .unwrap_or_default();
         v.sort();
         v
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -433,6 +427,36 @@ fn crio_hooks_and_drop_in() {
     assert!(out.contains("removed"), "{out}");
     assert!(d.names("hooks.d").is_empty());
     assert_eq!(d.names("etc/crio/crio.conf.d"), Vec::<String>::new());
+}
+
+/// CRI-O's two files change together: when the hooks JSON cannot be written
+/// (its directory cannot be made: a regular file is in the way), the drop-in
+/// written just before it is taken back, and the admin's drop-in directory
+/// is as it was.
+#[test]
+fn crio_is_all_or_nothing() {
+    let d = Dir::new("crio-undo");
+    fs::write(d.p("blocker"), "a file, not a directory\n").unwrap();
+    let hooks = d.p("blocker/hooks.d");
+    let drop_in = d.p("etc/crio/crio.conf.d/99-amd-container-toolkit.conf");
+    fs::create_dir_all(drop_in.parent().unwrap()).unwrap();
+    let (h, c) = (hooks.display().to_string(), drop_in.display().to_string());
+    let err = fail(&[
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--hooks-dir",
+        &h,
+        "--config",
+        &c,
+    ]);
+    assert!(err.contains("blocker"), "{err}");
+    assert_eq!(d.names("etc/crio/crio.conf.d"), Vec::<String>::new());
+    assert_eq!(
+        fs::read_to_string(d.p("blocker")).unwrap(),
+        "a file, not a directory\n"
+    );
 }
 
 #[test]

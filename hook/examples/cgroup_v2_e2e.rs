@@ -7,18 +7,56 @@
 //!   EPERM = the device cgroup denies, ENXIO = allowed, no driver here) and
 //!   `bpftool cgroup show`, and times `allow_devices`.
 //!
-//! The module is compiled in here from its source file, as the hook compiles it.
+//! It calls the library's public API (`amd_container_hook::cgroup::v2`), the
+//! same code the hook runs.
 
-#[allow(dead_code)]
-#[path = "../src/cgroup/v2/mod.rs"]
-mod v2;
-
+use amd_container_hook::cgroup::v2::{self, Access, BpfError, DeviceAccess};
 use serde_json::{json, Value};
 use std::fs::File;
+use std::io;
 use std::os::fd::AsFd;
-use std::process::{exit, Command};
+use std::process::{exit, Command, Output};
 use std::time::{Duration, Instant};
-use v2::{Access, DeviceAccess};
+
+/// Why the driver could not run a check (a failed check is not an error:
+/// it is counted and reported).
+#[derive(Debug, thiserror::Error)]
+enum E2eError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("{what} is not the JSON expected: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error("{what}: {got}")]
+    Unexpected { what: &'static str, got: String },
+    #[error("{0}")]
+    Bpf(#[from] BpfError),
+    #[error("loading the bundle's config {path}: {source}")]
+    Spec {
+        path: String,
+        source: oci_spec::OciSpecError,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> E2eError {
+    let what = what.into();
+    |source| E2eError::Io { what, source }
+}
+
+fn json_err(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> E2eError {
+    let what = what.into();
+    |source| E2eError::Json { what, source }
+}
+
+/// Runs `cmd args`, its output whatever its status.
+fn run(cmd: &str, args: &[&str]) -> Result<Output, E2eError> {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(io_err(format!("running {cmd} {}", args.join(" "))))
+}
 
 const RENDER: &str = "/gpu/render"; // c 226:128
 const OTHER: &str = "/gpu/other"; // c 226:129
@@ -29,25 +67,35 @@ const ADD: DeviceAccess = DeviceAccess {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("prepare") if args.len() == 4 => prepare(&args[2], &args[3]),
-        Some("check") if args.len() == 4 => check(&args[2], &args[3]),
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [_, "prepare", config, nodes] => prepare(config, nodes),
+        [_, "check", id, config] => check(id, config),
         _ => {
             eprintln!("usage: cgroup_v2_e2e prepare CONFIG NODES | check ID CONFIG");
             exit(2)
         }
+    };
+    if let Err(e) = result {
+        eprintln!("cgroup_v2_e2e: {e}");
+        exit(1);
     }
 }
 
-fn prepare(config: &str, nodes: &str) {
-    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+fn prepare(config: &str, nodes: &str) -> Result<(), E2eError> {
+    let text = std::fs::read_to_string(config).map_err(io_err(format!("reading {config}")))?;
+    let mut c: Value = serde_json::from_str(&text).map_err(json_err(config))?;
     c["process"]["terminal"] = json!(false);
     c["process"]["args"] = json!(["sleep", "3600"]);
-    c["mounts"]
+    let mounts = c["mounts"]
         .as_array_mut()
-        .unwrap()
+        .ok_or_else(|| E2eError::Unexpected {
+            what: "the config's mounts (not an array)",
+            got: config.to_string(),
+        })?;
+    mounts
         .push(json!({"destination": "/gpu", "type": "bind", "source": nodes, "options": ["bind"]}));
-    std::fs::write(config, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+    let text = serde_json::to_string_pretty(&c).map_err(json_err(config))?;
+    std::fs::write(config, text).map_err(io_err(format!("writing {config}")))
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,10 +107,10 @@ enum Oracle {
 }
 
 fn oracle(id: &str, path: &str) -> Oracle {
-    let out = Command::new("runc")
-        .args(["exec", id, "cat", path])
-        .output()
-        .expect("runc exec");
+    let out = match run("runc", &["exec", id, "cat", path]) {
+        Ok(out) => out,
+        Err(e) => return Oracle::Other(e.to_string()),
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         Oracle::Readable
@@ -90,13 +138,10 @@ impl Checker {
     }
 }
 
-fn bpftool_show(cgroup: &str) -> Vec<Value> {
-    let out = Command::new("bpftool")
-        .args(["-j", "cgroup", "show", cgroup])
-        .output()
-        .expect("bpftool");
+fn bpftool_show(cgroup: &str) -> Result<Vec<Value>, E2eError> {
+    let out = run("bpftool", &["-j", "cgroup", "show", cgroup])?;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
-    v.as_array().cloned().unwrap_or_default()
+    Ok(v.as_array().cloned().unwrap_or_default())
 }
 
 fn describe(progs: &[Value]) -> String {
@@ -112,32 +157,43 @@ fn describe(progs: &[Value]) -> String {
         .join(", ")
 }
 
-fn dump(id: &Value) -> String {
-    let out = Command::new("bpftool")
-        .args(["prog", "dump", "xlated", "id", &id.to_string()])
-        .output()
-        .expect("bpftool");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn dump(id: &Value) -> Result<String, E2eError> {
+    let out = run(
+        "bpftool",
+        &["prog", "dump", "xlated", "id", &id.to_string()],
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn check(id: &str, config: &str) {
-    let state = Command::new("runc").args(["state", id]).output().unwrap();
-    let state: Value = serde_json::from_slice(&state.stdout).expect("runc state");
-    let pid = state["pid"].as_i64().unwrap();
-    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+fn check(id: &str, config: &str) -> Result<(), E2eError> {
+    let state = run("runc", &["state", id])?;
+    let state: Value = serde_json::from_slice(&state.stdout).map_err(json_err("runc state"))?;
+    let pid = state["pid"].as_i64().ok_or_else(|| E2eError::Unexpected {
+        what: "runc state without a pid",
+        got: state.to_string(),
+    })?;
+    let cgroup_file = format!("/proc/{pid}/cgroup");
+    let membership =
+        std::fs::read_to_string(&cgroup_file).map_err(io_err(format!("reading {cgroup_file}")))?;
     let rel = membership
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .unwrap();
+        .ok_or_else(|| E2eError::Unexpected {
+            what: "no cgroup v2 membership (0::) in /proc/PID/cgroup",
+            got: membership.clone(),
+        })?;
     let cgroup = format!("/sys/fs/cgroup{rel}");
     println!("container {id}: pid {pid}, cgroup {cgroup}");
-    let dir = File::open(&cgroup).unwrap();
+    let dir = File::open(&cgroup).map_err(io_err(format!("opening {cgroup}")))?;
     let fd = dir.as_fd();
-    let spec = oci_spec::runtime::Spec::load(config).unwrap();
+    let spec = oci_spec::runtime::Spec::load(config).map_err(|source| E2eError::Spec {
+        path: config.to_string(),
+        source,
+    })?;
     let rules = spec
         .linux()
         .as_ref()
@@ -156,10 +212,10 @@ fn check(id: &str, config: &str) {
         "amd_gpu_allow"
     };
 
-    let before = bpftool_show(&cgroup);
+    let before = bpftool_show(&cgroup)?;
     println!("before: {}", describe(&before));
     if let Some(p) = before.first() {
-        println!("runc's program, translated:\n{}", dump(&p["id"]));
+        println!("runc's program, translated:\n{}", dump(&p["id"])?);
     }
     c.expect("programs attached before", before.len(), 1);
     c.expect("cat render before", oracle(id, RENDER), Oracle::Denied);
@@ -170,28 +226,28 @@ fn check(id: &str, config: &str) {
     );
     c.expect(
         "is_allowed(226:128) before",
-        v2::is_allowed(fd, 226, 128, Access::RWM).unwrap(),
+        v2::is_allowed(fd, 226, 128, Access::RWM)?,
         false,
     );
     c.expect(
         "is_allowed(1:3) before",
-        v2::is_allowed(fd, 1, 3, Access::RWM).unwrap(),
+        v2::is_allowed(fd, 1, 3, Access::RWM)?,
         true,
     );
 
     // 1. allow-prefix + runc's own instructions.
     let t = Instant::now();
-    let change = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let change = v2::allow_devices(fd, &[ADD], &rules)?;
     let took = t.elapsed();
     println!(
         "allow_devices (query+read+load+attach): {} -> {change}",
         ms(took)
     );
     c.expect("changed()", change.changed(), true);
-    let after = bpftool_show(&cgroup);
+    let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));
     if let Some(p) = after.first() {
-        println!("new program, translated:\n{}", dump(&p["id"]));
+        println!("new program, translated:\n{}", dump(&p["id"])?);
     }
     c.expect(
         "programs attached after (replaced, not added)",
@@ -212,23 +268,27 @@ fn check(id: &str, config: &str) {
     c.expect("cat 226:129 after", oracle(id, OTHER), Oracle::Denied);
     c.expect(
         "is_allowed(226:128) after",
-        v2::is_allowed(fd, 226, 128, Access::RWM).unwrap(),
+        v2::is_allowed(fd, 226, 128, Access::RWM)?,
         true,
     );
     c.expect(
         "is_allowed(226:129, r) after",
-        v2::is_allowed(fd, 226, 129, Access::READ).unwrap(),
+        v2::is_allowed(fd, 226, 129, Access::READ)?,
         false,
     );
 
     let t = Instant::now();
-    let again = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let again = v2::allow_devices(fd, &[ADD], &rules)?;
     println!("second allow_devices: {} -> {again}", ms(t.elapsed()));
     c.expect("second call changed()", again.changed(), false);
-    c.expect("programs after second call", bpftool_show(&cgroup).len(), 1);
+    c.expect(
+        "programs after second call",
+        bpftool_show(&cgroup)?.len(),
+        1,
+    );
 
-    change.revert().unwrap();
-    let reverted = bpftool_show(&cgroup);
+    change.revert()?;
+    let reverted = bpftool_show(&cgroup)?;
     println!("after revert: {}", describe(&reverted));
     c.expect(
         "revert restores runc's program",
@@ -248,12 +308,12 @@ fn check(id: &str, config: &str) {
 
     // 2. The rules path (as when the old instructions cannot be read).
     let t = Instant::now();
-    let change = v2::allow_devices_with(fd, &[ADD], &rules, true).unwrap();
+    let change = v2::allow_devices_with(fd, &[ADD], &rules, true)?;
     println!("allow_devices, rules path: {} -> {change}", ms(t.elapsed()));
-    let after = bpftool_show(&cgroup);
+    let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));
     if let Some(p) = after.first() {
-        println!("rules program, translated:\n{}", dump(&p["id"]));
+        println!("rules program, translated:\n{}", dump(&p["id"])?);
     }
     c.expect("rules path: programs attached", after.len(), 1);
     c.expect(
@@ -272,9 +332,9 @@ fn check(id: &str, config: &str) {
         Oracle::Readable,
     );
     c.expect("rules path: cat 226:129", oracle(id, OTHER), Oracle::Denied);
-    let again = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let again = v2::allow_devices(fd, &[ADD], &rules)?;
     c.expect("rules path: second call changed()", again.changed(), false);
-    change.revert().unwrap();
+    change.revert()?;
     c.expect(
         "rules path: cat render after revert",
         oracle(id, RENDER),
@@ -283,9 +343,9 @@ fn check(id: &str, config: &str) {
 
     // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
     v2::NO_REPLACE.store(true, std::sync::atomic::Ordering::Relaxed);
-    let change = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let change = v2::allow_devices(fd, &[ADD], &rules)?;
     println!("allow_devices, attach + detach: {change}");
-    let after = bpftool_show(&cgroup);
+    let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));
     c.expect("attach+detach: programs attached", after.len(), 1);
     c.expect(
@@ -298,8 +358,8 @@ fn check(id: &str, config: &str) {
         oracle(id, OTHER),
         Oracle::Denied,
     );
-    change.revert().unwrap();
-    let reverted = bpftool_show(&cgroup);
+    change.revert()?;
+    let reverted = bpftool_show(&cgroup)?;
     c.expect(
         "attach+detach: revert restores runc's program",
         reverted.iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
@@ -316,9 +376,9 @@ fn check(id: &str, config: &str) {
     let mut times = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        let ch = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+        let ch = v2::allow_devices(fd, &[ADD], &rules)?;
         times.push(t.elapsed());
-        ch.revert().unwrap();
+        ch.revert()?;
     }
     times.sort();
     println!(
@@ -329,19 +389,19 @@ fn check(id: &str, config: &str) {
         ms(times[times.len() - 1])
     );
     let mut noop = Vec::new();
-    let ch = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+    let ch = v2::allow_devices(fd, &[ADD], &rules)?;
     for _ in 0..50 {
         let t = Instant::now();
-        let _ = v2::allow_devices(fd, &[ADD], &rules).unwrap();
+        let _ = v2::allow_devices(fd, &[ADD], &rules)?;
         noop.push(t.elapsed());
     }
-    ch.revert().unwrap();
+    ch.revert()?;
     noop.sort();
     println!(
         "allow_devices when already allowed (query+read only): median {}",
         ms(noop[noop.len() / 2])
     );
-    c.expect("final: programs attached", bpftool_show(&cgroup).len(), 1);
+    c.expect("final: programs attached", bpftool_show(&cgroup)?.len(), 1);
     c.expect("final: cat render", oracle(id, RENDER), Oracle::Denied);
 
     if c.failures > 0 {
@@ -349,4 +409,5 @@ fn check(id: &str, config: &str) {
         exit(1);
     }
     println!("all checks passed");
+    Ok(())
 }

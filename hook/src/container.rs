@@ -16,9 +16,20 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("cannot read the container state from stdin: {0}")]
-    State(String),
+    State(#[source] serde_json::Error),
+    /// The file is there but is not one the hook reads (its kind, its size).
     #[error("cannot read {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    #[error("cannot read {path}: {source}")]
+    ConfigIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    ConfigJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("the container state has no pid")]
     NoPid,
     #[error("the container state's bundle {0:?} is not an absolute path")]
@@ -54,8 +65,7 @@ impl EnvOnly {
 
 /// Parses the state and checks that it names an absolute bundle.
 pub fn read_state(input: &[u8]) -> Result<State, ContainerError> {
-    let state: State =
-        serde_json::from_slice(input).map_err(|e| ContainerError::State(e.to_string()))?;
+    let state: State = serde_json::from_slice(input).map_err(ContainerError::State)?;
     if !state.bundle().is_absolute() {
         return Err(ContainerError::Bundle(state.bundle().clone()));
     }
@@ -75,12 +85,16 @@ pub fn read_config_bytes(path: &Path) -> Result<Vec<u8>, ContainerError> {
         path: path.into(),
         reason,
     };
+    let io_err = |source| ContainerError::ConfigIo {
+        path: path.into(),
+        source,
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| err(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| err(e.to_string()))?;
+        .map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
     if !meta.file_type().is_file() {
         return Err(err(format!(
             "not a regular file ({})",
@@ -96,7 +110,7 @@ pub fn read_config_bytes(path: &Path) -> Result<Vec<u8>, ContainerError> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(io_err)?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(err(format!(
             "more than the {MAX_CONFIG_BYTES} bytes accepted"
@@ -121,16 +135,16 @@ fn file_type_name(t: &std::fs::FileType) -> &'static str {
 }
 
 pub fn parse_env_only(path: &Path, bytes: &[u8]) -> Result<EnvOnly, ContainerError> {
-    serde_json::from_slice(bytes).map_err(|e| ContainerError::Config {
+    serde_json::from_slice(bytes).map_err(|source| ContainerError::ConfigJson {
         path: path.into(),
-        reason: e.to_string(),
+        source,
     })
 }
 
 pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec, ContainerError> {
-    serde_json::from_slice(bytes).map_err(|e| ContainerError::Config {
+    serde_json::from_slice(bytes).map_err(|source| ContainerError::ConfigJson {
         path: path.into(),
-        reason: e.to_string(),
+        source,
     })
 }
 

@@ -15,7 +15,7 @@ use amd_container_common::access::{self, Grant, NodeKind, ProcessUser};
 use amd_container_common::{ContainerEdits, DeviceNode};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub enum InjectError {
 }
 
 /// What one injection did, for the log.
-pub struct Outcome {
+pub struct Injected {
     pub created: usize,
     /// Nodes created with the container user's group (see [`user_group`]).
     pub regrouped: Vec<String>,
@@ -109,7 +109,7 @@ pub fn inject(
     spec: &Spec,
     edits: &ContainerEdits,
     kinds: &[NodeKind],
-) -> Result<Outcome, InjectError> {
+) -> Result<Injected, InjectError> {
     if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
     }
@@ -139,22 +139,20 @@ pub fn inject(
         source,
     })?;
     // The hook is single-threaded, as setns(CLONE_NEWNS) requires.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+    if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
         return Err(InjectError::Namespace {
             path: mnt,
-            source: io::Error::last_os_error(),
+            source: e.into(),
         });
     }
-    unsafe { libc::umask(0) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if userns {
         // The container's /dev belongs to its user namespace: files created
         // there must be owned by an id mapped into it (else EOVERFLOW), so
         // create them as the container's root.
         let (uid, gid) = (mapped_root(pid, "uid_map")?, mapped_root(pid, "gid_map")?);
-        unsafe {
-            libc::setfsgid(gid);
-            libc::setfsuid(uid);
-        }
+        nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
     }
 
     // Before pivot_root (prestart, createRuntime) the root is at its host
@@ -204,7 +202,7 @@ pub fn inject(
         return Err(e.into());
     }
     root.commit();
-    Ok(Outcome {
+    Ok(Injected {
         created,
         regrouped,
         cgroup: cgroup.describe(),
@@ -249,6 +247,8 @@ fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
             source: io::Error::new(io::ErrorKind::InvalidInput, e),
         })?;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: open_tree (no libc or nix wrapper) with a NUL-terminated path
+    // that outlives the call; it only returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
         return Err(InjectError::HostNode {
@@ -256,5 +256,11 @@ fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
             source: io::Error::last_os_error(),
         });
     }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let fd = i32::try_from(fd).map_err(|_| InjectError::HostNode {
+        path: path.display().to_string(),
+        source: io::Error::other(format!("open_tree returned {fd}, not a descriptor")),
+    })?;
+    // SAFETY: `fd` was just returned by a successful open_tree and nothing
+    // else owns it, so the OwnedFd is its only owner and closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

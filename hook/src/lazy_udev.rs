@@ -17,17 +17,19 @@
 //! loaded. When it cannot be loaded, the failure is logged once (with
 //! `dlerror`) and every call fails the way libudev reports errors: NULL or a
 //! negative errno, with `errno` = ELIBACC, which the `udev` crate turns into
-//! an `io::Error` that discovery reports. Only this binary defines these
-//! symbols (the module is not part of the library crate), so `amd-ctk` links
-//! libudev as usual. `dlsym` on the library's own handle never finds these
-//! definitions (an executable's symbols are not in that scope, and this one
-//! exports none), so a call cannot loop back here.
+//! an `io::Error` that discovery reports. Only what links the hook library
+//! (its two binaries and its tests) defines these symbols, once, from this
+//! module; `amd-ctk` does not link it and links libudev as usual. `dlsym` on
+//! the library's own handle never finds these definitions (an executable's
+//! symbols are not in that scope), so a call cannot loop back here.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
 const LIBRARY: &CStr = c"libudev.so.1";
 
+// Every `unsafe` block below carries its SAFETY comment; the lint reaches
+// into the macro's expansion too.
 macro_rules! libudev {
     ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, or $fail:expr;)*) => {
         /// The resolved functions of the loaded library.

@@ -4,16 +4,27 @@
 //!   every container start: [`stages`] decides from the spec's environment
 //!   alone whether there is anything to do and, for GPU containers, does it
 //!   (discovery, resolution, injection or spec editing) in the same process.
-//!   libudev is loaded only then (src/lazy_udev.rs).
-//! - `amd-container-runtime` (src/bin, with src/runtime_shim): the
-//!   runc-compatible entry for Docker.
+//!   libudev is loaded only then ([`lazy_udev`]).
+//! - `amd-container-runtime` (src/bin, a thin `main` over [`runtime_shim`]):
+//!   the runc-compatible entry for Docker.
+//!
+//! Both binaries link this library, so both get [`lazy_udev`]'s definitions
+//! of the libudev symbols exactly once, and neither lists libudev in its
+//! DT_NEEDED (CI checks with `readelf -d`).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod bpf;
 pub mod cgroup;
 pub mod container;
 pub mod inject;
+pub mod json_slot;
+pub mod lazy_udev;
 pub mod logging;
 pub mod precreate;
 pub mod rootfs;
+pub mod runtime_shim;
 pub mod spec;
 pub mod stages;
 pub mod systemd;
@@ -27,11 +38,35 @@ pub const USAGE: &str =
 /// so); it lets the fast path decide without reading the config file.
 pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
 
+/// The OCI hook stage the hook was registered for, as named on its command
+/// line (the names the runtimes' hook tables use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Prestart,
+    CreateRuntime,
+    Precreate,
+    Poststop,
+}
+
+impl Stage {
+    /// The stage of a command-line word, or `None` for any other word.
+    pub fn parse(word: &str) -> Option<Stage> {
+        match word {
+            "prestart" => Some(Stage::Prestart),
+            "createRuntime" => Some(Stage::CreateRuntime),
+            "precreate" => Some(Stage::Precreate),
+            "poststop" => Some(Stage::Poststop),
+            _ => None,
+        }
+    }
+}
+
 /// Command line of `amd-container-hook`: `[--config FILE] STAGE`.
 pub struct Args {
     pub config: PathBuf,
-    /// Empty when the command line is malformed (a usage error).
-    pub stage: String,
+    /// `None` when the command line is malformed or names no stage (a usage
+    /// error).
+    pub stage: Option<Stage>,
 }
 
 impl Args {
@@ -50,7 +85,7 @@ impl Args {
         }
         Args {
             config,
-            stage: stage.unwrap_or_default(),
+            stage: stage.as_deref().and_then(Stage::parse),
         }
     }
 }

@@ -6,16 +6,17 @@
 //! cheaply as `/bin/true`: the C `main` below skips the Rust runtime's
 //! start-up (which finds the main thread's stack guard by reading
 //! `/proc/self/maps`, installs signal handlers and names the thread), and
-//! libudev is not linked but loaded on first use ([`lazy_udev`]). For a GPU
+//! libudev is not linked but loaded on first use
+//! ([`amd_container_hook::lazy_udev`], part of the library). For a GPU
 //! container the same process does the work ([`amd_container_hook::stages`]).
 //!
 //! Contract: the exit status is the stage's (0 done or nothing to do, 1
 //! failed with a message on stderr, 2 usage); nothing is left buffered, as
 //! the process ends through libc's `exit`, not Rust's runtime.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(not(test), no_main)]
-
-mod lazy_udev;
 
 /// The process entry point, called by libc's start-up code; the arguments
 /// are read through `std::env::args`, which glibc hands to std at load time.

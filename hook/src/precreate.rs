@@ -4,9 +4,10 @@
 //! nodes' host groups in `process.user.additionalGids` ([`grant_groups`]);
 //! no live injection is needed then.
 
+use crate::json_slot::{array, object, object_in};
 use amd_container_common::access::{self, NodeKind, ProcessUser};
 use amd_container_common::{ContainerEdits, DeviceNode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Environment entries of a config document.
 pub fn env(doc: &Value) -> Vec<&str> {
@@ -16,29 +17,9 @@ pub fn env(doc: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn object<'a>(parent: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
-    let map = parent.as_object_mut().expect("parent is an object");
-    let slot = map.entry(key).or_insert_with(|| json!({}));
-    if !slot.is_object() {
-        *slot = json!({});
-    }
-    slot.as_object_mut().unwrap()
-}
-
-fn array<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
-    let slot = map.entry(key).or_insert_with(|| json!([]));
-    if !slot.is_array() {
-        *slot = json!([]);
-    }
-    slot.as_array_mut().unwrap()
-}
-
 /// Adds the edits to the config (idempotent: present paths and rules stay once).
 pub fn apply(doc: &mut Value, edits: &ContainerEdits) {
-    if !doc.is_object() {
-        *doc = json!({});
-    }
-    let linux = object(doc, "linux");
+    let linux = object(object_in(doc), "linux");
     let devices = array(linux, "devices");
     for n in &edits.device_nodes {
         let path = n.path.display().to_string();
@@ -53,9 +34,7 @@ pub fn apply(doc: &mut Value, edits: &ContainerEdits) {
             "fileMode": n.mode, "uid": n.uid, "gid": n.gid,
         }));
     }
-    let linux_value = doc.get_mut("linux").expect("just created");
-    let resources = object(linux_value, "resources");
-    let rules = array(resources, "devices");
+    let rules = array(object(linux, "resources"), "devices");
     for n in &edits.device_nodes {
         let rule = json!({"allow": true, "type": "c", "major": n.major, "minor": n.minor, "access": "rwm"});
         if !rules.contains(&rule) {

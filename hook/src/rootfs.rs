@@ -14,6 +14,10 @@
 //! Everything created is recorded and [`ContainerRoot::rollback`] removes it.
 
 use amd_container_common::DeviceNode;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::mount::MntFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{unlinkat, Gid, Uid, UnlinkatFlags};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -101,11 +105,7 @@ fn mount_id(dir: RawFd, name: &std::ffi::CStr) -> io::Result<u64> {
 }
 
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: `st` is a plain C struct the kernel fills; `fd` is open.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to `st`; an invalid fd yields EBADF.
-    check(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(st)
+    Ok(nix::sys::stat::fstat(fd)?)
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -122,21 +122,23 @@ fn openat(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> io::Result<OwnedFd> {
-    let fd = check(unsafe {
-        libc::openat(
-            dir,
-            name.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    })?;
+    let fd = nix::fcntl::openat(
+        Some(dir),
+        name.as_c_str(),
+        OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC,
+        Mode::from_bits_retain(mode),
+    )?;
+    // SAFETY: `fd` was just returned by a successful openat and nothing else
+    // owns it, so the OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn lstatat(dir: RawFd, name: &std::ffi::CStr) -> io::Result<libc::stat> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st)
+    Ok(nix::sys::stat::fstatat(
+        Some(dir),
+        name,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?)
 }
 
 fn file_kind(mode: libc::mode_t) -> &'static str {
@@ -232,13 +234,16 @@ impl ContainerRoot {
             dir = match openat(dir.as_raw_fd(), &c, flags, 0) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) }).map_err(
-                        |source| RootfsError::Io {
-                            op: "mkdir",
-                            path: so_far.clone(),
-                            source,
-                        },
-                    )?;
+                    nix::sys::stat::mkdirat(
+                        Some(dir.as_raw_fd()),
+                        c.as_c_str(),
+                        Mode::from_bits_retain(0o755),
+                    )
+                    .map_err(|e| RootfsError::Io {
+                        op: "mkdir",
+                        path: so_far.clone(),
+                        source: e.into(),
+                    })?;
                     self.created.push(Created::Dir(so_far.clone()));
                     openat(dir.as_raw_fd(), &c, flags, 0).map_err(|source| RootfsError::Io {
                         op: "open",
@@ -327,9 +332,14 @@ impl ContainerRoot {
         }
         match how {
             Placement::Mknod => {
-                let mode = libc::S_IFCHR | (node.mode & 0o7777);
-                check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
-                    .map_err(|e| io_err("mknod", e))?;
+                nix::sys::stat::mknodat(
+                    Some(dir.as_raw_fd()),
+                    name.as_c_str(),
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_retain(node.mode & 0o7777),
+                    dev,
+                )
+                .map_err(|e| io_err("mknod", e.into()))?;
                 self.created.push(Created::Node(path.into()));
                 after_mknod();
                 // Own the node through a descriptor of it, after checking it
@@ -343,18 +353,16 @@ impl ContainerRoot {
                         what: file_kind(st.st_mode).into(),
                     });
                 }
-                // SAFETY: `made` is an open O_PATH descriptor; the empty
-                // path with AT_EMPTY_PATH names that very file.
-                check(unsafe {
-                    libc::fchownat(
-                        made.as_raw_fd(),
-                        c"".as_ptr(),
-                        node.uid,
-                        node.gid,
-                        libc::AT_EMPTY_PATH,
-                    )
-                })
-                .map_err(|e| io_err("chown", e))?;
+                // `made` is an open O_PATH descriptor; the empty path with
+                // AT_EMPTY_PATH names that very file.
+                nix::unistd::fchownat(
+                    Some(made.as_raw_fd()),
+                    c"",
+                    Some(Uid::from_raw(node.uid)),
+                    Some(Gid::from_raw(node.gid)),
+                    AtFlags::AT_EMPTY_PATH,
+                )
+                .map_err(|e| io_err("chown", e.into()))?;
             }
             Placement::Bind(host_fds) => {
                 let target = openat(
@@ -368,6 +376,10 @@ impl ContainerRoot {
                 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
                 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
                 let empty = c"";
+                // SAFETY: move_mount (no libc or nix wrapper) with two open
+                // descriptors and NUL-terminated empty paths, which the
+                // *_EMPTY_PATH flags make name those descriptors' files; the
+                // kernel reads nothing else from us.
                 let ret = unsafe {
                     libc::syscall(
                         libc::SYS_move_mount,
@@ -394,14 +406,21 @@ impl ContainerRoot {
                     let target = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
                     let t = CString::new(format!("/proc/self/fd/{}", target.as_raw_fd()))
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                    check(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) }).map(drop)
+                    Ok(nix::mount::umount2(t.as_c_str(), MntFlags::MNT_DETACH)?)
                 }),
                 Created::Node(p) => self.with_parent(p, |dir, name| {
-                    check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }).map(drop)
+                    Ok(unlinkat(
+                        Some(dir),
+                        name.as_c_str(),
+                        UnlinkatFlags::NoRemoveDir,
+                    )?)
                 }),
                 Created::Dir(p) => self.with_parent(p, |dir, name| {
-                    check(unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })
-                        .map(drop)
+                    Ok(unlinkat(
+                        Some(dir),
+                        name.as_c_str(),
+                        UnlinkatFlags::RemoveDir,
+                    )?)
                 }),
             };
             if let Err(e) = result {
@@ -523,7 +542,7 @@ mod tests {
     }
 
     fn root_or_skip() -> bool {
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             return true;
         }
         // CI runs as root: there, not running these tests is a failure.
@@ -593,7 +612,7 @@ mod tests {
 
     #[test]
     fn creates_dirs_and_rolls_back_when_root() {
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             // CI runs as root: there, not running this test is a failure.
             assert!(
                 std::env::var("CI").is_err(),

@@ -9,7 +9,7 @@
 //! the log file or libudev. Errors are reported once, here, on stderr (and in
 //! the log file once a request was seen); the return value is the exit status.
 
-use crate::{container, inject, logging, precreate, tracking, Args, SWARM_PREFIX, USAGE};
+use crate::{container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
 use amd_container_common::hardware::{scan, Detail, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
@@ -78,11 +78,13 @@ fn check_policy(
 /// Runs `args.stage` with the input on stdin; returns the exit status.
 pub fn run(args: &Args) -> u8 {
     logging::init();
-    let result = match args.stage.as_str() {
-        "prestart" | "createRuntime" => read_stdin().and_then(|input| live(&args.config, &input)),
-        "precreate" => read_stdin().and_then(|input| precreate(&args.config, input)),
-        "poststop" => read_stdin().and_then(|input| poststop(&args.config, &input)),
-        _ => Err(HookError::Usage),
+    let result = match args.stage {
+        Some(Stage::Prestart | Stage::CreateRuntime) => {
+            read_stdin().and_then(|input| live(&args.config, &input))
+        }
+        Some(Stage::Precreate) => read_stdin().and_then(|input| precreate(&args.config, input)),
+        Some(Stage::Poststop) => read_stdin().and_then(|input| poststop(&args.config, &input)),
+        None => Err(HookError::Usage),
     };
     match result {
         Ok(()) => 0,

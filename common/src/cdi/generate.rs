@@ -4,11 +4,11 @@
 //! (`additionalGids`, CDI 0.7.0) when the host's nodes are not world-rw.
 
 use super::names::{validate_device_name, validate_kind, NameError};
-use super::spec::{ContainerEdits, Device, DeviceNode, Spec};
+use super::spec::{CdiContainerEdits, CdiDeviceNode, Device, Spec};
 use super::version::minimum_version;
 use crate::access::{cdi_gids, NodeKind};
-use crate::edits::ContainerEdits as Edits;
-use crate::hardware::{self, Inventory};
+use crate::edits::ContainerEdits;
+use crate::hardware::{DeviceNode, Inventory};
 use crate::request::Selection;
 use std::str::FromStr;
 
@@ -56,8 +56,8 @@ impl Default for GenerateOptions {
     }
 }
 
-pub(crate) fn cdi_node(node: &hardware::DeviceNode) -> DeviceNode {
-    DeviceNode {
+pub(crate) fn cdi_node(node: &DeviceNode) -> CdiDeviceNode {
+    CdiDeviceNode {
         path: node.path.display().to_string(),
         kind: Some("c".into()),
         major: Some(node.major.into()),
@@ -69,8 +69,8 @@ pub(crate) fn cdi_node(node: &hardware::DeviceNode) -> DeviceNode {
 }
 
 /// The CDI form of the toolkit's edits (the structure the hook applies too).
-fn cdi_edits(edits: &crate::edits::ContainerEdits) -> ContainerEdits {
-    ContainerEdits {
+fn cdi_edits(edits: &ContainerEdits) -> CdiContainerEdits {
+    CdiContainerEdits {
         device_nodes: edits.device_nodes.iter().map(cdi_node).collect(),
         ..Default::default()
     }
@@ -98,7 +98,10 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
             validate_device_name(&name)?;
             devices.push(Device {
                 name,
-                container_edits: cdi_edits(&Edits::gpus(inventory, &Selection(vec![gpu.index]))),
+                container_edits: cdi_edits(&ContainerEdits::gpus(
+                    inventory,
+                    &Selection(vec![gpu.index]),
+                )),
                 ..Default::default()
             });
         }
@@ -106,7 +109,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
     if !inventory.gpus.is_empty() {
         devices.push(Device {
             name: "all".into(),
-            container_edits: cdi_edits(&Edits::gpus(
+            container_edits: cdi_edits(&ContainerEdits::gpus(
                 inventory,
                 &Selection((0..inventory.gpus.len()).collect()),
             )),
@@ -118,13 +121,13 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
         kind: format!("{}/{}", options.vendor, options.class),
         devices,
         // /dev/kfd once, at spec level: CDI applies it with any of the devices.
-        container_edits: cdi_edits(&Edits::shared(inventory)),
+        container_edits: cdi_edits(&ContainerEdits::shared(inventory)),
         ..Default::default()
     };
     // The groups of every node the spec gives (kfd and all GPUs' nodes): a
     // container using any device gets them, as CDI applies spec-level edits
     // with any device.
-    let mut nodes = Edits::shared(inventory).device_nodes;
+    let mut nodes = ContainerEdits::shared(inventory).device_nodes;
     nodes.extend(inventory.gpus.iter().flat_map(|g| g.nodes().cloned()));
     spec.container_edits.additional_gids = cdi_gids(&nodes, &options.user_access);
     spec.cdi_version = minimum_version(&spec).to_string();
@@ -134,10 +137,10 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hardware::{DeviceNode as HostNode, Gpu};
+    use crate::hardware::{DeviceNode, Gpu};
 
     fn inventory(mode: u32, kfd_gid: u32, render_gid: u32) -> Inventory {
-        let node = |path: &str, major, minor, gid| HostNode {
+        let node = |path: &str, major, minor, gid| DeviceNode {
             path: path.into(),
             major,
             minor,

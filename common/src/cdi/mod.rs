@@ -12,7 +12,7 @@ mod version;
 pub use generate::{generate, GenerateOptions, NameStrategy};
 pub use names::{validate_device_name, validate_kind, NameError};
 pub use read::{parse_document, read_spec, Format, ReadError, MAX_DEPTH};
-pub use spec::{ContainerEdits, Device, DeviceNode, Hook, Mount, Spec};
+pub use spec::{CdiContainerEdits, CdiDeviceNode, Device, Hook, Mount, Spec};
 pub use stale::{compare_with_hardware, Discrepancy};
 pub use version::minimum_version;
 

@@ -12,8 +12,8 @@ pub struct Spec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     pub devices: Vec<Device>,
-    #[serde(default, skip_serializing_if = "ContainerEdits::is_empty")]
-    pub container_edits: ContainerEdits,
+    #[serde(default, skip_serializing_if = "CdiContainerEdits::is_empty")]
+    pub container_edits: CdiContainerEdits,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,16 +22,16 @@ pub struct Device {
     pub name: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    pub container_edits: ContainerEdits,
+    pub container_edits: CdiContainerEdits,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerEdits {
+pub struct CdiContainerEdits {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub device_nodes: Vec<DeviceNode>,
+    pub device_nodes: Vec<CdiDeviceNode>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -45,15 +45,15 @@ pub struct ContainerEdits {
     pub net_devices: Vec<serde_json::Value>,
 }
 
-impl ContainerEdits {
+impl CdiContainerEdits {
     pub fn is_empty(&self) -> bool {
-        self == &ContainerEdits::default()
+        self == &CdiContainerEdits::default()
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeviceNode {
+pub struct CdiDeviceNode {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<String>,

@@ -2,7 +2,7 @@
 //! current hardware would give.
 
 use super::generate::{generate, GenerateOptions, NameStrategy};
-use super::spec::{ContainerEdits, Spec};
+use super::spec::{CdiContainerEdits, Spec};
 use crate::hardware::Inventory;
 use std::fmt;
 
@@ -64,8 +64,8 @@ fn majmin(major: Option<i64>, minor: Option<i64>) -> String {
 
 fn compare_edits(
     device: &str,
-    spec: &ContainerEdits,
-    host: &ContainerEdits,
+    spec: &CdiContainerEdits,
+    host: &CdiContainerEdits,
     out: &mut Vec<Discrepancy>,
 ) {
     for h in &host.device_nodes {

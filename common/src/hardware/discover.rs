@@ -442,10 +442,11 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
             (0o666, 0, 0)
         }
     };
+    let (major, minor) = dev_major_minor(devnum);
     Some(DeviceNode {
         path,
-        major: dev_major(devnum),
-        minor: dev_minor(devnum),
+        major,
+        minor,
         mode,
         uid,
         gid,
@@ -501,13 +502,9 @@ pub(crate) fn read_attr(path: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-// glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
-fn dev_major(dev: u64) -> u32 {
-    (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)) as u32
-}
-
-fn dev_minor(dev: u64) -> u32 {
-    ((dev & 0xff) | ((dev >> 12) & !0xff)) as u32
+/// The major and minor numbers of a `dev_t` (the C library's split).
+fn dev_major_minor(dev: libc::dev_t) -> (u32, u32) {
+    (libc::major(dev), libc::minor(dev))
 }
 
 #[cfg(test)]
@@ -616,9 +613,10 @@ mod tests {
     #[test]
     fn dev_t_split() {
         // makedev(238, 0) and makedev(226, 128), and a large major.
-        assert_eq!((dev_major(0xee00), dev_minor(0xee00)), (238, 0));
-        assert_eq!((dev_major(0xe280), dev_minor(0xe280)), (226, 128));
+        assert_eq!(dev_major_minor(0xee00), (238, 0));
+        assert_eq!(dev_major_minor(0xe280), (226, 128));
         let big = (511u64 & 0xfff) << 8 | 0x1234u64 & 0xff | ((0x1234u64 & !0xff) << 12);
-        assert_eq!((dev_major(big), dev_minor(big)), (511, 0x1234));
+        assert_eq!(dev_major_minor(big), (511, 0x1234));
+        assert_eq!(libc::makedev(511, 0x1234), big);
     }
 }

@@ -17,8 +17,8 @@
 use super::file_edit::Change;
 use super::hooks_dir::DEFAULT_DIR;
 use super::toml_marks::{key_prefix, mark, set_key_prefix, split_mark};
-use super::Changes;
-use crate::CliError;
+use super::ConfigureError;
+use super::EditReport;
 use std::path::Path;
 use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
@@ -31,10 +31,6 @@ const HEADER: &str =
 /// Marker notes on `hooks_dir` in an admin's file.
 const APPENDED: &str = "appended ";
 const ADDED_WITH: &str = "added, with ";
-
-fn err(path: &Path, msg: impl std::fmt::Display) -> CliError {
-    CliError::Message(format!("{}: {msg}", path.display()))
-}
 
 /// `[crio.runtime] hooks_dir` of a CRI-O config file, if it sets one.
 fn hooks_dir_of(text: &str) -> Option<Vec<String>> {
@@ -121,12 +117,11 @@ enum Kind {
     Theirs(DocumentMut),
 }
 
-fn classify(current: Option<&[u8]>, path: &Path) -> Result<Kind, CliError> {
+fn classify(current: Option<&[u8]>, path: &Path) -> Result<Kind, ConfigureError> {
     let Some(bytes) = current else {
         return Ok(Kind::Missing);
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| err(path, format!("not UTF-8 (byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| ConfigureError::not_utf8(path, e))?;
     if text.starts_with(HEADER) {
         if let Some(list) = hooks_dir_of(text) {
             if drop_in_text(&list) == text {
@@ -134,9 +129,10 @@ fn classify(current: Option<&[u8]>, path: &Path) -> Result<Kind, CliError> {
             }
         }
     }
-    let doc: DocumentMut = text
-        .parse()
-        .map_err(|e| err(path, format!("not valid TOML: {e}")))?;
+    let doc: DocumentMut = text.parse().map_err(|source| ConfigureError::Toml {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Kind::Theirs(doc))
 }
 
@@ -145,7 +141,7 @@ fn classify(current: Option<&[u8]>, path: &Path) -> Result<Kind, CliError> {
 fn runtime_table<'a>(
     doc: &'a mut DocumentMut,
     path: &Path,
-) -> Result<&'a mut dyn TableLike, CliError> {
+) -> Result<&'a mut dyn TableLike, ConfigureError> {
     let mut t: &mut dyn TableLike = doc.as_table_mut();
     for (key, at) in [("crio", "crio"), ("runtime", "crio.runtime")] {
         if !t.contains_key(key) {
@@ -156,7 +152,7 @@ fn runtime_table<'a>(
         t = t
             .get_mut(key)
             .and_then(Item::as_table_like_mut)
-            .ok_or_else(|| err(path, format!("{at} is not a table")))?;
+            .ok_or_else(|| ConfigureError::shape(path, at, "a table"))?;
     }
     Ok(t)
 }
@@ -164,13 +160,13 @@ fn runtime_table<'a>(
 fn hooks_array<'a>(
     t: &'a mut dyn TableLike,
     path: &Path,
-) -> Result<Option<&'a mut Array>, CliError> {
+) -> Result<Option<&'a mut Array>, ConfigureError> {
     match t.get_mut("hooks_dir") {
         None => Ok(None),
         Some(item) => item
             .as_array_mut()
             .map(Some)
-            .ok_or_else(|| err(path, "crio.runtime.hooks_dir is not a list")),
+            .ok_or_else(|| ConfigureError::shape(path, "crio.runtime.hooks_dir", "a list")),
     }
 }
 
@@ -228,8 +224,8 @@ pub fn plan_install(
     current: Option<&[u8]>,
     path: &Path,
     dir: &str,
-) -> Result<(Change, Changes), CliError> {
-    let mut changes = Changes::default();
+) -> Result<(Change, EditReport), ConfigureError> {
+    let mut changes = EditReport::default();
     let mut doc = match classify(current, path)? {
         Kind::Missing | Kind::Ours => {
             let want = drop_in_content(&hooks_dirs_before(path), dir);
@@ -247,16 +243,11 @@ pub fn plan_install(
         return Ok((Change::Unchanged, changes));
     }
     if in_drop_in_dir(path) {
-        return Err(err(
-            path,
-            format!(
-                "not written by amd-ctk; left as it is. CRI-O reads every file in {0}, so amd-ctk \
-                 does not edit other drop-ins there (its backup would be read too): use \
-                 --config {0}/99-amd-container-toolkit.conf, or add {dir:?} to hooks_dir of this \
-                 file by hand",
-                path.parent().unwrap_or(Path::new(".")).display()
-            ),
-        ));
+        return Err(ConfigureError::ForeignDropIn {
+            path: path.to_path_buf(),
+            drop_in_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            dir: dir.to_string(),
+        });
     }
     let t = runtime_table(&mut doc, path)?;
     match hooks_array(t, path)? {
@@ -345,8 +336,11 @@ fn drop_if_empty(doc: &mut DocumentMut) {
 
 /// Remove: our drop-in is deleted; from an admin's file only what our
 /// marker names is taken back, and the file stays.
-pub fn plan_remove(current: Option<&[u8]>, path: &Path) -> Result<(Change, Changes), CliError> {
-    let mut changes = Changes::default();
+pub fn plan_remove(
+    current: Option<&[u8]>,
+    path: &Path,
+) -> Result<(Change, EditReport), ConfigureError> {
+    let mut changes = EditReport::default();
     let mut doc = match classify(current, path)? {
         Kind::Missing => return Ok((Change::Unchanged, changes)),
         Kind::Ours => return Ok((Change::Delete, changes)),
@@ -466,7 +460,7 @@ mod tests {
         );
     }
 
-    fn write_of(r: Result<(Change, Changes), CliError>) -> (String, Changes) {
+    fn write_of(r: Result<(Change, EditReport), ConfigureError>) -> (String, EditReport) {
         match r.unwrap() {
             (Change::Write(b), c) => (String::from_utf8(b).unwrap(), c),
             other => panic!("{other:?}"),

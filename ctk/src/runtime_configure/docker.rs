@@ -10,8 +10,8 @@
 //! and a `default-runtime: "amd"` that names it, and says so).
 
 use super::file_edit::{Change, EditError};
-use super::{Changes, DefaultRuntime, NOT_OURS_HINT, RUNTIME_NAME};
-use crate::CliError;
+use super::ConfigureError;
+use super::{DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -19,8 +19,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
 
 pub use super::RuntimeEdit as Edit;
 
-fn not_object(path: &Path, key: &str) -> CliError {
-    CliError::Message(format!("{}: {key:?} is not a JSON object", path.display()))
+fn not_object(path: &Path, key: &str) -> ConfigureError {
+    ConfigureError::shape(path, &format!("{key:?}"), "a JSON object")
 }
 
 /// The indentation of the file's first indented line (tabs or spaces),
@@ -42,27 +42,23 @@ pub fn plan(
     current: Option<&[u8]>,
     edit: &Edit,
     path: &Path,
-) -> Result<(Change, Changes), CliError> {
+) -> Result<(Change, EditReport), ConfigureError> {
     let text = match current {
         None => "",
-        Some(b) => std::str::from_utf8(b).map_err(|e| {
-            CliError::Message(format!(
-                "{}: not UTF-8 (byte {})",
-                path.display(),
-                e.valid_up_to()
-            ))
-        })?,
+        Some(b) => std::str::from_utf8(b).map_err(|e| ConfigureError::not_utf8(path, e))?,
     };
     let mut doc: Value = if text.trim().is_empty() {
         json!({})
     } else {
-        serde_json::from_str(text)
-            .map_err(|e| CliError::Message(format!("{}: not valid JSON: {e}", path.display())))?
+        serde_json::from_str(text).map_err(|source| ConfigureError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?
     };
     let root = doc
         .as_object_mut()
-        .ok_or_else(|| CliError::Message(format!("{}: not a JSON object", path.display())))?;
-    let mut changes = Changes::default();
+        .ok_or_else(|| ConfigureError::shape(path, "the top level", "a JSON object"))?;
+    let mut changes = EditReport::default();
     if edit.remove {
         remove(root, edit, path, &mut changes)?;
     } else {
@@ -75,8 +71,10 @@ pub fn plan(
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(&doc, &mut ser)
-        .map_err(|e| CliError::Message(format!("{}: cannot serialize: {e}", path.display())))?;
+    serde::Serialize::serialize(&doc, &mut ser).map_err(|source| ConfigureError::Serialize {
+        path: path.to_path_buf(),
+        source,
+    })?;
     out.push(b'\n');
     Ok((Change::Write(out), changes))
 }
@@ -104,8 +102,8 @@ fn configure(
     root: &mut Map<String, Value>,
     edit: &Edit,
     path: &Path,
-    changes: &mut Changes,
-) -> Result<(), CliError> {
+    changes: &mut EditReport,
+) -> Result<(), ConfigureError> {
     let runtimes = root.entry("runtimes").or_insert_with(|| json!({}));
     let runtimes = runtimes
         .as_object_mut()
@@ -174,7 +172,7 @@ fn configure(
 /// Docker's SIGHUP reload applies only keys that are present: a removed
 /// key (default-runtime, or runtimes when it becomes empty) needs a restart.
 /// `ours`: the runtime `amd` is ours (or gone), so a default naming it is.
-fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut Changes) {
+fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut EditReport) {
     if root.get("default-runtime").and_then(Value::as_str) == Some(RUNTIME_NAME) {
         if !ours {
             changes.kept.push(format!(
@@ -195,8 +193,8 @@ fn remove(
     root: &mut Map<String, Value>,
     edit: &Edit,
     path: &Path,
-    changes: &mut Changes,
-) -> Result<(), CliError> {
+    changes: &mut EditReport,
+) -> Result<(), ConfigureError> {
     let mut ours = true;
     if let Some(runtimes) = root.get_mut("runtimes") {
         let map = runtimes
@@ -241,7 +239,7 @@ fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::file_edit::{self, testutil::TempDir, Options, Outcome};
+    use super::super::file_edit::{self, testutil::TempDir, FileOutcome, Options};
     use super::*;
     use std::fs;
 
@@ -560,7 +558,7 @@ mod tests {
         assert_eq!(v(&removed), v(original));
     }
 
-    fn apply(path: &Path, e: &Edit) -> Result<Outcome, CliError> {
+    fn apply(path: &Path, e: &Edit) -> Result<FileOutcome, ConfigureError> {
         let opts = Options {
             dry_run: false,
             backup: true,
@@ -588,7 +586,7 @@ mod tests {
         let text = "{\"runtimes\":{\"amd\":{\"path\":\"amd-container-runtime\"}}}";
         fs::write(&f, text).unwrap();
         let before = fs::metadata(&f).unwrap().modified().unwrap();
-        assert_eq!(apply(&f, &edit()).unwrap(), Outcome::Unchanged);
+        assert_eq!(apply(&f, &edit()).unwrap(), FileOutcome::Unchanged);
         assert_eq!(fs::read_to_string(&f).unwrap(), text);
         assert_eq!(fs::metadata(&f).unwrap().modified().unwrap(), before);
         assert_eq!(d.names(), ["daemon.json"]);

@@ -11,7 +11,10 @@
 //! it gets no backup; any other failure removes the temp file and the backup
 //! made by this run: nothing is left behind.
 
-use crate::CliError;
+use super::ConfigureError;
+use amd_container_common::atomic_file;
+use amd_container_common::flock;
+use nix::sys::statvfs::{fstatvfs, FsFlags};
 use std::fs;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -27,7 +30,7 @@ pub enum Change {
 
 /// How a file edit went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum FileOutcome {
     Unchanged,
     /// Written; `backup` names a backup made by this run.
     Written {
@@ -39,9 +42,9 @@ pub enum Outcome {
     WouldDelete,
 }
 
-impl Outcome {
+impl FileOutcome {
     pub fn changed(&self) -> bool {
-        !matches!(self, Outcome::Unchanged)
+        !matches!(self, FileOutcome::Unchanged)
     }
 }
 
@@ -86,6 +89,16 @@ pub enum EditError {
         path.display()
     )]
     MountPoint { path: PathBuf },
+    #[error(
+        "cannot lock {} within {secs}s: {holder} holds it (another amd-ctk, stopped or hung?); \
+         try again once it is gone",
+        dir.display()
+    )]
+    LockTimeout {
+        dir: PathBuf,
+        holder: String,
+        secs: f64,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -118,7 +131,7 @@ fn io_err<'a>(
 /// directory rather than a lock file beside the file leaves nothing behind
 /// (a stray file in a drop-in directory could be read as configuration).
 struct DirLock {
-    _file: fs::File,
+    _held: flock::Held,
 }
 
 /// How long a run waits for another holder of the lock (a stopped or hung
@@ -133,74 +146,25 @@ fn lock_timeout() -> std::time::Duration {
         .map_or(LOCK_TIMEOUT, std::time::Duration::from_secs_f64)
 }
 
-fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
-    let f = fs::File::open(dir)
-        .map_err(|e| CliError::Message(format!("cannot open {} to lock it: {e}", dir.display())))?;
+fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
+    let f = fs::File::open(dir).map_err(io_err("open (to lock)", dir))?;
     let timeout = lock_timeout();
-    let start = std::time::Instant::now();
-    loop {
-        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(DirLock { _file: f });
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) if start.elapsed() < timeout => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Some(libc::EWOULDBLOCK) => {
-                let holder = lock_holders(&f)
-                    .map(|p| format!("process {p}"))
-                    .unwrap_or_else(|| "another process".into());
-                return Err(CliError::Message(format!(
-                    "cannot lock {} within {}s: {holder} holds it (another amd-ctk, stopped or \
-                     hung?); try again once it is gone",
-                    dir.display(),
-                    timeout.as_secs_f64()
-                )));
-            }
-            _ => {
-                return Err(CliError::Message(format!(
-                    "cannot lock {}: {e}",
-                    dir.display()
-                )))
-            }
-        }
+    match flock::lock_exclusive(f, dir, timeout, std::time::Duration::from_millis(20)) {
+        Ok(held) => Ok(DirLock { _held: held }),
+        Err(e @ flock::LockError::Timeout { .. }) => Err(EditError::LockTimeout {
+            dir: dir.to_path_buf(),
+            holder: e.holder(),
+            secs: timeout.as_secs_f64(),
+        }),
+        Err(flock::LockError::Lock { source, .. }) => Err(io_err("lock", dir)(source.into())),
     }
 }
 
-/// The pids holding a `flock` on the file of `f`, from /proc/locks (lines
-/// `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`, device numbers in hex).
-fn lock_holders(f: &fs::File) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = f.metadata().ok()?;
-    let id = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev()),
-        meta.ino()
-    );
-    let locks = fs::read_to_string("/proc/locks").ok()?;
-    let pids: Vec<&str> = locks
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // "1:" "FLOCK" "ADVISORY" "WRITE" pid dev:ino …; "->" marks waiters.
-            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())).then(|| f[4])
-        })
-        .collect();
-    (!pids.is_empty()).then(|| pids.join(", "))
-}
-
-fn read(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
+fn read(path: &Path) -> Result<Option<Vec<u8>>, EditError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::Message(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(io_err("read", path)(e)),
     }
 }
 
@@ -255,7 +219,7 @@ fn backup(path: &Path, content: &[u8]) -> Result<Option<PathBuf>, EditError> {
     if fs::symlink_metadata(&bak).is_ok() {
         return Ok(None);
     }
-    crate::output::stage_like(&bak, content, path)
+    atomic_file::stage_like(&bak, content, path)
         .and_then(|s| s.commit())
         .map_err(|e| EditError::Io {
             action: "back up",
@@ -279,7 +243,9 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
         Err(e) => return Err(io_err("open", path)(e)),
     };
     let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
+    // nix has no FS_IOC_GETFLAGS wrapper (its ioctl macros would hide the same call).
+    // SAFETY: FS_IOC_GETFLAGS on our open fd writes one long into `flags`,
+    // which outlives the call.
     if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0 {
         if flags & FS_IMMUTABLE_FL != 0 {
             return Err(EditError::Protected {
@@ -296,16 +262,16 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
             });
         }
     }
-    // SAFETY: fstatvfs fills the zeroed struct.
-    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vfs) } == 0 && vfs.f_flag & libc::ST_RDONLY != 0
-    {
+    if fstatvfs(&f).is_ok_and(|vfs| vfs.flags().contains(FsFlags::ST_RDONLY)) {
         return Err(EditError::ReadOnlyMount {
             path: path.to_path_buf(),
         });
     }
-    // SAFETY: statx on our fd with an empty path fills the zeroed struct.
+    // nix has no statx.
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx with AT_EMPTY_PATH reads our open fd and an empty,
+    // NUL-terminated path, and writes only into `stx`, which outlives the call.
     let r = unsafe {
         libc::statx(
             f.as_raw_fd(),
@@ -324,16 +290,71 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
     Ok(())
 }
 
+/// How to take back one applied edit (the engine runner's undo, when a later
+/// file of the same run fails).
+#[derive(Debug)]
+pub enum Undo {
+    /// Nothing was changed (unchanged, or a dry run).
+    Nothing,
+    /// The file held `previous`: put it back and drop the backup this run made.
+    Restore {
+        path: PathBuf,
+        previous: Vec<u8>,
+        backup: Option<PathBuf>,
+    },
+    /// The file was created by this run: remove it.
+    Remove(PathBuf),
+}
+
+impl Undo {
+    /// Puts the file back as it was before the edit.
+    pub fn run(self) -> Result<(), EditError> {
+        match self {
+            Undo::Nothing => Ok(()),
+            Undo::Restore {
+                path,
+                previous,
+                backup,
+            } => {
+                let staged = if path.exists() {
+                    atomic_file::stage_like(&path, &previous, &path)
+                } else {
+                    atomic_file::stage(&path, &previous)
+                };
+                staged
+                    .and_then(|s| s.commit())
+                    .map_err(io_err("restore", &path))?;
+                if let Some(b) = backup {
+                    fs::remove_file(&b).map_err(io_err("remove the backup", &b))?;
+                }
+                Ok(())
+            }
+            Undo::Remove(path) => fs::remove_file(&path).map_err(io_err("remove", &path)),
+        }
+    }
+}
+
+/// [`apply_undoable`] for a single file, which needs no undo (the table tests).
+#[cfg(test)]
+pub fn apply<T>(
+    path: &Path,
+    opts: Options,
+    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
+) -> Result<(FileOutcome, T), ConfigureError> {
+    apply_undoable(path, opts, plan).map(|(outcome, info, _)| (outcome, info))
+}
+
 /// Reads `path` (`None` if missing), asks `plan` what to do, and does it:
 /// the whole read-decide-write under an exclusive lock on the file's
 /// directory. `plan` must be a pure function of the content: it runs again
 /// if the directory had to be created first. In dry-run mode nothing is
 /// created, locked or written; the would-be content is printed on stdout.
-pub fn apply<T>(
+/// Returns, with the outcome, how to take the change back.
+pub fn apply_undoable<T>(
     path: &Path,
     opts: Options,
-    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), CliError>,
-) -> Result<(Outcome, T), CliError> {
+    plan: impl Fn(Option<&[u8]>) -> Result<(Change, T), ConfigureError>,
+) -> Result<(FileOutcome, T, Undo), ConfigureError> {
     let path = match resolve(path) {
         Resolved::File(p) => p,
         Resolved::Dangling {
@@ -344,7 +365,9 @@ pub fn apply<T>(
             // Nothing to read; fine as long as nothing is to be written.
             let (change, info) = plan(None)?;
             return match change {
-                Change::Unchanged | Change::Delete => Ok((Outcome::Unchanged, info)),
+                Change::Unchanged | Change::Delete => {
+                    Ok((FileOutcome::Unchanged, info, Undo::Nothing))
+                }
                 Change::Write(_) => Err(EditError::DanglingSymlink {
                     link,
                     target,
@@ -362,18 +385,18 @@ pub fn apply<T>(
         let current = read(&path)?;
         let (change, info) = plan(current.as_deref())?;
         let outcome = match change {
-            Change::Unchanged => Outcome::Unchanged,
+            Change::Unchanged => FileOutcome::Unchanged,
             Change::Write(bytes) => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)
                     .and_then(|_| out.flush())
-                    .map_err(|e| CliError::Message(format!("cannot write to stdout: {e}")))?;
-                Outcome::WouldWrite
+                    .map_err(io_err("write", Path::new("(stdout)")))?;
+                FileOutcome::WouldWrite
             }
-            Change::Delete if current.is_some() => Outcome::WouldDelete,
-            Change::Delete => Outcome::Unchanged,
+            Change::Delete if current.is_some() => FileOutcome::WouldDelete,
+            Change::Delete => FileOutcome::Unchanged,
         };
-        return Ok((outcome, info));
+        return Ok((outcome, info, Undo::Nothing));
     }
     let mut lock = if dir.is_dir() {
         Some(lock_dir(&dir)?)
@@ -384,23 +407,24 @@ pub fn apply<T>(
     let (mut change, mut info) = plan(current.as_deref())?;
     if lock.is_none() {
         if change == Change::Unchanged || change == Change::Delete {
-            return Ok((Outcome::Unchanged, info));
+            return Ok((FileOutcome::Unchanged, info, Undo::Nothing));
         }
-        fs::create_dir_all(&dir)
-            .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         lock = Some(lock_dir(&dir)?);
         current = read(&path)?;
         (change, info) = plan(current.as_deref())?;
     }
-    let outcome = match change {
-        Change::Unchanged => Outcome::Unchanged,
-        Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => Outcome::Unchanged,
+    let (outcome, undo) = match change {
+        Change::Unchanged => (FileOutcome::Unchanged, Undo::Nothing),
+        Change::Write(bytes) if current.as_deref() == Some(&bytes[..]) => {
+            (FileOutcome::Unchanged, Undo::Nothing)
+        }
         Change::Write(bytes) => {
             check_replaceable(&dir, true)?;
             check_replaceable(&path, false)?;
             // New content first, then the backup, then the rename: a
             // failure at any step takes back what the earlier ones made.
-            let staged = crate::output::stage(&path, &bytes).map_err(io_err("write", &path))?;
+            let staged = atomic_file::stage(&path, &bytes).map_err(io_err("write", &path))?;
             let backup = match &current {
                 Some(old) if opts.backup => backup(&path, old)?,
                 _ => None,
@@ -411,59 +435,71 @@ pub fn apply<T>(
                 }
                 return Err(io_err("write", &path)(e).into());
             }
-            Outcome::Written { backup }
+            let undo = match current {
+                Some(previous) => Undo::Restore {
+                    path: path.clone(),
+                    previous,
+                    backup: backup.clone(),
+                },
+                None => Undo::Remove(path.clone()),
+            };
+            (FileOutcome::Written { backup }, undo)
         }
-        Change::Delete if current.is_none() => Outcome::Unchanged,
-        Change::Delete => {
-            check_replaceable(&dir, true)?;
-            check_replaceable(&path, false)?;
-            match fs::remove_file(&path) {
-                Ok(()) => Outcome::Deleted,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Unchanged,
-                Err(e) => return Err(io_err("remove", &path)(e).into()),
+        Change::Delete => match current {
+            None => (FileOutcome::Unchanged, Undo::Nothing),
+            Some(previous) => {
+                check_replaceable(&dir, true)?;
+                check_replaceable(&path, false)?;
+                match fs::remove_file(&path) {
+                    Ok(()) => (
+                        FileOutcome::Deleted,
+                        Undo::Restore {
+                            path: path.clone(),
+                            previous,
+                            backup: None,
+                        },
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (FileOutcome::Unchanged, Undo::Nothing)
+                    }
+                    Err(e) => return Err(io_err("remove", &path)(e).into()),
+                }
             }
-        }
+        },
     };
     drop(lock);
-    Ok((outcome, info))
+    Ok((outcome, info, undo))
 }
 
 #[cfg(test)]
 pub mod testutil {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TempDir(pub PathBuf);
+    pub struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub fn new(name: &str) -> TempDir {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("amd-ctk-rc-{}-{n}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(
+                tempfile::Builder::new()
+                    .prefix(&format!("amd-ctk-rc-{name}-"))
+                    .tempdir()
+                    .unwrap(),
+            )
         }
 
         pub fn path(&self) -> &Path {
-            &self.0
+            self.0.path()
         }
 
         /// File names in the directory, sorted.
         pub fn names(&self) -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            let mut v: Vec<String> = std::fs::read_dir(self.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             v.sort();
             v
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 }
@@ -479,7 +515,9 @@ mod tests {
         backup: true,
     };
 
-    fn append(line: &'static str) -> impl Fn(Option<&[u8]>) -> Result<(Change, ()), CliError> {
+    fn append(
+        line: &'static str,
+    ) -> impl Fn(Option<&[u8]>) -> Result<(Change, ()), ConfigureError> {
         move |cur| {
             let mut v = cur.unwrap_or_default().to_vec();
             v.extend_from_slice(line.as_bytes());
@@ -496,12 +534,12 @@ mod tests {
         let (o, ()) = apply(&f, OPTS, append("b\n")).unwrap();
         assert_eq!(
             o,
-            Outcome::Written {
+            FileOutcome::Written {
                 backup: Some(d.path().join("daemon.json.bak"))
             }
         );
         let (o, ()) = apply(&f, OPTS, append("c\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "a\nb\nc\n");
         assert_eq!(fs::read_to_string(backup_path(&f)).unwrap(), "a\n");
         for p in [&f, &backup_path(&f)] {
@@ -516,15 +554,15 @@ mod tests {
         let f = d.path().join("sub/dir/config.toml");
         // Nothing to do: nothing created.
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Unchanged, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert!(!d.path().join("sub").exists());
         let (o, ()) = apply(&f, OPTS, append("x\n")).unwrap();
-        assert_eq!(o, Outcome::Written { backup: None });
+        assert_eq!(o, FileOutcome::Written { backup: None });
         assert_eq!(fs::read_to_string(&f).unwrap(), "x\n");
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Delete, ()))).unwrap();
-        assert_eq!(o, Outcome::Deleted);
+        assert_eq!(o, FileOutcome::Deleted);
         assert!(!f.exists());
     }
 
@@ -534,7 +572,7 @@ mod tests {
         let f = d.path().join("x.json");
         fs::write(&f, "same").unwrap();
         let (o, ()) = apply(&f, OPTS, |_| Ok((Change::Write(b"same".to_vec()), ()))).unwrap();
-        assert_eq!(o, Outcome::Unchanged);
+        assert_eq!(o, FileOutcome::Unchanged);
         assert_eq!(d.names(), ["x.json"]);
     }
 
@@ -547,7 +585,7 @@ mod tests {
             backup: true,
         };
         let (o, ()) = apply(&f, opts, append("")).unwrap();
-        assert_eq!(o, Outcome::WouldWrite);
+        assert_eq!(o, FileOutcome::WouldWrite);
         assert!(d.names().is_empty());
     }
 

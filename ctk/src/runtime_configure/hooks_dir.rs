@@ -3,7 +3,7 @@
 //! here; only the hook path can differ.
 
 use super::file_edit::Change;
-use crate::CliError;
+use super::ConfigureError;
 use serde_json::Value;
 
 pub const DEFAULT_DIR: &str = "/usr/share/containers/oci/hooks.d";
@@ -46,16 +46,24 @@ impl Variant {
 
 /// The registration file's bytes with `hook.path` = `hook_path`. With the
 /// default path they are the shipped file byte for byte.
-pub fn content(variant: Variant, hook_path: &str) -> Vec<u8> {
-    let mut doc: Value = serde_json::from_str(variant.embedded()).expect("shipped JSON is valid");
+pub fn content(variant: Variant, hook_path: &str) -> Result<Vec<u8>, ConfigureError> {
+    let shipped = || std::path::PathBuf::from(format!("oci-hooks.d/{}", variant.file_name()));
+    let mut doc: Value =
+        serde_json::from_str(variant.embedded()).map_err(|source| ConfigureError::Json {
+            path: shipped(),
+            source,
+        })?;
     doc["hook"]["path"] = Value::from(hook_path);
-    let mut out = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
+    let mut out = serde_json::to_vec_pretty(&doc).map_err(|source| ConfigureError::Serialize {
+        path: shipped(),
+        source,
+    })?;
     out.push(b'\n');
-    out
+    Ok(out)
 }
 
 /// Install: write `want` unless the file holds exactly that.
-pub fn plan_install(current: Option<&[u8]>, want: &[u8]) -> Result<(Change, ()), CliError> {
+pub fn plan_install(current: Option<&[u8]>, want: &[u8]) -> Result<(Change, ()), ConfigureError> {
     Ok(if current == Some(want) {
         (Change::Unchanged, ())
     } else {
@@ -63,7 +71,7 @@ pub fn plan_install(current: Option<&[u8]>, want: &[u8]) -> Result<(Change, ()),
     })
 }
 
-pub fn plan_remove(current: Option<&[u8]>) -> Result<(Change, ()), CliError> {
+pub fn plan_remove(current: Option<&[u8]>) -> Result<(Change, ()), ConfigureError> {
     Ok(match current {
         None => (Change::Unchanged, ()),
         Some(_) => (Change::Delete, ()),
@@ -79,7 +87,7 @@ mod tests {
     fn default_content_is_the_shipped_file() {
         for v in [Variant::Prestart, Variant::Precreate] {
             assert_eq!(
-                content(v, DEFAULT_HOOK_PATH),
+                content(v, DEFAULT_HOOK_PATH).unwrap(),
                 v.embedded().as_bytes(),
                 "{v:?}"
             );
@@ -98,7 +106,7 @@ mod tests {
             (Variant::Precreate, "precreate", json!(["precreate"])),
         ] {
             let doc: Value =
-                serde_json::from_slice(&content(v, "/opt/x/amd-container-hook")).unwrap();
+                serde_json::from_slice(&content(v, "/opt/x/amd-container-hook").unwrap()).unwrap();
             assert_eq!(
                 doc,
                 json!({

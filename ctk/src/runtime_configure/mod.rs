@@ -15,29 +15,33 @@
 //! an entry we did not write (a runtime `amd` of another vendor, an admin's
 //! crio.conf) is never replaced or deleted: only what we recognise as ours
 //! (or marked as ours) is changed back by `--remove`, and what is left is
-//! reported (`Changes::kept`).
+//! reported (`EditReport::kept`).
 
 mod containerd;
 mod crio;
 mod docker;
+mod engine;
+mod engines;
+mod error;
 mod file_edit;
 mod hooks_dir;
 mod toml_marks;
+mod toml_tables;
 
-pub use file_edit::EditError;
-use file_edit::{Options, Outcome};
+use engine::{configure, Engine, Reporter};
+use engines::{Crio, EntryFormat, Podman, RuntimeEntry};
+pub use error::ConfigureError;
 use hooks_dir::Variant;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-use crate::CliError;
 
 /// The name of our runtime in Docker's and containerd's configuration.
 pub const RUNTIME_NAME: &str = "amd";
 const DEFAULT_RUNTIME_PATH: &str = "amd-container-runtime";
 
+/// The engines `--runtime` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
+pub enum EngineName {
     Docker,
     Podman,
     Crio,
@@ -112,7 +116,7 @@ pub(crate) mod test_edit {
 
 /// What an edit changed, for the report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Changes {
+pub struct EditReport {
     pub lines: Vec<String>,
     /// Advice printed after the changes.
     pub notes: Vec<String>,
@@ -142,7 +146,7 @@ or removed.")]
 pub struct ConfigureArgs {
     /// The container engine to configure.
     #[arg(long, value_enum, default_value = "docker")]
-    pub runtime: Engine,
+    pub runtime: EngineName,
     /// The file to edit: daemon.json (docker), config.toml (containerd) or
     /// the drop-in (crio). `--config-path` is upstream's spelling.
     #[arg(long, value_name = "PATH", visible_alias = "config-path")]
@@ -184,23 +188,23 @@ pub struct ConfigureArgs {
     pub runtime_path: Option<String>,
 }
 
-fn engine_name(e: Engine) -> &'static str {
-    match e {
-        Engine::Docker => "docker",
-        Engine::Podman => "podman",
-        Engine::Crio => "crio",
-        Engine::Containerd => "containerd",
+impl EngineName {
+    fn as_str(self) -> &'static str {
+        match self {
+            EngineName::Docker => "docker",
+            EngineName::Podman => "podman",
+            EngineName::Crio => "crio",
+            EngineName::Containerd => "containerd",
+        }
     }
 }
 
 /// Rejects options that mean nothing for the engine (rather than ignoring them).
-fn check(args: &ConfigureArgs) -> Result<(), CliError> {
-    let engine = engine_name(args.runtime);
-    let hooks_engine = matches!(args.runtime, Engine::Podman | Engine::Crio);
-    let refuse = |flag: &str, why: &str| {
-        Err(CliError::Message(format!(
-            "{flag} does not apply to --runtime {engine}: {why}"
-        )))
+fn check(args: &ConfigureArgs) -> Result<(), ConfigureError> {
+    let engine = args.runtime.as_str();
+    let hooks_engine = matches!(args.runtime, EngineName::Podman | EngineName::Crio);
+    let refuse = |flag: &'static str, why: &'static str| {
+        Err(ConfigureError::NotForEngine { flag, engine, why })
     };
     if hooks_engine {
         if args.set_as_default || args.unset_as_default {
@@ -236,10 +240,10 @@ fn check(args: &ConfigureArgs) -> Result<(), CliError> {
             );
         }
     }
-    if args.precreate && args.runtime != Engine::Podman {
+    if args.precreate && args.runtime != EngineName::Podman {
         return refuse("--precreate", "only Podman has a precreate stage");
     }
-    if args.config.is_some() && args.runtime == Engine::Podman {
+    if args.config.is_some() && args.runtime == EngineName::Podman {
         return refuse(
             "--config",
             "podman needs only the hooks directory (--hooks-dir)",
@@ -247,87 +251,74 @@ fn check(args: &ConfigureArgs) -> Result<(), CliError> {
     }
     if let Some(p) = &args.hook_path {
         if !p.is_absolute() {
-            return Err(CliError::Message(format!(
-                "--hook-path {}: must be an absolute path (OCI hooks have no PATH lookup)",
-                p.display()
-            )));
+            return Err(ConfigureError::RelativeHookPath(p.clone()));
         }
     }
     Ok(())
 }
 
-/// Prints the report: on stdout, or on stderr with --dry-run (stdout then
-/// carries the would-be file).
-struct Reporter {
-    dry_run: bool,
-}
-
-impl Reporter {
-    fn say(&self, line: &str) {
-        if self.dry_run {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    }
-
-    /// One file's outcome and changes; `quiet_unchanged` hides "no change".
-    fn file(&self, path: &Path, outcome: &Outcome, changes: &Changes, quiet_unchanged: bool) {
-        let p = path.display();
-        match outcome {
-            Outcome::Unchanged if !quiet_unchanged => self.say(&format!("{p}: no change")),
-            Outcome::Unchanged => {}
-            Outcome::Written { backup } => {
-                if changes.lines.is_empty() {
-                    self.say(&format!("{p}: written"));
-                }
-                for l in &changes.lines {
-                    self.say(&format!("{p}: {l}"));
-                }
-                if let Some(b) = backup {
-                    self.say(&format!(
-                        "{p}: the previous file is saved as {}",
-                        b.display()
-                    ));
-                }
-            }
-            Outcome::Deleted => self.say(&format!("{p}: removed")),
-            Outcome::WouldWrite => {
-                if changes.lines.is_empty() {
-                    self.say(&format!("{p}: would be written (dry run)"));
-                }
-                for l in &changes.lines {
-                    self.say(&format!("{p}: {l} (dry run, not written)"));
-                }
-            }
-            Outcome::WouldDelete => self.say(&format!("{p}: would be removed (dry run)")),
-        }
-        for k in &changes.kept {
-            self.say(&format!("{p}: left {k}"));
-        }
-        for w in &changes.warnings {
-            eprintln!("amd-ctk: warning: {w}");
-        }
-        if outcome.changed() {
-            for n in &changes.notes {
-                self.say(&format!("note: {n}"));
-            }
-        }
-    }
-}
-
-pub fn run(args: &ConfigureArgs) -> Result<ExitCode, CliError> {
+pub fn run(args: &ConfigureArgs) -> Result<ExitCode, ConfigureError> {
     check(args)?;
     let out = Reporter {
         dry_run: args.dry_run,
     };
-    match args.runtime {
-        Engine::Docker => run_docker(args, &out)?,
-        Engine::Containerd => run_containerd(args, &out)?,
-        Engine::Podman => run_podman(args, &out)?,
-        Engine::Crio => run_crio(args, &out)?,
-    }
+    let hook_path = || {
+        args.hook_path
+            .clone()
+            .unwrap_or_else(|| hooks_dir::DEFAULT_HOOK_PATH.into())
+    };
+    let entry = |format, default: &str| RuntimeEntry {
+        format,
+        path: args.config.clone().unwrap_or_else(|| default.into()),
+        edit: RuntimeEdit::from_args(args),
+    };
+    let engine: Box<dyn Engine + '_> = match args.runtime {
+        EngineName::Docker => Box::new(entry(EntryFormat::DockerJson, docker::DEFAULT_CONFIG)),
+        EngineName::Containerd => Box::new(entry(
+            EntryFormat::ContainerdToml,
+            containerd::DEFAULT_CONFIG,
+        )),
+        EngineName::Podman => Box::new(Podman {
+            dir: args
+                .hooks_dir
+                .clone()
+                .unwrap_or_else(|| hooks_dir::DEFAULT_DIR.into()),
+            variant: if args.precreate {
+                Variant::Precreate
+            } else {
+                Variant::Prestart
+            },
+            hook_path: hook_path(),
+            remove: args.remove,
+        }),
+        EngineName::Crio => Box::new(Crio {
+            dir: Crio::absolute_dir(args.hooks_dir.as_deref())?,
+            drop_in: args
+                .config
+                .clone()
+                .unwrap_or_else(|| crio::DEFAULT_DROP_IN.into()),
+            hook_path: hook_path(),
+            remove: args.remove,
+        }),
+    };
+    configure(engine.as_ref(), args.dry_run, &out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `runtime configure --runtime docker --remove --config PATH`: what the
+/// packages run on removal (package_removal).
+pub fn remove_docker_entry(path: &Path) -> Result<(), ConfigureError> {
+    let engine = RuntimeEntry {
+        format: EntryFormat::DockerJson,
+        path: path.to_path_buf(),
+        edit: RuntimeEdit {
+            runtime_path: DEFAULT_RUNTIME_PATH,
+            default: DefaultRuntime::Keep,
+            cdi: false,
+            remove: true,
+        },
+    };
+    configure(&engine, false, &Reporter { dry_run: false })
 }
 
 fn default_runtime(args: &ConfigureArgs) -> DefaultRuntime {
@@ -338,163 +329,4 @@ fn default_runtime(args: &ConfigureArgs) -> DefaultRuntime {
     } else {
         DefaultRuntime::Keep
     }
-}
-
-fn options(args: &ConfigureArgs, backup: bool) -> Options {
-    Options {
-        dry_run: args.dry_run,
-        backup,
-    }
-}
-
-fn run_docker(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| docker::DEFAULT_CONFIG.into());
-    let edit = RuntimeEdit::from_args(args);
-    let (outcome, changes) = file_edit::apply(&path, options(args, true), |cur| {
-        docker::plan(cur, &edit, &path)
-    })?;
-    out.file(&path, &outcome, &changes, false);
-    if matches!(outcome, Outcome::Written { .. }) {
-        if changes.needs_restart {
-            out.say("To apply: systemctl restart docker");
-        } else {
-            out.say(
-                "To apply: systemctl restart docker, or without a restart: \
-                 kill -HUP $(cat /var/run/docker.pid)",
-            );
-        }
-    }
-    Ok(())
-}
-
-fn run_containerd(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| containerd::DEFAULT_CONFIG.into());
-    let edit = RuntimeEdit::from_args(args);
-    let (outcome, changes) = file_edit::apply(&path, options(args, true), |cur| {
-        containerd::plan(cur, &edit, &path)
-    })?;
-    out.file(&path, &outcome, &changes, false);
-    if matches!(outcome, Outcome::Written { .. }) {
-        out.say("To apply: systemctl restart containerd");
-    }
-    Ok(())
-}
-
-/// Installs `variant` in `dir` (and removes the other variant, so exactly
-/// one is active), or with --remove deletes both. Returns whether a file
-/// changed.
-fn hooks_files(
-    args: &ConfigureArgs,
-    dir: &Path,
-    variant: Variant,
-    out: &Reporter,
-) -> Result<bool, CliError> {
-    let hook_path = args
-        .hook_path
-        .as_deref()
-        .unwrap_or(Path::new(hooks_dir::DEFAULT_HOOK_PATH));
-    let mut changed = false;
-    let mut report = |path: &Path, outcome: Outcome, quiet: bool| {
-        changed |= outcome.changed();
-        out.file(path, &outcome, &Changes::default(), quiet);
-    };
-    if args.remove {
-        for v in [variant, variant.other()] {
-            let path = dir.join(v.file_name());
-            let (outcome, ()) =
-                file_edit::apply(&path, options(args, false), hooks_dir::plan_remove)?;
-            report(&path, outcome, v != variant);
-        }
-        return Ok(changed);
-    }
-    let want = hooks_dir::content(variant, &hook_path.to_string_lossy());
-    let path = dir.join(variant.file_name());
-    let (outcome, ()) = file_edit::apply(&path, options(args, false), |cur| {
-        hooks_dir::plan_install(cur, &want)
-    })?;
-    report(&path, outcome, false);
-    let other = dir.join(variant.other().file_name());
-    let (outcome, ()) = file_edit::apply(&other, options(args, false), hooks_dir::plan_remove)?;
-    report(&other, outcome, true);
-    if !hook_path.exists() {
-        out.say(&format!(
-            "note: {} does not exist (yet); the engine refuses a hook whose binary is missing",
-            hook_path.display()
-        ));
-    }
-    Ok(changed)
-}
-
-fn is_default_hooks_dir(dir: &Path) -> bool {
-    dir.components()
-        .eq(Path::new(hooks_dir::DEFAULT_DIR).components())
-}
-
-fn run_podman(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
-    let dir = args
-        .hooks_dir
-        .clone()
-        .unwrap_or_else(|| hooks_dir::DEFAULT_DIR.into());
-    let variant = if args.precreate {
-        Variant::Precreate
-    } else {
-        Variant::Prestart
-    };
-    let changed = hooks_files(args, &dir, variant, out)?;
-    if changed && !args.dry_run {
-        out.say("Podman reads the hooks directory at each container start: nothing to restart.");
-    }
-    if !args.remove && !is_default_hooks_dir(&dir) {
-        out.say(&format!(
-            "note: podman uses {0} only with `podman --hooks-dir {0}` or with \
-             hooks_dir = [\"{0}\"] under [engine] in containers.conf",
-            dir.display()
-        ));
-    }
-    Ok(())
-}
-
-fn run_crio(args: &ConfigureArgs, out: &Reporter) -> Result<(), CliError> {
-    let dir = match &args.hooks_dir {
-        None => PathBuf::from(hooks_dir::DEFAULT_DIR),
-        // CRI-O needs an absolute path in hooks_dir.
-        Some(d) => std::path::absolute(d)
-            .map_err(|e| CliError::Message(format!("--hooks-dir {}: {e}", d.display())))?,
-    };
-    let drop_in = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crio::DEFAULT_DROP_IN.into());
-    // The drop-in first: a file there we must not edit stops the run
-    // before anything changed. CRI-O reads every file of a drop-in
-    // directory: no backup there.
-    let resolved = file_edit::resolved_path(&drop_in);
-    let opts = options(args, !crio::in_drop_in_dir(&resolved));
-    let (outcome, changes) = if args.remove || is_default_hooks_dir(&dir) {
-        // The default directory needs no drop-in; one of ours from an
-        // earlier run with another directory would now be stale.
-        file_edit::apply(&drop_in, opts, |cur| crio::plan_remove(cur, &resolved))?
-    } else {
-        let dir_str = dir.to_string_lossy().into_owned();
-        file_edit::apply(&drop_in, opts, |cur| {
-            crio::plan_install(cur, &resolved, &dir_str)
-        })?
-    };
-    let hooks_changed = hooks_files(args, &dir, Variant::Prestart, out)?;
-    let drop_in_changed = outcome.changed();
-    out.file(&drop_in, &outcome, &changes, true);
-    if !args.dry_run {
-        if drop_in_changed {
-            out.say("To apply: systemctl restart crio");
-        } else if hooks_changed {
-            out.say("CRI-O watches its hooks directories: nothing to restart.");
-        }
-    }
-    Ok(())
 }

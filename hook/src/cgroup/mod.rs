@@ -21,7 +21,7 @@
 
 mod mountinfo;
 mod v1;
-mod v2;
+pub mod v2;
 
 pub use v2::DeviceAccess;
 
@@ -96,16 +96,11 @@ pub struct V2Cgroup {
     scope: Option<Scope>,
 }
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// Is the host's cgroup hierarchy unified (v2 only)? Decided the way runc
 /// decides it: by the filesystem type at /sys/fs/cgroup.
 fn unified() -> bool {
-    // SAFETY: statfs is plain old data; all zeroes is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let path = c"/sys/fs/cgroup";
-    // SAFETY: a NUL-terminated path and a buffer of the type statfs writes.
-    unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    statfs(UNIFIED_ROOT).is_ok_and(|st| st.filesystem_type() == CGROUP2_SUPER_MAGIC)
 }
 
 /// Where hosts mount the cgroup v2 hierarchy, and v1's devices controller.

@@ -6,6 +6,10 @@
 //! `process.user.additionalGids` (as `docker run --group-add` would; the
 //! hook then finds nothing more to do for the user); then, for every
 //! command, it execs the low-level runtime with the same arguments.
+//!
+//! Contract: a failure is a [`ShimError`] naming the file or value at fault
+//! with its cause kept as the error's `source`; it is written to runc's
+//! `--log` here and reported on stderr once, by the binary's `main`.
 
 pub mod args;
 pub mod spec;
@@ -16,23 +20,50 @@ use amd_container_common::hardware::{scan, Detail};
 use amd_container_common::request::{find_request, Request};
 use amd_container_common::ContainerEdits;
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+/// Why the shim did not exec the low-level runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error(transparent)]
+    Config(#[from] amd_container_common::config::ConfigError),
+    #[error("runtime.hook-env: {entry:?} is not of the form NAME=VALUE")]
+    HookEnv { entry: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: not valid JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: not a JSON object", path.display())]
+    NotObject { path: PathBuf },
+    #[error("cannot serialize the edited {}: {source}", path.display())]
+    Serialize {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot run {runtime}: {source}")]
+    Exec { runtime: String, source: io::Error },
+}
+
 /// Runs the shim. Returns only on error (success replaces the process).
-pub fn main(args: &[OsString]) -> String {
+pub fn main(args: &[OsString]) -> ShimError {
     let inv = args::parse(args);
     let error = run(args, &inv);
     log_error(&inv, &error);
     error
 }
 
-fn run(args: &[OsString], inv: &args::Invocation) -> String {
+fn run(args: &[OsString], inv: &args::Invocation) -> ShimError {
     let config_path = Config::default_path();
     let config = match Config::load(&config_path) {
         Ok(c) => c,
-        Err(e) => return e.to_string(),
+        Err(e) => return e.into(),
     };
     if inv.creates() {
         let bundle = inv
@@ -50,16 +81,25 @@ fn run(args: &[OsString], inv: &args::Invocation) -> String {
     };
     // execvp: PATH lookup, same fds, same environment.
     let err = std::process::Command::new(runtime).args(args).exec();
-    format!("cannot run {}: {err}", runtime.to_string_lossy())
+    ShimError::Exec {
+        runtime: runtime.to_string_lossy().into_owned(),
+        source: err,
+    }
 }
 
 /// Registers the hook in `config.json` if the container asks for GPUs; a
 /// container that does not is left byte for byte as it was.
-fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<(), String> {
-    let shown = config_json.display();
-    let bytes = std::fs::read(config_json).map_err(|e| format!("cannot read {shown}: {e}"))?;
+fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<(), ShimError> {
+    let path = || config_json.to_path_buf();
+    let bytes = std::fs::read(config_json).map_err(|source| ShimError::Read {
+        path: path(),
+        source,
+    })?;
     let mut doc: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{shown}: not valid JSON: {e}"))?;
+        serde_json::from_slice(&bytes).map_err(|source| ShimError::Json {
+            path: path(),
+            source,
+        })?;
     if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
         return Ok(());
     }
@@ -84,7 +124,7 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     let gids = user_groups(&doc, config);
     let map = doc
         .as_object_mut()
-        .ok_or_else(|| format!("{shown}: not a JSON object"))?;
+        .ok_or_else(|| ShimError::NotObject { path: path() })?;
     let mut changed = spec::register(map, hook);
     // With the GPU tracker in use, the hook also releases the container's
     // GPUs when it is deleted.
@@ -101,8 +141,14 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     if !changed {
         return Ok(());
     }
-    let out = serde_json::to_vec(&doc).expect("a JSON value serializes");
-    spec::write_atomic(config_json, &out).map_err(|e| format!("cannot write {shown}: {e}"))
+    let out = serde_json::to_vec(&doc).map_err(|source| ShimError::Serialize {
+        path: path(),
+        source,
+    })?;
+    spec::write_atomic(config_json, &out).map_err(|source| ShimError::Write {
+        path: path(),
+        source,
+    })
 }
 
 /// The host groups the spec's non-root process user needs for the nodes its
@@ -150,7 +196,7 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
 
 /// Also puts the error into runc's `--log` file, where containerd's shim
 /// looks for the reason a runtime failed (Docker shows it to the user).
-fn log_error(inv: &args::Invocation, error: &str) {
+fn log_error(inv: &args::Invocation, error: &ShimError) {
     let Some(log) = &inv.log else {
         return;
     };

@@ -1,10 +1,8 @@
 //! Registering the hook in a bundle's `config.json`.
 
+use crate::json_slot;
 use amd_container_common::request::{find_request, Request};
 use serde_json::{json, Map, Value};
-use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 /// The hook's environment: PATH only (the container's environment never
 /// reaches the hook).
@@ -27,15 +25,15 @@ pub fn requests_gpu(doc: &Value, swarm_resource: &str) -> bool {
 /// The hook's environment: [`HOOK_PATH_ENV`] and then `extra`
 /// (`runtime.hook-env`), whose `PATH=` entry, if any, replaces the default
 /// PATH. An entry that is not `NAME=VALUE` is an error.
-pub fn hook_env(extra: &[String]) -> Result<Vec<String>, String> {
+pub fn hook_env(extra: &[String]) -> Result<Vec<String>, super::ShimError> {
     let mut env = vec![HOOK_PATH_ENV.to_string()];
     for entry in extra {
         match entry.split_once('=') {
             Some((name, _)) if !name.is_empty() => {}
             _ => {
-                return Err(format!(
-                    "runtime.hook-env: {entry:?} is not of the form NAME=VALUE"
-                ))
+                return Err(super::ShimError::HookEnv {
+                    entry: entry.clone(),
+                })
             }
         }
         if entry.starts_with("PATH=") {
@@ -75,19 +73,7 @@ pub fn register(doc: &mut Map<String, Value>, hook: Value) -> bool {
 
 /// Appends `hook` to `hooks.<stage>` unless an identical entry is there.
 pub fn register_at(doc: &mut Map<String, Value>, stage_name: &str, hook: Value) -> bool {
-    let hooks = doc.entry("hooks").or_insert_with(|| json!({}));
-    if !hooks.is_object() {
-        *hooks = json!({});
-    }
-    let stage = hooks
-        .as_object_mut()
-        .expect("an object")
-        .entry(stage_name)
-        .or_insert_with(|| json!([]));
-    if !stage.is_array() {
-        *stage = json!([]);
-    }
-    let list = stage.as_array_mut().expect("an array");
+    let list = json_slot::array(json_slot::object(doc, "hooks"), stage_name);
     if list.contains(&hook) {
         return false;
     }
@@ -95,35 +81,10 @@ pub fn register_at(doc: &mut Map<String, Value>, stage_name: &str, hook: Value) 
     true
 }
 
-/// Replaces `path` with `contents` through a temporary file in the same
-/// directory, keeping the file's mode. No fsync: a bundle lives no longer
-/// than its container, and the rename is what makes the update atomic for
-/// readers.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.amd-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode given to open.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+/// Replaces `path` with `contents` atomically (common's writer: temp file,
+/// fsync, rename, directory fsync), keeping the file's owner, group, mode
+/// and extended attributes.
+pub use amd_container_common::atomic_file::write_atomic;
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +117,7 @@ mod tests {
             ["PATH=/opt/bin:/usr/bin", "A=1"]
         );
         for bad in ["NOVALUE", "=x", ""] {
-            let err = extra(&["A=1", bad]).unwrap_err();
+            let err = extra(&["A=1", bad]).unwrap_err().to_string();
             assert!(
                 err.contains("runtime.hook-env") && err.contains(&format!("{bad:?}")),
                 "{err}"

@@ -1,4 +1,4 @@
-//! cgroup v2 device access: BPF_CGROUP_DEVICE programs, through raw bpf(2).
+//! cgroup v2 device access: BPF_CGROUP_DEVICE programs, through bpf(2).
 //!
 //! The kernel runs every program attached to the cgroup (and its ancestors)
 //! and allows an access only when all of them allow it, so attaching one more
@@ -8,26 +8,35 @@
 //! instructions, unchanged. Where those cannot be read back or loaded again,
 //! the replacement is built from the spec's device rules instead.
 //!
+//! Guarantees of [`allow_devices`]: programs that already allow the devices
+//! are left alone (a second run changes nothing); all or nothing (when one
+//! replacement fails, the ones this call made are undone before it returns
+//! the error); never wider than asked at any moment (without
+//! `BPF_F_REPLACE`, the new program is attached next to the old one and the
+//! old one detached after, never the other way round). The programs and
+//! their instructions are judged with the kernel-free [`crate::bpf`]; the
+//! kernel is reached only through the [`BpfSys`] trait, whose one real
+//! implementation ([`Kernel`], sys.rs) holds every `unsafe` block of this
+//! module, and whose fake (fake.rs) tests this logic without root.
+//!
 //! Limits: `runc update`, `docker update` and systemd rebuild the program from
 //! the spec and drop what was added here. Only this cgroup's own programs are
 //! replaced; a program on an ancestor cgroup that denies the device still
 //! wins.
 
 #[cfg(test)]
-mod fuzz;
-mod insn;
-mod interp;
-mod program;
+mod fake;
 mod sys;
 
-use insn::Insn;
+use crate::bpf::insn::{self, AsmError, Insn};
+use crate::bpf::interp;
+use crate::bpf::program::{self, Rule};
 use oci_spec::runtime::LinuxDeviceCgroup;
-use program::Rule;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use sys::{BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
+use std::sync::atomic::AtomicBool;
+pub use sys::{Kernel, BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
 
 /// A char device to allow read, write and mknod of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +50,6 @@ pub struct DeviceAccess {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access(u32);
 
-#[allow(dead_code)] // API for tests and callers that check one kind of access
 impl Access {
     pub const MKNOD: Access = Access(interp::ACC_MKNOD);
     pub const READ: Access = Access(interp::ACC_READ);
@@ -74,12 +82,74 @@ pub enum BpfError {
         source: io::Error,
         log: String,
     },
+    #[error("program {id} attached as a device program has type {prog_type}, not BPF_PROG_TYPE_CGROUP_DEVICE (15)")]
+    WrongType { id: u32, prog_type: u32 },
     #[error("cannot duplicate the cgroup directory descriptor (fcntl F_DUPFD_CLOEXEC): {0}")]
     Dup(io::Error),
-    #[error("device program for {0} device(s) too large: a jump does not fit in 16 bits")]
-    TooLarge(usize),
+    #[error("device program for {devices} device(s) too large: {source}")]
+    TooLarge { devices: usize, source: AsmError },
     #[error("{0} (and undoing the earlier replacements failed too: {1})")]
     Rollback(Box<BpfError>, Box<BpfError>),
+}
+
+/// The BPF_CGROUP_DEVICE programs attached directly to a cgroup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    /// The cgroup's attach flags for BPF_CGROUP_DEVICE (`BPF_F_ALLOW_MULTI`
+    /// or not).
+    pub flags: u32,
+    /// The programs' ids, in the order the kernel runs them.
+    pub ids: Vec<u32>,
+}
+
+/// What `BPF_OBJ_GET_INFO_BY_FD` tells about a program.
+#[derive(Clone, Debug)]
+pub struct ProgInfo {
+    pub prog_type: u32,
+    pub name: String,
+    pub nr_map_ids: u32,
+    /// The translated instructions; empty when the kernel does not show
+    /// them (no CAP_BPF/CAP_SYS_ADMIN, or blinded constants with
+    /// kptr_restrict).
+    pub insns: Vec<Insn>,
+}
+
+/// The few bpf(2) commands replacing a cgroup's device programs takes, all
+/// for attach type BPF_CGROUP_DEVICE. [`Kernel`] makes the system calls;
+/// the tests' fake (fake.rs) keeps a cgroup in memory, records the calls
+/// and fails the ones it is told to.
+pub trait BpfSys {
+    /// An open program (the kernel's: a descriptor; closing it leaves the
+    /// program attached).
+    type Prog;
+    /// `BPF_PROG_QUERY`: the programs attached directly to the cgroup.
+    fn query(&self, cgroup: BorrowedFd) -> Result<Attached, BpfError>;
+    /// `BPF_PROG_GET_FD_BY_ID`.
+    fn prog_by_id(&self, id: u32) -> Result<Self::Prog, BpfError>;
+    /// `BPF_OBJ_GET_INFO_BY_FD` with the translated instructions (`id` names
+    /// the program in errors).
+    fn prog_info(&self, prog: &Self::Prog, id: u32) -> Result<ProgInfo, BpfError>;
+    /// `BPF_OBJ_GET_INFO_BY_FD`, the id only.
+    fn prog_id(&self, prog: &Self::Prog) -> io::Result<u32>;
+    /// `BPF_PROG_LOAD` of a BPF_PROG_TYPE_CGROUP_DEVICE program.
+    fn prog_load(&self, insns: &[Insn], name: &str) -> Result<Self::Prog, BpfError>;
+    /// `BPF_PROG_ATTACH` with `flags`; with `BPF_F_REPLACE`, in place of
+    /// `replace`.
+    fn prog_attach(
+        &self,
+        cgroup: BorrowedFd,
+        prog: &Self::Prog,
+        flags: u32,
+        replace: Option<&Self::Prog>,
+    ) -> io::Result<()>;
+    /// `BPF_PROG_DETACH`.
+    fn prog_detach(&self, cgroup: BorrowedFd, prog: &Self::Prog) -> io::Result<()>;
+    /// Whether `BPF_F_REPLACE` turned out unsupported earlier (kernels
+    /// before 5.6 answer EINVAL), so [`BpfSys::prog_attach`] with it need
+    /// not be tried again.
+    fn replace_unsupported(&self) -> bool;
+    /// Remembers that `BPF_F_REPLACE` is unsupported.
+    fn set_replace_unsupported(&self);
 }
 
 /// How a replacement program was made.
@@ -91,10 +161,10 @@ enum Build {
     Rules,
 }
 
-struct Replacement {
-    old: OwnedFd,
+struct Replacement<P> {
+    old: P,
     old_id: u32,
-    new: OwnedFd,
+    new: P,
     new_id: u32,
     /// The cgroup's attach flags for BPF_CGROUP_DEVICE.
     flags: u32,
@@ -104,9 +174,10 @@ struct Replacement {
 /// What [`allow_devices`] replaced; [`V2Change::revert`] puts the old
 /// programs back. Dropping it keeps the new programs attached.
 #[must_use]
-pub struct V2Change {
+pub struct V2Change<S: BpfSys = Kernel> {
+    sys: S,
     cgroup: Option<OwnedFd>,
-    replaced: Vec<Replacement>,
+    replaced: Vec<Replacement<S::Prog>>,
     /// Every program attached to the cgroup afterwards, as this call saw or
     /// made it: what [`judge_programs`] judges the level by.
     pub attached: Vec<Program>,
@@ -120,7 +191,7 @@ pub struct Program {
     pub insns: Vec<Insn>,
 }
 
-impl V2Change {
+impl<S: BpfSys> V2Change<S> {
     /// Whether any program was replaced.
     pub fn changed(&self) -> bool {
         !self.replaced.is_empty()
@@ -128,14 +199,20 @@ impl V2Change {
 
     /// Attaches each old program again in place of its replacement, atomically
     /// per program, newest first. Tries all, returns the first error.
-    #[allow(dead_code)] // for callers that must undo after a later failure
     pub fn revert(self) -> Result<(), BpfError> {
         let Some(cgroup) = self.cgroup else {
             return Ok(());
         };
         let mut first = None;
         for r in self.replaced.iter().rev() {
-            if let Err(e) = swap(cgroup.as_fd(), r.flags, &r.new, r.new_id, &r.old, r.old_id) {
+            let undo = swap(
+                &self.sys,
+                cgroup.as_fd(),
+                r.flags,
+                (&r.new, r.new_id),
+                (&r.old, r.old_id),
+            );
+            if let Err(e) = undo {
                 first.get_or_insert(e);
             }
         }
@@ -143,7 +220,7 @@ impl V2Change {
     }
 }
 
-impl fmt::Display for V2Change {
+impl<S: BpfSys> fmt::Display for V2Change<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.replaced.is_empty() {
             return f.write_str("no device program changed");
@@ -162,14 +239,14 @@ impl fmt::Display for V2Change {
     }
 }
 
-impl fmt::Debug for V2Change {
+impl<S: BpfSys> fmt::Debug for V2Change<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "V2Change({self})")
     }
 }
 
-const PREFIX_NAME: &str = "amd_gpu_allow";
-const RULES_NAME: &str = "amd_gpu_rules";
+pub const PREFIX_NAME: &str = "amd_gpu_allow";
+pub const RULES_NAME: &str = "amd_gpu_rules";
 
 /// Makes every device in `devices` accessible (char, rwm) to the cgroup
 /// whose directory is open as `cgroup_dir`.
@@ -194,24 +271,45 @@ pub fn allow_devices(
 
 /// [`allow_devices`], optionally ignoring the old instructions (to exercise
 /// the rules path on a kernel that shows them).
-pub(crate) fn allow_devices_with(
+pub fn allow_devices_with(
     cgroup_dir: BorrowedFd,
     devices: &[DeviceAccess],
     fallback_rules: &[LinuxDeviceCgroup],
     force_rules: bool,
 ) -> Result<V2Change, BpfError> {
+    allow_devices_via(Kernel, cgroup_dir, devices, fallback_rules, force_rules)
+}
+
+/// [`allow_devices_with`] through any [`BpfSys`].
+pub fn allow_devices_via<S: BpfSys>(
+    sys: S,
+    cgroup_dir: BorrowedFd,
+    devices: &[DeviceAccess],
+    fallback_rules: &[LinuxDeviceCgroup],
+    force_rules: bool,
+) -> Result<V2Change<S>, BpfError> {
+    let attached = sys.query(cgroup_dir)?;
     let mut change = V2Change {
+        sys,
         cgroup: None,
         replaced: Vec::new(),
         attached: Vec::new(),
     };
-    let (flags, ids) = sys::query(cgroup_dir)?;
-    if ids.is_empty() || devices.is_empty() {
+    if attached.ids.is_empty() || devices.is_empty() {
         log::debug!("cgroup v2: no device program attached; nothing to do");
         return Ok(change);
     }
-    for id in ids {
-        let result = replace_one(cgroup_dir, flags, id, devices, fallback_rules, force_rules);
+    let flags = attached.flags;
+    for id in attached.ids {
+        let result = replace_one(
+            &change.sys,
+            cgroup_dir,
+            flags,
+            id,
+            devices,
+            fallback_rules,
+            force_rules,
+        );
         match result {
             Ok(Outcome::Kept(p)) => change.attached.push(p),
             Ok(Outcome::Replaced(r, p)) => {
@@ -223,13 +321,20 @@ pub(crate) fn allow_devices_with(
                     r.build
                 );
                 if change.cgroup.is_none() {
-                    let dup = cgroup_dir.try_clone_to_owned().map_err(BpfError::Dup);
-                    match dup {
+                    match cgroup_dir.try_clone_to_owned() {
                         Ok(fd) => change.cgroup = Some(fd),
                         Err(e) => {
-                            // Without a descriptor we cannot undo: undo now.
-                            let _ = swap(cgroup_dir, r.flags, &r.new, r.new_id, &r.old, r.old_id);
-                            return Err(e);
+                            // Without a descriptor we cannot undo later:
+                            // undo this one now, and the earlier ones (none:
+                            // the descriptor is taken at the first).
+                            let _ = swap(
+                                &change.sys,
+                                cgroup_dir,
+                                r.flags,
+                                (&r.new, r.new_id),
+                                (&r.old, r.old_id),
+                            );
+                            return Err(BpfError::Dup(e));
                         }
                     }
                 }
@@ -248,22 +353,23 @@ pub(crate) fn allow_devices_with(
 }
 
 /// What [`replace_one`] did with a program, and the program now attached.
-enum Outcome {
+enum Outcome<P> {
     Kept(Program),
-    Replaced(Replacement, Program),
+    Replaced(Replacement<P>, Program),
 }
 
 /// Replaces program `id` if it denies any of `devices`.
-fn replace_one(
+fn replace_one<S: BpfSys>(
+    sys: &S,
     cgroup: BorrowedFd,
     flags: u32,
     id: u32,
     devices: &[DeviceAccess],
     fallback_rules: &[LinuxDeviceCgroup],
     force_rules: bool,
-) -> Result<Outcome, BpfError> {
-    let old = sys::prog_fd_by_id(id)?;
-    let info = sys::prog_info(old.as_fd(), id)?;
+) -> Result<Outcome<S::Prog>, BpfError> {
+    let old = sys.prog_by_id(id)?;
+    let info = sys.prog_info(&old, id)?;
     let denied: Vec<(u32, u32)> = devices
         .iter()
         .filter(|d| {
@@ -284,18 +390,19 @@ fn replace_one(
     }
     if info.prog_type != BPF_PROG_TYPE_CGROUP_DEVICE {
         // Cannot happen for this attach type; refuse rather than guess.
-        return Err(BpfError::Syscall {
-            cmd: "BPF_OBJ_GET_INFO_BY_FD",
-            what: format!("program {id}"),
-            source: io::Error::other(format!("unexpected program type {}", info.prog_type)),
+        return Err(BpfError::WrongType {
+            id,
+            prog_type: info.prog_type,
         });
     }
     let mut loaded = None;
     if !force_rules && reusable(&info.insns, info.nr_map_ids) {
-        let mut prog =
-            program::allow_prefix(&denied).map_err(|_| BpfError::TooLarge(denied.len()))?;
+        let mut prog = program::allow_prefix(&denied).map_err(|source| BpfError::TooLarge {
+            devices: denied.len(),
+            source,
+        })?;
         prog.extend_from_slice(&info.insns);
-        match sys::prog_load(&prog, PREFIX_NAME) {
+        match sys.prog_load(&prog, PREFIX_NAME) {
             Ok(fd) => loaded = Some((fd, Build::Prefix, prog)),
             Err(e) => log::warn!(
                 "cgroup v2: program {id} cannot be loaded again behind an allow-prefix, \
@@ -315,11 +422,11 @@ fn replace_one(
         Some(l) => l,
         None => {
             let prog = rules_program(fallback_rules, devices)?;
-            (sys::prog_load(&prog, RULES_NAME)?, Build::Rules, prog)
+            (sys.prog_load(&prog, RULES_NAME)?, Build::Rules, prog)
         }
     };
-    let new_id = sys::prog_id(new.as_fd()).unwrap_or(0);
-    swap(cgroup, flags, &old, id, &new, new_id)?;
+    let new_id = sys.prog_id(&new).unwrap_or(0);
+    swap(sys, cgroup, flags, (&old, id), (&new, new_id))?;
     let name = match build {
         Build::Prefix => PREFIX_NAME,
         Build::Rules => RULES_NAME,
@@ -350,7 +457,10 @@ fn rules_program(
     let mut rules: Vec<Rule> = fallback_rules.iter().filter_map(Rule::from_oci).collect();
     rules.extend(program::runc_default_rules());
     rules.extend(devices.iter().map(|d| Rule::allow_char(d.major, d.minor)));
-    program::from_rules(&rules).map_err(|_| BpfError::TooLarge(devices.len()))
+    program::from_rules(&rules).map_err(|source| BpfError::TooLarge {
+        devices: devices.len(),
+        source,
+    })
 }
 
 /// Can these translated instructions be loaded again as they are? Not when
@@ -369,22 +479,23 @@ fn reusable(insns: &[Insn], nr_map_ids: u32) -> bool {
         })
 }
 
-/// Set once BPF_F_REPLACE turned out unsupported (kernels before 5.6 answer
-/// EINVAL); from then on [`swap`] attaches, then detaches.
-pub(crate) static NO_REPLACE: AtomicBool = AtomicBool::new(false);
+/// Set once BPF_F_REPLACE turned out unsupported by this kernel; from then
+/// on [`Kernel`] attaches, then detaches. Tests may set it to exercise that
+/// path on a kernel that has BPF_F_REPLACE.
+pub static NO_REPLACE: AtomicBool = AtomicBool::new(false);
 
-/// Attaches `to` in place of `from`: atomically with BPF_F_REPLACE when the
-/// cgroup is in multi mode; where the kernel lacks BPF_F_REPLACE, attaches
-/// `to` next to `from` and then detaches `from` (both attached at once are
-/// ANDed, never wider than `from` alone; never detach first). In
-/// single-program mode attaching replaces.
-fn swap(
+/// Attaches `to` in place of `from` (each a program and its id, for
+/// messages): atomically with BPF_F_REPLACE when the cgroup is in multi
+/// mode; where the kernel lacks BPF_F_REPLACE, attaches `to` next to `from`
+/// and then detaches `from` (both attached at once are ANDed, never wider
+/// than `from` alone; never detach first). In single-program mode attaching
+/// replaces.
+fn swap<S: BpfSys>(
+    sys: &S,
     cgroup: BorrowedFd,
     flags: u32,
-    from: &OwnedFd,
-    from_id: u32,
-    to: &OwnedFd,
-    to_id: u32,
+    (from, from_id): (&S::Prog, u32),
+    (to, to_id): (&S::Prog, u32),
 ) -> Result<(), BpfError> {
     let err = |cmd, source: io::Error| {
         let hint = if source.raw_os_error() == Some(libc::ENOENT) {
@@ -399,25 +510,26 @@ fn swap(
         }
     };
     if flags & BPF_F_ALLOW_MULTI == 0 {
-        return sys::prog_attach(cgroup, to.as_fd(), flags, None)
+        return sys
+            .prog_attach(cgroup, to, flags, None)
             .map_err(|e| err("BPF_PROG_ATTACH", e));
     }
-    if !NO_REPLACE.load(Ordering::Relaxed) {
+    if !sys.replace_unsupported() {
         let replace = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
-        match sys::prog_attach(cgroup, to.as_fd(), replace, Some(from.as_fd())) {
+        match sys.prog_attach(cgroup, to, replace, Some(from)) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 log::debug!("cgroup v2: BPF_F_REPLACE refused ({e}); attach + detach instead");
-                NO_REPLACE.store(true, Ordering::Relaxed);
+                sys.set_replace_unsupported();
             }
             Err(e) => return Err(err("BPF_PROG_ATTACH", e)),
         }
     }
-    sys::prog_attach(cgroup, to.as_fd(), BPF_F_ALLOW_MULTI, None)
+    sys.prog_attach(cgroup, to, BPF_F_ALLOW_MULTI, None)
         .map_err(|e| err("BPF_PROG_ATTACH", e))?;
-    if let Err(e) = sys::prog_detach(cgroup, from.as_fd()) {
+    if let Err(e) = sys.prog_detach(cgroup, from) {
         // Back to where we started: detach the one we just attached.
-        let _ = sys::prog_detach(cgroup, to.as_fd());
+        let _ = sys.prog_detach(cgroup, to);
         return Err(err("BPF_PROG_DETACH", e));
     }
     Ok(())
@@ -425,7 +537,7 @@ fn swap(
 
 /// The ids of the BPF_CGROUP_DEVICE programs attached to this cgroup.
 pub fn program_ids(cgroup_dir: BorrowedFd) -> Result<Vec<u32>, BpfError> {
-    Ok(sys::query(cgroup_dir)?.1)
+    Ok(Kernel.query(cgroup_dir)?.ids)
 }
 
 /// What a program attached to a cgroup says about a device.
@@ -446,16 +558,22 @@ pub enum Judgement {
 /// Judges the programs attached directly to this cgroup: do they allow
 /// read, write and mknod of every device in `devices`?
 pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgement, BpfError> {
-    Ok(judge_programs(&attached_programs(cgroup_dir)?, devices))
+    Ok(judge_programs(
+        &attached_programs(&Kernel, cgroup_dir)?,
+        devices,
+    ))
 }
 
 /// The BPF_CGROUP_DEVICE programs attached to this cgroup, with their
 /// translated instructions (empty when the kernel does not show them).
-fn attached_programs(cgroup_dir: BorrowedFd) -> Result<Vec<Program>, BpfError> {
+pub fn attached_programs<S: BpfSys>(
+    sys: &S,
+    cgroup_dir: BorrowedFd,
+) -> Result<Vec<Program>, BpfError> {
     let mut programs = Vec::new();
-    for id in sys::query(cgroup_dir)?.1 {
-        let fd = sys::prog_fd_by_id(id)?;
-        let info = sys::prog_info(fd.as_fd(), id)?;
+    for id in sys.query(cgroup_dir)?.ids {
+        let fd = sys.prog_by_id(id)?;
+        let info = sys.prog_info(&fd, id)?;
         programs.push(Program {
             id,
             name: info.name,
@@ -504,32 +622,38 @@ pub fn judge_programs(programs: &[Program], devices: &[DeviceAccess]) -> Judgeme
 /// Does the set of programs attached to this cgroup allow every non-empty
 /// part of `access` on char device major:minor? No program: yes. A program
 /// whose instructions cannot be read or interpreted counts as denying.
-#[allow(dead_code)] // for tests and idempotence checks by callers
 pub fn is_allowed(
     cgroup_dir: BorrowedFd,
     major: u32,
     minor: u32,
     access: Access,
 ) -> Result<bool, BpfError> {
-    for p in attached_programs(cgroup_dir)? {
-        let all = (1..=access.0)
-            .filter(|sub| sub & !access.0 == 0)
-            .all(|sub| interp::allows_char(&p.insns, major, minor, sub));
-        if p.insns.is_empty() || !all {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(programs_allow(
+        &attached_programs(&Kernel, cgroup_dir)?,
+        major,
+        minor,
+        access,
+    ))
+}
+
+/// [`is_allowed`] on programs at hand.
+pub fn programs_allow(programs: &[Program], major: u32, minor: u32, access: Access) -> bool {
+    programs.iter().all(|p| {
+        !p.insns.is_empty()
+            && (1..=access.0)
+                .filter(|sub| sub & !access.0 == 0)
+                .all(|sub| interp::allows_char(&p.insns, major, minor, sub))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use insn::*;
+    use crate::bpf::insn::*;
 
     #[test]
     fn reusable_rejects_calls_maps_ax_and_empty() {
-        let runc = program::tests::runc_default_program();
+        let runc = crate::bpf::program::tests::runc_default_program();
         assert!(reusable(&runc, 0));
         assert!(!reusable(&runc, 1));
         assert!(!reusable(&[], 0));

@@ -1,11 +1,70 @@
-//! The bpf(2) commands we need, raw through `libc::syscall(SYS_bpf, ..)`.
-//! Each command gets its own `repr(C)` prefix of `union bpf_attr` (the
-//! kernel accepts a shorter attr and zero-fills the rest).
+//! [`Kernel`]: the [`BpfSys`] commands as bpf(2) system calls, raw through
+//! `libc::syscall(SYS_bpf, ..)` (nix has no bpf(2)). Each command gets its
+//! own `repr(C)` prefix of `union bpf_attr` (the kernel accepts a shorter
+//! attr and zero-fills the rest).
+//!
+//! Guarantees: this file holds every `unsafe` block of the cgroup v2 code,
+//! each with the reason it is sound: every attr handed to the kernel is the
+//! command's layout (checked against linux/bpf.h offsets at compile time
+//! where the kernel writes back), and every pointer in it points to a live
+//! buffer at least as long as the length stated next to it. Every
+//! descriptor the kernel returns is owned at once (closed on drop).
 
-use super::insn::{as_bytes, from_bytes, Insn, INSN_SIZE};
-use super::BpfError;
+use super::{Attached, BpfError, BpfSys, ProgInfo, NO_REPLACE};
+use crate::bpf::insn::{from_bytes, to_bytes, Insn, INSN_SIZE};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+/// The running kernel, through bpf(2). Programs are descriptors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kernel;
+
+impl BpfSys for Kernel {
+    type Prog = OwnedFd;
+
+    fn query(&self, cgroup: BorrowedFd) -> Result<Attached, BpfError> {
+        query(cgroup)
+    }
+
+    fn prog_by_id(&self, id: u32) -> Result<OwnedFd, BpfError> {
+        prog_fd_by_id(id)
+    }
+
+    fn prog_info(&self, prog: &OwnedFd, id: u32) -> Result<ProgInfo, BpfError> {
+        prog_info(prog.as_fd(), id)
+    }
+
+    fn prog_id(&self, prog: &OwnedFd) -> io::Result<u32> {
+        prog_id(prog.as_fd())
+    }
+
+    fn prog_load(&self, insns: &[Insn], name: &str) -> Result<OwnedFd, BpfError> {
+        prog_load(insns, name)
+    }
+
+    fn prog_attach(
+        &self,
+        cgroup: BorrowedFd,
+        prog: &OwnedFd,
+        flags: u32,
+        replace: Option<&OwnedFd>,
+    ) -> io::Result<()> {
+        prog_attach(cgroup, prog.as_fd(), flags, replace.map(AsFd::as_fd))
+    }
+
+    fn prog_detach(&self, cgroup: BorrowedFd, prog: &OwnedFd) -> io::Result<()> {
+        prog_detach(cgroup, prog.as_fd())
+    }
+
+    fn replace_unsupported(&self) -> bool {
+        NO_REPLACE.load(Ordering::Relaxed)
+    }
+
+    fn set_replace_unsupported(&self) {
+        NO_REPLACE.store(true, Ordering::Relaxed);
+    }
+}
 
 // enum bpf_cmd
 const BPF_PROG_LOAD: u32 = 5;
@@ -21,9 +80,18 @@ pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
 pub const BPF_F_REPLACE: u32 = 1 << 2;
 const BPF_OBJ_NAME_LEN: usize = 16;
 
-fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
-    // SAFETY: attr is a repr(C) prefix of union bpf_attr of the given size;
-    // the pointers inside it point to live buffers of the sizes stated.
+/// bpf(2): `cmd` with `attr`, its size as the attr size.
+///
+/// # Safety
+///
+/// `T` must be a `repr(C)` prefix of `union bpf_attr` as `cmd` reads it, and
+/// every pointer in `attr` must point to a live buffer, writable where the
+/// kernel writes, at least as long as the length `attr` states for it,
+/// until the call returns.
+unsafe fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: SYS_bpf reads and writes at most size_of::<T>() bytes at
+    // `attr`, a live exclusive reference; what it does through the pointers
+    // inside is this function's caller's contract.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -39,9 +107,13 @@ fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
     }
 }
 
-fn owned(fd: i64) -> OwnedFd {
-    // SAFETY: the kernel just returned this new descriptor to us.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+/// Owns a descriptor bpf(2) just returned (a new one, nobody else's).
+fn owned(fd: i64) -> io::Result<OwnedFd> {
+    let fd = i32::try_from(fd)
+        .map_err(|_| io::Error::other(format!("bpf(2) returned {fd}, not a file descriptor")))?;
+    // SAFETY: the kernel just returned this new descriptor to us; nothing
+    // else owns or closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[repr(C)]
@@ -58,7 +130,7 @@ struct QueryAttr {
 
 /// The programs attached directly to the cgroup (not inherited ones) for
 /// BPF_CGROUP_DEVICE, and the cgroup's attach flags for that type.
-pub fn query(cgroup: BorrowedFd) -> Result<(u32, Vec<u32>), BpfError> {
+fn query(cgroup: BorrowedFd) -> Result<Attached, BpfError> {
     let mut ids = vec![0u32; 16];
     loop {
         let mut a = QueryAttr {
@@ -68,10 +140,16 @@ pub fn query(cgroup: BorrowedFd) -> Result<(u32, Vec<u32>), BpfError> {
             prog_cnt: ids.len() as u32,
             ..Default::default()
         };
-        match bpf(BPF_PROG_QUERY, &mut a) {
+        // SAFETY: QueryAttr is the BPF_PROG_QUERY layout; the kernel writes
+        // at most prog_cnt u32s at prog_ids, which is `ids`, that long and
+        // alive until the call returns.
+        match unsafe { bpf(BPF_PROG_QUERY, &mut a) } {
             Ok(_) => {
                 ids.truncate(a.prog_cnt as usize);
-                return Ok((a.attach_flags, ids));
+                return Ok(Attached {
+                    flags: a.attach_flags,
+                    ids,
+                });
             }
             // More programs than room: prog_cnt says how many.
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
@@ -96,13 +174,14 @@ struct GetIdAttr {
     open_flags: u32,
 }
 
-pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, BpfError> {
+fn prog_fd_by_id(id: u32) -> Result<OwnedFd, BpfError> {
     let mut a = GetIdAttr {
         id,
         ..Default::default()
     };
-    bpf(BPF_PROG_GET_FD_BY_ID, &mut a)
-        .map(owned)
+    // SAFETY: GetIdAttr is the BPF_PROG_GET_FD_BY_ID layout; no pointers.
+    unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut a) }
+        .and_then(owned)
         .map_err(|source| BpfError::Syscall {
             cmd: "BPF_PROG_GET_FD_BY_ID",
             what: format!("program {id}"),
@@ -140,30 +219,31 @@ const _: () = assert!(std::mem::offset_of!(ProgInfoHead, xlated_prog_len) == 20)
 const _: () = assert!(std::mem::offset_of!(ProgInfoHead, xlated_prog_insns) == 32);
 const _: () = assert!(std::mem::offset_of!(ProgInfoHead, name) == 64);
 
-pub struct ProgInfo {
-    pub prog_type: u32,
-    pub name: String,
-    pub nr_map_ids: u32,
-    /// The translated instructions; empty when the kernel does not show
-    /// them (no CAP_BPF/CAP_SYS_ADMIN, or blinded constants with
-    /// kptr_restrict).
-    pub insns: Vec<Insn>,
-}
-
-fn get_info(fd: BorrowedFd, info: &mut ProgInfoHead) -> io::Result<()> {
+/// BPF_OBJ_GET_INFO_BY_FD into `info`.
+///
+/// # Safety
+///
+/// `info.xlated_prog_insns`, when not 0, must point to a live writable
+/// buffer of at least `info.xlated_prog_len` bytes; the other pointer
+/// fields must be 0 with their lengths 0 (as `Default` makes them).
+unsafe fn get_info(fd: BorrowedFd, info: &mut ProgInfoHead) -> io::Result<()> {
     let mut a = InfoAttr {
         bpf_fd: fd.as_raw_fd() as u32,
         info_len: std::mem::size_of::<ProgInfoHead>() as u32,
         info: info as *mut ProgInfoHead as u64,
     };
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map(|_| ())
+    // SAFETY: InfoAttr is the BPF_OBJ_GET_INFO_BY_FD layout; the kernel
+    // writes at most info_len bytes at `info`, a live exclusive reference of
+    // that size (offsets checked above), and the instruction buffer inside
+    // it is this function's caller's contract.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a) }.map(|_| ())
 }
 
 /// Instructions read with the first BPF_OBJ_GET_INFO_BY_FD call; runc's and
 /// systemd's device programs are far smaller, so one call is the rule.
 const FIRST_READ_INSNS: usize = 512;
 
-pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
+fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
     let err = |source| BpfError::Syscall {
         cmd: "BPF_OBJ_GET_INFO_BY_FD",
         what: format!("program {id}"),
@@ -176,7 +256,9 @@ pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
         xlated_prog_insns: bytes.as_mut_ptr() as u64,
         ..Default::default()
     };
-    get_info(fd, &mut head).map_err(err)?;
+    // SAFETY: xlated_prog_insns points to `bytes`, xlated_prog_len long,
+    // alive until after the call; the other pointers are 0.
+    unsafe { get_info(fd, &mut head) }.map_err(err)?;
     let len = head.xlated_prog_len as usize;
     if len > bytes.len() {
         bytes = vec![0u8; len];
@@ -185,7 +267,8 @@ pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
             xlated_prog_insns: bytes.as_mut_ptr() as u64,
             ..Default::default()
         };
-        get_info(fd, &mut head).map_err(err)?;
+        // SAFETY: as above, with `bytes` now `len` long.
+        unsafe { get_info(fd, &mut head) }.map_err(err)?;
     }
     bytes.truncate((head.xlated_prog_len as usize).min(len));
     // The kernel zeroes the pointer when it may not show the instructions.
@@ -206,9 +289,10 @@ pub fn prog_info(fd: BorrowedFd, id: u32) -> Result<ProgInfo, BpfError> {
 }
 
 /// The id of a program (one call, no instructions).
-pub fn prog_id(fd: BorrowedFd) -> io::Result<u32> {
+fn prog_id(fd: BorrowedFd) -> io::Result<u32> {
     let mut head = ProgInfoHead::default();
-    get_info(fd, &mut head).map(|()| head.id)
+    // SAFETY: every pointer in `head` is 0 with its length 0.
+    unsafe { get_info(fd, &mut head) }.map(|()| head.id)
 }
 
 #[repr(C)]
@@ -230,15 +314,21 @@ struct LoadAttr {
 
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program. On failure loads it again
 /// with a verifier log, which goes into the error.
-pub fn prog_load(insns: &[Insn], name: &str) -> Result<OwnedFd, BpfError> {
+fn prog_load(insns: &[Insn], name: &str) -> Result<OwnedFd, BpfError> {
     let license = c"Apache";
     let mut prog_name = [0u8; BPF_OBJ_NAME_LEN];
     let n = name.len().min(BPF_OBJ_NAME_LEN - 1);
     prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    let code = as_bytes(insns);
+    let code = to_bytes(insns);
+    let insn_cnt = u32::try_from(insns.len()).map_err(|_| BpfError::Load {
+        name: name.to_string(),
+        insns: insns.len(),
+        source: io::Error::from_raw_os_error(libc::E2BIG),
+        log: String::new(),
+    })?;
     let attr = |log: &mut Vec<u8>| LoadAttr {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: insns.len() as u32,
+        insn_cnt,
         insns: code.as_ptr() as u64,
         license: license.as_ptr() as u64,
         log_level: u32::from(!log.is_empty()),
@@ -251,15 +341,26 @@ pub fn prog_load(insns: &[Insn], name: &str) -> Result<OwnedFd, BpfError> {
         prog_name,
         ..Default::default()
     };
+    let load_err = |source| BpfError::Load {
+        name: name.to_string(),
+        insns: insns.len(),
+        source,
+        log: String::new(),
+    };
     let mut no_log = Vec::new();
-    let source = match bpf(BPF_PROG_LOAD, &mut attr(&mut no_log)) {
-        Ok(fd) => return Ok(owned(fd)),
+    // SAFETY: LoadAttr is the BPF_PROG_LOAD layout; insns points to `code`,
+    // insn_cnt instructions of INSN_SIZE bytes, license to a static C
+    // string, no log buffer (0, size 0); all alive until the call returns.
+    let source = match unsafe { bpf(BPF_PROG_LOAD, &mut attr(&mut no_log)) } {
+        Ok(fd) => return owned(fd).map_err(load_err),
         Err(e) => e,
     };
     let mut log = vec![0u8; 1 << 20];
-    let log = match bpf(BPF_PROG_LOAD, &mut attr(&mut log)) {
+    // SAFETY: as above, and log_buf points to `log`, log_size bytes,
+    // writable and alive until the call returns.
+    let log = match unsafe { bpf(BPF_PROG_LOAD, &mut attr(&mut log)) } {
         // Loaded the second time round: keep it, nothing to report.
-        Ok(fd) => return Ok(owned(fd)),
+        Ok(fd) => return owned(fd).map_err(load_err),
         Err(_) => {
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             String::from_utf8_lossy(&log[..end]).trim_end().to_string()
@@ -285,7 +386,7 @@ struct AttachAttr {
 
 /// Attaches `prog` to the cgroup for BPF_CGROUP_DEVICE with `flags`; with
 /// BPF_F_REPLACE, in place of `replace`.
-pub fn prog_attach(
+fn prog_attach(
     cgroup: BorrowedFd,
     prog: BorrowedFd,
     flags: u32,
@@ -298,16 +399,18 @@ pub fn prog_attach(
         attach_flags: flags,
         replace_bpf_fd: replace.map_or(0, |fd| fd.as_raw_fd() as u32),
     };
-    bpf(BPF_PROG_ATTACH, &mut a).map(|_| ())
+    // SAFETY: AttachAttr is the BPF_PROG_ATTACH layout; no pointers.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut a) }.map(|_| ())
 }
 
 /// Detaches `prog` from the cgroup's BPF_CGROUP_DEVICE programs.
-pub fn prog_detach(cgroup: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
+fn prog_detach(cgroup: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
     let mut a = AttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         ..Default::default()
     };
-    bpf(BPF_PROG_DETACH, &mut a).map(|_| ())
+    // SAFETY: AttachAttr is the BPF_PROG_DETACH layout; no pointers.
+    unsafe { bpf(BPF_PROG_DETACH, &mut a) }.map(|_| ())
 }

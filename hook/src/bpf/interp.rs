@@ -1,6 +1,15 @@
 //! A small interpreter for BPF_PROG_TYPE_CGROUP_DEVICE programs: the subset
 //! that device filters (runc, crun, systemd, ours) are made of. Whatever it
 //! does not model yields [`Verdict::Unknown`], which callers treat as "denies".
+//!
+//! Guarantees: [`run`] never panics, whatever the program and context (no
+//! unchecked arithmetic on anything the program controls; property-tested in
+//! `fuzz.rs`) and always ends (a step limit); for a program the verifier
+//! accepts, an Allow or Deny is the kernel's answer (checked against a real
+//! runc program as the kernel dumped it). 32- and 64-bit operations go
+//! through one table ([`alu`], [`cond`]) at a [`Width`]: the operands are
+//! cut to the width, the operation done on 64 bits, the result cut again,
+//! which is what the 32-bit instructions do (their results zero-extended).
 
 use super::insn::*;
 
@@ -110,10 +119,10 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
         let next = pc + 1;
         match class(i.code) {
             c @ (ALU | ALU64) => {
-                let is64 = c == ALU64;
+                let w = if c == ALU64 { Width::W64 } else { Width::W32 };
                 if op == END {
                     let x = scalar(r[dst], "dst")?;
-                    r[dst] = Val::Scalar(endian(is64, i.code & X != 0, i.imm, x)?);
+                    r[dst] = Val::Scalar(endian(w, i.code & X != 0, i.imm, x)?);
                     pc = next;
                     continue;
                 }
@@ -123,15 +132,15 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
                 }
                 let operand = if i.code & X != 0 {
                     r[src]
-                } else if is64 {
-                    Val::Scalar(i.imm as i64 as u64)
                 } else {
-                    Val::Scalar(i.imm as u32 as u64)
+                    // The immediate is sign-extended to 64 bits, then cut
+                    // to the width like any operand.
+                    Val::Scalar(i.imm as i64 as u64)
                 };
                 r[dst] = match (op, r[dst], operand) {
-                    (MOV, _, Val::Scalar(v)) => Val::Scalar(if is64 { v } else { v as u32 as u64 }),
-                    (MOV, _, v @ (Val::Ctx(_) | Val::Opaque)) if is64 => v,
-                    (ADD | SUB, Val::Ctx(base), Val::Scalar(v)) if is64 => {
+                    (MOV, _, Val::Scalar(v)) => Val::Scalar(w.cut(v)),
+                    (MOV, _, v @ (Val::Ctx(_) | Val::Opaque)) if w == Width::W64 => v,
+                    (ADD | SUB, Val::Ctx(base), Val::Scalar(v)) if w == Width::W64 => {
                         // 64-bit pointer arithmetic wraps; only a load checks
                         // that the result points into the context.
                         let v = v as i64;
@@ -141,8 +150,14 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
                             base.wrapping_sub(v)
                         })
                     }
-                    (_, Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(alu(is64, op, a, b, pc)?),
-                    (NEG, Val::Scalar(a), _) => Val::Scalar(alu(is64, op, a, 0, pc)?),
+                    (_, Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(
+                        alu(w, op, a, b)
+                            .ok_or_else(|| format!("insn {pc}: unknown ALU op: {i:?}"))?,
+                    ),
+                    (NEG, Val::Scalar(a), _) => Val::Scalar(
+                        alu(w, op, a, 0)
+                            .ok_or_else(|| format!("insn {pc}: unknown ALU op: {i:?}"))?,
+                    ),
                     (_, d, s) => {
                         return Err(format!(
                             "insn {pc}: ALU on non-scalars ({d:?}, {s:?}): {i:?}"
@@ -194,12 +209,9 @@ fn exec(prog: &[Insn], ctx: DevCtx) -> Result<u64, String> {
                         } else {
                             i.imm as i64 as u64
                         };
-                        let taken = if is32 {
-                            cond32(op, a as u32, b as u32)
-                        } else {
-                            cond64(op, a, b)
-                        }
-                        .ok_or_else(|| format!("insn {pc}: unknown jump: {i:?}"))?;
+                        let w = if is32 { Width::W32 } else { Width::W64 };
+                        let taken = cond(w, op, a, b)
+                            .ok_or_else(|| format!("insn {pc}: unknown jump: {i:?}"))?;
                         pc = if taken {
                             jump(pc, i.off as i64, prog.len())?
                         } else {
@@ -222,47 +234,73 @@ fn jump(pc: usize, off: i64, len: usize) -> Result<usize, String> {
     Ok(t as usize)
 }
 
-fn alu(is64: bool, op: u8, a: u64, b: u64, pc: usize) -> Result<u64, String> {
-    if is64 {
-        Ok(match op {
-            ADD => a.wrapping_add(b),
-            SUB => a.wrapping_sub(b),
-            MUL => a.wrapping_mul(b),
-            DIV => a.checked_div(b).unwrap_or(0),
-            MOD => a.checked_rem(b).unwrap_or(a),
-            OR => a | b,
-            AND => a & b,
-            XOR => a ^ b,
-            LSH => a << (b & 63),
-            RSH => a >> (b & 63),
-            ARSH => ((a as i64) >> (b & 63)) as u64,
-            NEG => (a as i64).wrapping_neg() as u64,
-            _ => return Err(format!("insn {pc}: unknown ALU64 op {op:#x}")),
-        })
-    } else {
-        let (a, b) = (a as u32, b as u32);
-        Ok(match op {
-            ADD => a.wrapping_add(b),
-            SUB => a.wrapping_sub(b),
-            MUL => a.wrapping_mul(b),
-            DIV => a.checked_div(b).unwrap_or(0),
-            MOD => a.checked_rem(b).unwrap_or(a),
-            OR => a | b,
-            AND => a & b,
-            XOR => a ^ b,
-            LSH => a << (b & 31),
-            RSH => a >> (b & 31),
-            ARSH => ((a as i32) >> (b & 31)) as u32,
-            NEG => (a as i32).wrapping_neg() as u32,
-            _ => return Err(format!("insn {pc}: unknown ALU op {op:#x}")),
-        } as u64)
+/// The width of an ALU or jump instruction: ALU/JMP32 work on the low 32
+/// bits, ALU64/JMP on all 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    W32,
+    W64,
+}
+
+impl Width {
+    fn bits(self) -> u32 {
+        match self {
+            Width::W32 => 32,
+            Width::W64 => 64,
+        }
     }
+
+    /// `x` cut to the width, zero-extended.
+    pub fn cut(self, x: u64) -> u64 {
+        match self {
+            Width::W32 => x as u32 as u64,
+            Width::W64 => x,
+        }
+    }
+
+    /// `x` cut to the width, sign-extended.
+    pub fn signed(self, x: u64) -> i64 {
+        match self {
+            Width::W32 => x as u32 as i32 as i64,
+            Width::W64 => x as i64,
+        }
+    }
+}
+
+/// The one ALU table, for both widths: `a op b` on the operands cut to `w`,
+/// the result cut to `w` (so 32-bit results are zero-extended). Additions,
+/// products, shifts left and negation keep only low bits, which depend only
+/// on the operands' low bits; division, remainder and right shifts of
+/// zero-extended operands stay within them; arithmetic shifts sign-extend
+/// from the width first. Shift counts are masked to the width (as the
+/// kernel's interpreter does), division by zero gives 0 and remainder by
+/// zero leaves `a` (the eBPF rules). `None` for an op outside the table.
+pub fn alu(w: Width, op: u8, a: u64, b: u64) -> Option<u64> {
+    let (a, b) = (w.cut(a), w.cut(b));
+    let sh = (b & u64::from(w.bits() - 1)) as u32;
+    let r = match op {
+        ADD => a.wrapping_add(b),
+        SUB => a.wrapping_sub(b),
+        MUL => a.wrapping_mul(b),
+        DIV => a.checked_div(b).unwrap_or(0),
+        MOD => a.checked_rem(b).unwrap_or(a),
+        OR => a | b,
+        AND => a & b,
+        XOR => a ^ b,
+        MOV => b,
+        LSH => a << sh,
+        RSH => a >> sh,
+        ARSH => (w.signed(a) >> sh) as u64,
+        NEG => a.wrapping_neg(),
+        _ => return None,
+    };
+    Some(w.cut(r))
 }
 
 /// BPF_END: ALU class converts to little (BPF_TO_LE) or big (BPF_TO_BE)
 /// endian and truncates to `imm` bits; ALU64 class swaps unconditionally.
-fn endian(is64: bool, to_be: bool, bits: i32, x: u64) -> Result<u64, String> {
-    let swap = is64 || (to_be == cfg!(target_endian = "little"));
+fn endian(w: Width, to_be: bool, bits: i32, x: u64) -> Result<u64, String> {
+    let swap = w == Width::W64 || (to_be == cfg!(target_endian = "little"));
     Ok(match (bits, swap) {
         (16, false) => x as u16 as u64,
         (32, false) => x as u32 as u64,
@@ -274,26 +312,20 @@ fn endian(is64: bool, to_be: bool, bits: i32, x: u64) -> Result<u64, String> {
     })
 }
 
-fn cond64(op: u8, a: u64, b: u64) -> Option<bool> {
-    cond(op, a, b, a as i64, b as i64)
-}
-
-/// The 32-bit jumps compare the low halves: zero-extended for the unsigned
-/// tests, sign-extended for the signed ones, which gives the same verdicts.
-fn cond32(op: u8, a: u32, b: u32) -> Option<bool> {
-    cond(op, a.into(), b.into(), (a as i32).into(), (b as i32).into())
-}
-
-/// A conditional jump's verdict, given the operands as unsigned and signed.
-fn cond(op: u8, a: u64, b: u64, sa: i64, sb: i64) -> Option<bool> {
+/// The one table of conditional jumps, for both widths: the operands cut to
+/// `w`, zero-extended for the unsigned tests and sign-extended for the
+/// signed ones (JMP32 compares the low halves). `None` for an op outside
+/// the table.
+pub fn cond(w: Width, op: u8, a: u64, b: u64) -> Option<bool> {
+    let (ua, ub, sa, sb) = (w.cut(a), w.cut(b), w.signed(a), w.signed(b));
     Some(match op {
-        JEQ => a == b,
-        JNE => a != b,
-        JGT => a > b,
-        JGE => a >= b,
-        JLT => a < b,
-        JLE => a <= b,
-        JSET => a & b != 0,
+        JEQ => ua == ub,
+        JNE => ua != ub,
+        JGT => ua > ub,
+        JGE => ua >= ub,
+        JLT => ua < ub,
+        JLE => ua <= ub,
+        JSET => ua & ub != 0,
         JSGT => sa > sb,
         JSGE => sa >= sb,
         JSLT => sa < sb,
@@ -308,6 +340,104 @@ mod tests {
 
     fn ret(v: i32) -> Vec<Insn> {
         vec![alu64_k(MOV, R0, v), exit()]
+    }
+
+    /// The one table against native u32 and u64 arithmetic (what the two
+    /// tables it replaced computed), on values at the edges.
+    #[test]
+    fn one_alu_table_matches_native_32_and_64_bit_arithmetic() {
+        let edges: [u64; 12] = [
+            0,
+            1,
+            2,
+            31,
+            32,
+            63,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            0x1_0000_0001,
+            0x8000_0000_0000_0000,
+            u64::MAX,
+        ];
+        let ops = [
+            ADD, SUB, MUL, DIV, OR, AND, LSH, RSH, NEG, MOD, XOR, MOV, ARSH,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                for op in ops {
+                    let (a32, b32) = (a as u32, b as u32);
+                    let want32 = match op {
+                        ADD => a32.wrapping_add(b32),
+                        SUB => a32.wrapping_sub(b32),
+                        MUL => a32.wrapping_mul(b32),
+                        DIV => a32.checked_div(b32).unwrap_or(0),
+                        MOD => a32.checked_rem(b32).unwrap_or(a32),
+                        OR => a32 | b32,
+                        AND => a32 & b32,
+                        XOR => a32 ^ b32,
+                        MOV => b32,
+                        LSH => a32 << (b32 & 31),
+                        RSH => a32 >> (b32 & 31),
+                        ARSH => ((a32 as i32) >> (b32 & 31)) as u32,
+                        NEG => (a32 as i32).wrapping_neg() as u32,
+                        _ => unreachable!(),
+                    } as u64;
+                    let want64 = match op {
+                        ADD => a.wrapping_add(b),
+                        SUB => a.wrapping_sub(b),
+                        MUL => a.wrapping_mul(b),
+                        DIV => a.checked_div(b).unwrap_or(0),
+                        MOD => a.checked_rem(b).unwrap_or(a),
+                        OR => a | b,
+                        AND => a & b,
+                        XOR => a ^ b,
+                        MOV => b,
+                        LSH => a << (b & 63),
+                        RSH => a >> (b & 63),
+                        ARSH => ((a as i64) >> (b & 63)) as u64,
+                        NEG => (a as i64).wrapping_neg() as u64,
+                        _ => unreachable!(),
+                    };
+                    let ctx = format!("op {op:#x} a {a:#x} b {b:#x}");
+                    assert_eq!(alu(Width::W32, op, a, b), Some(want32), "32: {ctx}");
+                    assert_eq!(alu(Width::W64, op, a, b), Some(want64), "64: {ctx}");
+                }
+                for op in [JEQ, JNE, JGT, JGE, JLT, JLE, JSET, JSGT, JSGE, JSLT, JSLE] {
+                    let (a32, b32) = (a as u32, b as u32);
+                    let (s32a, s32b) = (a32 as i32, b32 as i32);
+                    let (s64a, s64b) = (a as i64, b as i64);
+                    let want = |ua: u64, ub: u64, sa: i64, sb: i64| match op {
+                        JEQ => ua == ub,
+                        JNE => ua != ub,
+                        JGT => ua > ub,
+                        JGE => ua >= ub,
+                        JLT => ua < ub,
+                        JLE => ua <= ub,
+                        JSET => ua & ub != 0,
+                        JSGT => sa > sb,
+                        JSGE => sa >= sb,
+                        JSLT => sa < sb,
+                        JSLE => sa <= sb,
+                        _ => unreachable!(),
+                    };
+                    let w32 = want(a32.into(), b32.into(), s32a.into(), s32b.into());
+                    let w64 = want(a, b, s64a, s64b);
+                    assert_eq!(
+                        cond(Width::W32, op, a, b),
+                        Some(w32),
+                        "{op:#x} {a:#x} {b:#x}"
+                    );
+                    assert_eq!(
+                        cond(Width::W64, op, a, b),
+                        Some(w64),
+                        "{op:#x} {a:#x} {b:#x}"
+                    );
+                }
+            }
+        }
+        assert_eq!(alu(Width::W64, END, 1, 1), None);
+        assert_eq!(cond(Width::W32, CALL, 1, 1), None);
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! eBPF instruction encoding (`struct bpf_insn`, linux/bpf_common.h and
 //! linux/bpf.h) and a tiny assembler with forward labels.
+//!
+//! Guarantees: [`to_bytes`] and [`from_bytes`] are exact inverses on whole
+//! instructions, in the host's byte order (the kernel's); the register
+//! nibbles sit where the kernel's bitfields put them on either endianness.
+//! [`Asm::finish`] resolves every jump to its label or fails with an
+//! [`AsmError`] naming the jump; it never emits a wrong offset.
 
 /// One `struct bpf_insn`: opcode, dst/src register nibbles, 16-bit offset,
-/// 32-bit immediate. `repr(C)` so a slice can be handed to the kernel as is.
+/// 32-bit immediate, laid out as the kernel's (8 bytes, no padding).
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Insn {
@@ -147,19 +153,16 @@ pub fn alu32_k(op: u8, dst: u8, imm: i32) -> Insn {
 }
 
 /// 32-bit ALU with a register: `wDST op= wSRC`.
-#[cfg(test)]
 pub fn alu32_x(op: u8, dst: u8, src: u8) -> Insn {
     Insn::new(ALU | op | X, dst, src, 0, 0)
 }
 
 /// 64-bit ALU with an immediate.
-#[cfg(test)]
 pub fn alu64_k(op: u8, dst: u8, imm: i32) -> Insn {
     Insn::new(ALU64 | op | K, dst, 0, 0, imm)
 }
 
 /// 64-bit ALU with a register.
-#[cfg(test)]
 pub fn alu64_x(op: u8, dst: u8, src: u8) -> Insn {
     Insn::new(ALU64 | op | X, dst, src, 0, 0)
 }
@@ -168,16 +171,24 @@ pub fn exit() -> Insn {
     Insn::new(JMP | EXIT, 0, 0, 0, 0)
 }
 
-/// The bytes of a program as the kernel wants them.
-pub fn as_bytes(prog: &[Insn]) -> &[u8] {
-    // SAFETY: Insn is repr(C), 8 bytes, no padding, every bit pattern valid.
-    unsafe { std::slice::from_raw_parts(prog.as_ptr().cast::<u8>(), std::mem::size_of_val(prog)) }
+/// The bytes of a program as the kernel wants them (`struct bpf_insn` in
+/// the host's byte order), [`INSN_SIZE`] per instruction.
+pub fn to_bytes(prog: &[Insn]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prog.len() * INSN_SIZE);
+    for i in prog {
+        out.push(i.code);
+        out.push(i.regs);
+        out.extend_from_slice(&i.off.to_ne_bytes());
+        out.extend_from_slice(&i.imm.to_ne_bytes());
+    }
+    out
 }
 
-/// Reads `struct bpf_insn`s from the kernel's byte dump.
+/// Reads `struct bpf_insn`s from the kernel's byte dump; a trailing partial
+/// instruction is ignored.
 pub fn from_bytes(bytes: &[u8]) -> Vec<Insn> {
     bytes
-        .chunks_exact(8)
+        .chunks_exact(INSN_SIZE)
         .map(|c| Insn {
             code: c[0],
             regs: c[1],
@@ -198,22 +209,37 @@ pub struct Asm {
     fixups: Vec<(usize, Label)>,
 }
 
-/// A jump too far for the 16-bit offset field.
-#[derive(Debug)]
-pub struct JumpTooFar;
+/// Why [`Asm::finish`] could not resolve a jump.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AsmError {
+    /// The jump at instruction `at` would need offset `off`, which does not
+    /// fit the 16-bit offset field.
+    #[error("the jump at instruction {at} needs offset {off}, beyond the 16-bit offset field")]
+    JumpTooFar { at: usize, off: i64 },
+    /// The jump at instruction `at` goes to a label never bound (or made by
+    /// another assembler).
+    #[error("the jump at instruction {at} goes to label {label}, which is not bound")]
+    Unbound { at: usize, label: usize },
+}
 
 impl Asm {
     pub fn push(&mut self, insn: Insn) {
         self.insns.push(insn);
     }
 
+    /// A new label, to be bound once with [`Asm::bind`].
     pub fn label(&mut self) -> Label {
         self.labels.push(None);
         Label(self.labels.len() - 1)
     }
 
+    /// Binds `l` to the next instruction pushed. A label this assembler did
+    /// not make stays unbound (and [`Asm::finish`] says so).
     pub fn bind(&mut self, l: Label) {
-        self.labels[l.0] = Some(self.insns.len());
+        let here = self.insns.len();
+        if let Some(slot) = self.labels.get_mut(l.0) {
+            *slot = Some(here);
+        }
     }
 
     /// A conditional jump (`class` JMP or JMP32, `op` e.g. JNE) of `dst`
@@ -224,7 +250,6 @@ impl Asm {
     }
 
     /// A conditional jump of `dst` against register `src`.
-    #[cfg(test)]
     pub fn jmp_x(&mut self, class: u8, op: u8, dst: u8, src: u8, target: Label) {
         self.fixups.push((self.insns.len(), target));
         self.insns.push(Insn::new(class | op | X, dst, src, 0, 0));
@@ -236,11 +261,20 @@ impl Asm {
         self.insns.push(Insn::new(JMP | JA, 0, 0, 0, 0));
     }
 
-    pub fn finish(mut self) -> Result<Vec<Insn>, JumpTooFar> {
+    /// The program, every jump's offset filled in.
+    pub fn finish(mut self) -> Result<Vec<Insn>, AsmError> {
         for (at, label) in self.fixups {
-            let target = self.labels[label.0].expect("jump to an unbound label");
+            let target = self
+                .labels
+                .get(label.0)
+                .copied()
+                .flatten()
+                .ok_or(AsmError::Unbound { at, label: label.0 })?;
             let off = target as i64 - (at as i64 + 1);
-            self.insns[at].off = i16::try_from(off).map_err(|_| JumpTooFar)?;
+            let off = i16::try_from(off).map_err(|_| AsmError::JumpTooFar { at, off })?;
+            if let Some(insn) = self.insns.get_mut(at) {
+                insn.off = off;
+            }
         }
         Ok(self.insns)
     }
@@ -254,11 +288,11 @@ mod tests {
     fn register_nibbles_round_trip() {
         let i = Insn::new(ALU64 | MOV | X, 3, 10, -2, 7);
         assert_eq!((i.dst(), i.src(), i.off, i.imm), (3, 10, -2, 7));
-        let back = from_bytes(as_bytes(&[i]));
+        let back = from_bytes(&to_bytes(&[i]));
         assert_eq!(back, vec![i]);
         // linux/bpf.h: dst_reg is the low nibble of byte 1 on little-endian.
         if cfg!(target_endian = "little") {
-            assert_eq!(as_bytes(&[i])[1], 0xa3);
+            assert_eq!(to_bytes(&[i]), [0xbf, 0xa3, 0xfe, 0xff, 7, 0, 0, 0]);
         }
     }
 
@@ -272,5 +306,35 @@ mod tests {
         a.push(exit());
         let p = a.finish().unwrap();
         assert_eq!(p[0].off, 1);
+    }
+
+    #[test]
+    fn unbound_and_far_jumps_are_errors() {
+        let mut a = Asm::default();
+        let nowhere = a.label();
+        a.ja(nowhere);
+        assert_eq!(a.finish(), Err(AsmError::Unbound { at: 0, label: 0 }));
+        // A label from another assembler is not this one's.
+        let mut other = Asm::default();
+        let foreign = other.label();
+        let mut a = Asm::default();
+        a.bind(foreign);
+        a.ja(foreign);
+        assert_eq!(a.finish(), Err(AsmError::Unbound { at: 0, label: 0 }));
+        let mut a = Asm::default();
+        let far = a.label();
+        a.ja(far);
+        for _ in 0..=i16::MAX as usize {
+            a.push(exit());
+        }
+        a.bind(far);
+        a.push(exit());
+        assert_eq!(
+            a.finish(),
+            Err(AsmError::JumpTooFar {
+                at: 0,
+                off: i16::MAX as i64 + 1
+            })
+        );
     }
 }

@@ -1,5 +1,8 @@
-//! Writing files the way an admin expects: atomically (temp file + rename in
-//! the same directory), parent directories created, other files untouched.
+//! Writing files the way an admin expects: atomically (temp file in the same
+//! directory, written, fsynced, renamed over the destination, directory
+//! fsynced), parent directories created, other files untouched. The one
+//! atomic writer of the toolkit: `amd-ctk` (CDI specs, engine configs, their
+//! backups) and the runtime shim (a bundle's `config.json`) both use it.
 //!
 //! A file that is replaced keeps its identity as far as a new inode can: its
 //! owner, group, mode (set-id bits included) and extended attributes (ACLs,
@@ -208,8 +211,8 @@ mod tests {
 
     #[test]
     fn replaces_and_creates_parents() {
-        let dir = std::env::temp_dir().join(format!("amd-ctk-out-{}", std::process::id()));
-        let path = dir.join("a/b/spec.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/spec.json");
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
@@ -218,14 +221,12 @@ mod tests {
             1,
             "no temp file left"
         );
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn keeps_owner_group_mode_and_xattrs() {
-        let dir = std::env::temp_dir().join(format!("amd-ctk-out-id-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("daemon.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
         fs::write(&path, "{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let root = nix_is_root();
@@ -255,7 +256,6 @@ mod tests {
                 b"v1".to_vec()
             );
         }
-        fs::remove_dir_all(dir).unwrap();
     }
 
     fn nix_is_root() -> bool {

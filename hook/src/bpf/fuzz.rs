@@ -174,7 +174,7 @@ proptest! {
         let bytes = g.bytes(8 * 12);
         let insns = from_bytes(&bytes);
         prop_assert_eq!(insns.len(), bytes.len() / 8);
-        prop_assert_eq!(as_bytes(&insns), &bytes[..insns.len() * 8]);
+        prop_assert_eq!(&to_bytes(&insns)[..], &bytes[..insns.len() * 8]);
         for i in &insns {
             let _ = (i.dst(), i.src(), format!("{i:?}"));
         }
