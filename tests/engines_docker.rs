@@ -303,8 +303,8 @@ fn tracker_row(status: &str, index: usize) -> String {
 /// holds GPU 0; B asking for GPU 0 fails to start, the error naming A's
 /// container id, and holds nothing; `docker rm -f A` releases GPU 0 at
 /// `poststop` (registered by amd-container-runtime: the state file no
-/// longer names A before any tracker command could reclaim it); then C gets GPU 0 and releases it when
-/// removed (`--rm`).
+/// longer names A before any tracker command could reclaim it); then C gets
+/// GPU 0 and releases it when removed (`--rm`).
 #[test]
 fn tracker_exclusive_gpu_is_enforced_and_released_on_docker() {
     if !ready() {
