@@ -266,3 +266,142 @@ fn nonroot_scenario(cg: Cgroup) {
 }
 
 const EACCES: &str = "Permission denied";
+
+/// `amd-ctk gpu-tracker ARGS` in the fake-hardware namespace (it reads the
+/// GPUs), with the daemon's toolkit config (the state file the hook uses).
+fn tracker(d: &Dockerd, args: &str) -> String {
+    let work = d.work.join("ctk");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = format!(
+        "export AMD_CTK_CONFIG={:?} SYSTEMD_DEVICE_VERIFY_SYSFS=0\n\"$BIN/amd-ctk\" gpu-tracker {args}",
+        d.toolkit_config.display().to_string()
+    );
+    let out = fakehw_sh(&d.fixture, &d.cgroup.to_string(), &work, &script);
+    assert!(
+        out.status.success(),
+        "amd-ctk gpu-tracker {args} failed ({}):\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The status table's row of GPU `index` and the holder lines under it.
+fn tracker_row(status: &str, index: usize) -> String {
+    let mut lines = status
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.take_while(|l| l.starts_with(' ')));
+    out.join("\n")
+}
+
+/// The GPU tracker on the Docker entry (README.md, "GPU tracker"): enabled
+/// (`[gpu-tracker] state-file` in the toolkit config), GPU 0 exclusive.
+/// `docker run -d --runtime=amd -e AMD_VISIBLE_DEVICES=0` (A) starts and
+/// holds GPU 0; B asking for GPU 0 fails to start, the error naming A's
+/// container id, and holds nothing; `docker rm -f A` releases GPU 0 at
+/// `poststop` (registered by amd-container-runtime: the state file no
+/// longer names A before any tracker command could reclaim it); then C gets
+/// GPU 0 and releases it when removed (`--rm`).
+#[test]
+fn tracker_exclusive_gpu_is_enforced_and_released_on_docker() {
+    if !ready() {
+        return;
+    }
+    let start = Instant::now();
+    let d = configured_daemon("tracker", Cgroup::V1);
+    let state = d.work.join("tracker/state.json");
+    let mut config = std::fs::read_to_string(&d.toolkit_config).unwrap();
+    config.push_str(&format!(
+        "\n[gpu-tracker]\nstate-file = {:?}\n",
+        state.display().to_string()
+    ));
+    std::fs::write(&d.toolkit_config, config).unwrap();
+    assert_eq!(
+        tracker(&d, "enable"),
+        "GPU Tracker has been enabled\n",
+        "enable"
+    );
+    assert_eq!(
+        tracker(&d, "0 exclusive"),
+        "GPUs [0] have been made exclusive\n"
+    );
+
+    let run = |name: &str, args: &[&str]| {
+        let mut v = vec!["run", "--name", name, "--network", "none", "--runtime=amd"];
+        v.extend_from_slice(&["-e", "AMD_VISIBLE_DEVICES=0"]);
+        v.extend_from_slice(args);
+        d.docker(&v)
+    };
+    let ctx = |what: &str, out: &std::process::Output| {
+        format!(
+            "{what} ({}):\n--- stdout\n{}--- stderr\n{}--- hook log\n{}--- dockerd log\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr),
+            hook_log(&d),
+            d.log()
+        )
+    };
+
+    let out = run(
+        "tracker-a",
+        &["-d", "bb:test", "/bin/busybox", "sleep", "300"],
+    );
+    assert!(out.status.success(), "{}", ctx("A starts", &out));
+    let a = text(&out.stdout).trim().to_string();
+    assert_eq!(a.len(), 64, "{}", ctx("A's id", &out));
+    let status = tracker(&d, "status");
+    assert!(
+        tracker_row(&status, 0).ends_with(&format!("Exclusive           {a}")),
+        "GPU 0 exclusive, held by A:\n{status}"
+    );
+
+    let out = run("tracker-b", &["bb:test", "true"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", ctx("B must not start", &out));
+    assert!(
+        err.contains(&format!("GPU 0 is exclusive and held by container {a}")),
+        "{}",
+        ctx("B's error names A", &out)
+    );
+    let b = d
+        .docker_ok(&["inspect", "--format", "{{.Id}}", "tracker-b"])
+        .trim()
+        .to_string();
+    let status = tracker(&d, "status");
+    assert!(
+        !status.contains(&b)
+            && tracker_row(&status, 0).ends_with(&format!("Exclusive           {a}")),
+        "a refused container holds nothing (B {b}):\n{status}"
+    );
+    d.docker_ok(&["rm", "-f", "tracker-b"]);
+
+    d.docker_ok(&["rm", "-f", "tracker-a"]);
+    // Before any `amd-ctk gpu-tracker` operation (which would reclaim a dead
+    // holder): the state file no longer names A, so the hook released it at
+    // poststop (registered by amd-container-runtime).
+    let held = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        !held.contains(&a),
+        "`docker rm -f A` releases GPU 0 at poststop, not only by a later reclaim:\n{held}\n--- hook log\n{}",
+        hook_log(&d)
+    );
+    let status = tracker(&d, "status");
+    assert!(
+        tracker_row(&status, 0).ends_with("Exclusive           -"),
+        "GPU 0 free after A is removed:\n{status}"
+    );
+
+    let out = d.probe_ok(&["--runtime=amd", "-e", "AMD_VISIBLE_DEVICES=0"]);
+    assert_gpu0_only(&out, "C, after A was removed");
+    let status = tracker(&d, "status");
+    assert!(
+        tracker_row(&status, 0).ends_with("Exclusive           -"),
+        "C (--rm) released GPU 0:\n{status}"
+    );
+    assert!(state.is_file());
+    eprintln!("{:.1?}", start.elapsed());
+}

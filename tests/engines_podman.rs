@@ -225,3 +225,139 @@ mod precreate {
         }
     }
 }
+
+/// The GPU tracker with the live hook (`prestart` + `poststop` hooks JSON):
+/// the script, after PODMAN_SETUP. A holds exclusive GPU 0, B is refused
+/// naming A, `podman rm -f A` releases at poststop, C gets GPU 0.
+const TRACKER_SCRIPT: &str = r#"
+mkdir -p "$W/var-lib/up" "$W/var-lib/work"
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$W/var-lib/up,workdir=$W/var-lib/work" /var/lib
+mount -t tmpfs -o mode=755 podman-run /run
+D=$W/hooks.d
+PROBE=$(cat "$W/probe.sh")
+TARGETS=$(cat "$W/probe-targets")
+"$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
+    --hook-path "$BIN/amd-container-hook" >/dev/null
+python3 - "$D/amd-container-toolkit.json" "AMD_CTK_CONFIG=$W/amd-container-toolkit.toml" <<'PY'
+import json, sys
+path, config = sys.argv[1], sys.argv[2]
+doc = json.load(open(path))
+doc["hook"]["env"] += ["SYSTEMD_DEVICE_VERIFY_SYSFS=0", config]
+json.dump(doc, open(path, "w"), indent=2)
+PY
+export AMD_CTK_CONFIG="$W/amd-container-toolkit.toml" SYSTEMD_DEVICE_VERIFY_SYSFS=0
+ctk() { "$BIN/amd-ctk" gpu-tracker "$@" 2>&1 || echo "exit $?"; }
+pod() { podman --hooks-dir "$D" "$@"; }
+gpu0() { pod run --network none --pids-limit 0 -e AMD_VISIBLE_DEVICES=0 "$@"; }
+bb_image
+echo "== enable"; ctk enable; ctk 0 exclusive
+echo "== a"
+A=$(gpu0 -d --name tracker-a localhost/bb:test /bin/busybox sleep 300)
+echo "$A"
+echo "== status a"; ctk status
+echo "== b"; gpu0 --name tracker-b localhost/bb:test true 2>&1 && echo "b ran" || echo "b refused"
+echo "== b id"; pod inspect --format '{{.Id}}' tracker-b
+echo "== status b"; ctk status
+pod rm -f tracker-b >/dev/null 2>&1 || true
+echo "== rm a"; pod rm -f -t 0 tracker-a >/dev/null
+# Before any amd-ctk operation (which would reclaim a dead holder): does the
+# state file still name A?
+grep -c "$A" "$W/tracker/state.json" || true
+echo "== status rm"; ctk status
+echo "== c"; gpu0 --rm localhost/bb:test sh -c "$PROBE" probe $TARGETS
+echo "== status c"; ctk status
+echo "== end"
+"#;
+
+/// The status table's row of GPU `index` and the holder lines under it.
+fn tracker_row(status: &str, index: usize) -> String {
+    let mut lines = status
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.take_while(|l| l.starts_with(' ')));
+    out.join("\n")
+}
+
+/// The GPU tracker under Podman with the hooks JSON (README.md, "GPU
+/// tracker"): enabled, GPU 0 exclusive. `podman run -d -e
+/// AMD_VISIBLE_DEVICES=0` (A) starts and holds GPU 0; B asking for GPU 0
+/// fails to start, the error naming A's container id, and holds nothing;
+/// `podman rm -f A` releases GPU 0 at `poststop` (the state file no longer
+/// names A before any tracker command could reclaim it); C then
+/// gets exactly GPU 0 and releases it when removed (`--rm`).
+#[test]
+fn tracker_exclusive_gpu_is_enforced_and_released_prestart() {
+    if !ready() {
+        return;
+    }
+    let start = Instant::now();
+    let work = scratch("engines-podman-tracker");
+    write_probe(&work);
+    let log = work.join("hook.log");
+    let state = work.join("tracker/state.json");
+    std::fs::write(
+        work.join("amd-container-toolkit.toml"),
+        format!(
+            "{}\n[gpu-tracker]\nstate-file = {:?}\n",
+            toolkit_config(&log, ""),
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let script = format!("{PODMAN_SETUP}\n{TRACKER_SCRIPT}");
+    let out = fakehw_sh("mi300x-8", "v1", &work, &script);
+    let stdout = text(&out.stdout);
+    let hook_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let all = format!(
+        "{}\n--- stdout\n{stdout}--- stderr\n{}--- hook log\n{hook_log}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    let s = sections(&stdout);
+    let section = |name: &str| -> &str {
+        s.get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no section {name}: {all}"))
+    };
+    assert_eq!(
+        section("enable"),
+        "GPU Tracker has been enabled\nGPUs [0] have been made exclusive\n",
+        "{all}"
+    );
+    let a = section("a").trim();
+    assert_eq!(a.len(), 64, "A's id: {all}");
+    assert!(
+        tracker_row(section("status a"), 0).ends_with(&format!("Exclusive           {a}")),
+        "GPU 0 exclusive, held by A: {all}"
+    );
+    let refused = section("b");
+    assert!(refused.contains("b refused"), "B must not start: {all}");
+    assert!(
+        refused.contains(&format!("GPU 0 is exclusive and held by container {a}")),
+        "B's error names A: {all}"
+    );
+    let b = section("b id").trim();
+    assert!(!b.is_empty(), "{all}");
+    assert!(
+        !section("status b").contains(b),
+        "a refused container holds nothing: {all}"
+    );
+    assert_eq!(
+        section("rm a").trim(),
+        "0",
+        "`podman rm -f A` releases GPU 0 at poststop: {all}"
+    );
+    assert!(
+        tracker_row(section("status rm"), 0).ends_with("Exclusive           -"),
+        "GPU 0 free after A is removed: {all}"
+    );
+    assert_gpu0_only(section("c"), "C, after A was removed");
+    assert!(
+        tracker_row(section("status c"), 0).ends_with("Exclusive           -"),
+        "C (--rm) released GPU 0: {all}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!("{:.1?}", start.elapsed());
+}
