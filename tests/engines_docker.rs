@@ -389,6 +389,11 @@ fn tracker_exclusive_gpu_is_enforced_and_released_on_docker() {
         "`docker rm -f A` releases GPU 0 at poststop, not only by a later reclaim:\n{held}\n--- hook log\n{}",
         hook_log(&d)
     );
+    let log = hook_log(&d);
+    assert!(
+        log.contains(&format!("GPU tracker: released the GPUs of {a}")),
+        "the release is logged:\n{log}"
+    );
     let status = tracker(&d, "status");
     assert!(
         tracker_row(&status, 0).ends_with("Exclusive           -"),

@@ -223,7 +223,12 @@ fn release(
     state: &oci_spec::runtime::State,
 ) -> Result<(), HookError> {
     let config = load_config(config_path)?;
-    tracking::release(&config, state.id())?;
+    // The log file is opened only when this container held GPUs: poststop
+    // runs for every container, and one without GPUs leaves no trace.
+    if tracking::release(&config, state.id())? {
+        logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
+        log::info!("GPU tracker: released the GPUs of {}", state.id());
+    }
     Ok(())
 }
 

@@ -43,14 +43,12 @@ pub fn hold(
     Ok(())
 }
 
-/// Forgets container `id` (poststop, or a create that failed after [`hold`]).
-pub fn release(config: &Config, id: &str) -> Result<(), TrackerError> {
+/// Forgets container `id` (poststop, or a create that failed after [`hold`]);
+/// whether it held any GPU.
+pub fn release(config: &Config, id: &str) -> Result<bool, TrackerError> {
     let t = tracker(config);
     if !t.state_file().exists() {
-        return Ok(());
+        return Ok(false);
     }
-    if t.release(id)? {
-        log::info!("GPU tracker: released the GPUs of {id}");
-    }
-    Ok(())
+    t.release(id)
 }
