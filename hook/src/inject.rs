@@ -15,7 +15,7 @@ use amd_container_common::access::{self, Grant, NodeKind, ProcessUser};
 use amd_container_common::{ContainerEdits, DeviceNode};
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -240,27 +240,13 @@ fn mapped_root(pid: i32, map: &str) -> Result<u32, InjectError> {
 /// a path, it can be attached inside another mount namespace (`move_mount`).
 fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
     use std::os::unix::ffi::OsStrExt;
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c =
         std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| InjectError::HostNode {
             path: path.display().to_string(),
             source: io::Error::new(io::ErrorKind::InvalidInput, e),
         })?;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    // SAFETY: open_tree (no libc or nix wrapper) with a NUL-terminated path
-    // that outlives the call; it only returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(InjectError::HostNode {
-            path: path.display().to_string(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    let fd = i32::try_from(fd).map_err(|_| InjectError::HostNode {
+    crate::sys::open_tree_clone(&c).map_err(|source| InjectError::HostNode {
         path: path.display().to_string(),
-        source: io::Error::other(format!("open_tree returned {fd}, not a descriptor")),
-    })?;
-    // SAFETY: `fd` was just returned by a successful open_tree and nothing
-    // else owns it, so the OwnedFd is its only owner and closes it once.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        source,
+    })
 }

@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod runtime_shim;
 pub mod spec;
 pub mod stages;
+pub mod sys;
 pub mod systemd;
 pub mod tracking;
 

@@ -13,14 +13,15 @@
 //! would keep them after the container is gone, so it is refused.
 //! Everything created is recorded and [`ContainerRoot::rollback`] removes it.
 
+use crate::sys::{self, mount_id, openat};
 use amd_container_common::DeviceNode;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::AtFlags;
 use nix::mount::MntFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{unlinkat, Gid, Uid, UnlinkatFlags};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,54 +84,8 @@ fn cstr(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
     })
 }
 
-/// The id of the mount `name` (relative to `dir`; "" for `dir` itself) is on.
-fn mount_id(dir: RawFd, name: &std::ffi::CStr) -> io::Result<u64> {
-    // SAFETY: `stx` is a plain C struct the kernel fills.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    let flags = libc::AT_SYMLINK_NOFOLLOW
-        | if name.is_empty() {
-            libc::AT_EMPTY_PATH
-        } else {
-            0
-        };
-    // SAFETY: `name` is NUL-terminated, `stx` a valid out pointer.
-    check(unsafe { libc::statx(dir, name.as_ptr(), flags, libc::STATX_MNT_ID, &mut stx) })?;
-    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel reports no mount id (statx STATX_MNT_ID, Linux 5.8)",
-        ));
-    }
-    Ok(stx.stx_mnt_id)
-}
-
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     Ok(nix::sys::stat::fstat(fd)?)
-}
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn openat(
-    dir: RawFd,
-    name: &CString,
-    flags: libc::c_int,
-    mode: libc::mode_t,
-) -> io::Result<OwnedFd> {
-    let fd = nix::fcntl::openat(
-        Some(dir),
-        name.as_c_str(),
-        OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC,
-        Mode::from_bits_retain(mode),
-    )?;
-    // SAFETY: `fd` was just returned by a successful openat and nothing else
-    // owns it, so the OwnedFd is its only owner and closes it once.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn lstatat(dir: RawFd, name: &std::ffi::CStr) -> io::Result<libc::stat> {
@@ -373,24 +328,8 @@ impl ContainerRoot {
                 )
                 .map_err(|e| io_err("create", e))?;
                 self.created.push(Created::Node(path.into()));
-                const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-                const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-                let empty = c"";
-                // SAFETY: move_mount (no libc or nix wrapper) with two open
-                // descriptors and NUL-terminated empty paths, which the
-                // *_EMPTY_PATH flags make name those descriptors' files; the
-                // kernel reads nothing else from us.
-                let ret = unsafe {
-                    libc::syscall(
-                        libc::SYS_move_mount,
-                        host_fds[index].as_raw_fd(),
-                        empty.as_ptr(),
-                        target.as_raw_fd(),
-                        empty.as_ptr(),
-                        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-                    )
-                };
-                check(ret as libc::c_int).map_err(|e| io_err("bind-mount", e))?;
+                sys::move_mount(host_fds[index].as_fd(), target.as_fd())
+                    .map_err(|e| io_err("bind-mount", e))?;
                 self.created.push(Created::Mount(path.into()));
             }
         }
