@@ -198,6 +198,51 @@ run_test podman-precreate podman_gpu "podman precreate" "$W/hooks-precreate" -e 
 run_test podman-cdi podman_gpu "podman CDI" - --device "amd.com/gpu=$REQ"
 run_test podman-no-request podman_no_request
 
+# Non-root users through CDI on Podman 5.4, which reads cdiVersion 0.7.0 (README, "Non-root
+# container users"): on kfd and render nodes 0660 root:109 (as on Ubuntu and RHEL), the spec's
+# additionalGids give a uid-1000 process the GPU's kfd and render node, the card node keeps the
+# host's policy (0660 root:44: Permission denied); the control, a spec written with
+# --no-additional-gids (0.5.0), leaves the user without kfd and render. The nodes' modes and the
+# spec are put back afterwards.
+podman_cdi_nonroot() {
+    local spec=/etc/cdi/amd.json ok=0 out render=/dev/dri/renderD133 card=/dev/dri/card6
+    cp "$spec" "$W/amd.json.before-nonroot"
+    chmod 0660 /dev/kfd /dev/dri/renderD*
+    ls -l /dev/kfd "$render" "$card"
+    probe_user() {
+        podman run --rm --network none --user 1000:1000 --device "amd.com/gpu=$REQ" \
+            localhost/bb:test sh -c "$PROBE" probe /dev/kfd "$render" "$card" 2>&1
+    }
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output "$spec"
+    jq -c '{cdiVersion, additionalGids: .containerEdits.additionalGids, shared: .containerEdits.deviceNodes}' "$spec"
+    podman run --rm --network none --user 1000:1000 --device "amd.com/gpu=$REQ" localhost/bb:test \
+        sh -c 'id; ls -ln /dev/kfd /dev/dri' 2>&1 | sed 's/^/  container | /'
+    [ "$(jq -r .cdiVersion "$spec")" = 0.7.0 ] || { echo "cdiVersion is not 0.7.0"; ok=1; }
+    [ "$(jq -c .containerEdits.additionalGids "$spec")" = "[109]" ] || { echo "additionalGids is not [109]"; ok=1; }
+    out=$(probe_user) || true
+    echo "$out" | sed 's/^/  | /'
+    if grep -qx "/dev/kfd usable" <<<"$out" && grep -qx "$render usable" <<<"$out" \
+        && grep -q "^$card other:.*Permission denied" <<<"$out"; then
+        log "uid 1000 with the 0.7.0 spec: kfd and $render usable, $card refused by its mode"
+    else
+        echo "uid 1000 with additionalGids: want kfd and $render usable, $card Permission denied"; ok=1
+    fi
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --no-additional-gids --output "$spec"
+    jq -c '{cdiVersion, additionalGids: .containerEdits.additionalGids}' "$spec"
+    out=$(probe_user) || true
+    echo "$out" | sed 's/^/  | /'
+    if grep -q "^/dev/kfd other:.*Permission denied" <<<"$out" \
+        && grep -q "^$render other:.*Permission denied" <<<"$out"; then
+        log "control, --no-additional-gids: kfd and $render Permission denied for uid 1000"
+    else
+        echo "control: without additionalGids uid 1000 must get Permission denied"; ok=1
+    fi
+    chmod 0666 /dev/kfd /dev/dri/renderD*
+    cp "$W/amd.json.before-nonroot" "$spec"
+    return $ok
+}
+run_test podman-cdi-nonroot podman_cdi_nonroot
+
 # ---- Docker: systemd cgroup driver, configured by amd-ctk runtime configure
 docker_setup() {
     mkdir -p /etc/docker

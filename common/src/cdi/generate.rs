@@ -62,8 +62,14 @@ pub(crate) fn cdi_node(node: &DeviceNode) -> CdiDeviceNode {
         kind: Some("c".into()),
         major: Some(node.major.into()),
         minor: Some(node.minor.into()),
-        // Keep the host's group (render/video) so non-root users in it keep access.
-        gid: (node.gid != 0).then_some(node.gid),
+        // The host's policy, as `docker run --device` and the live hook keep
+        // it: mode, owner and group. Without them the runtimes make the node
+        // 0666 and Podman gives it to the container's user (card nodes
+        // included); with them, a non-root user has the access its groups
+        // give (`additionalGids` adds the render group where needed).
+        file_mode: Some(node.mode & 0o777),
+        uid: Some(node.uid),
+        gid: Some(node.gid),
         ..Default::default()
     }
 }

@@ -63,6 +63,10 @@ pub struct CdiDeviceNode {
     pub major: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minor: Option<i64>,
+    /// The node's permission bits in the container (the runtimes make it
+    /// 0666 when this is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
