@@ -287,16 +287,6 @@ fn tracker(d: &Dockerd, args: &str) -> String {
     text(&out.stdout)
 }
 
-/// The status table's row of GPU `index` and the holder lines under it.
-fn tracker_row(status: &str, index: usize) -> String {
-    let mut lines = status
-        .lines()
-        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
-    let mut out: Vec<&str> = lines.next().into_iter().collect();
-    out.extend(lines.take_while(|l| l.starts_with(' ')));
-    out.join("\n")
-}
-
 /// The GPU tracker on the Docker entry (README.md, "GPU tracker"): enabled
 /// (`[gpu-tracker] state-file` in the toolkit config), GPU 0 exclusive.
 /// `docker run -d --runtime=amd -e AMD_VISIBLE_DEVICES=0` (A) starts and

@@ -86,6 +86,40 @@ echo "== host writes"
 cd "$W/var-lib/up" && find . -mindepth 1 | sort
 "#;
 
+/// A podman script run on fake mi300x-8 hardware (must succeed): its
+/// `== NAME` sections, the hook's log, and everything for failure messages.
+struct PodmanRun {
+    sections: std::collections::BTreeMap<String, String>,
+    hook_log: String,
+    all: String,
+}
+
+impl PodmanRun {
+    fn new(work: &std::path::Path, cgroup: &str, script: &str, log: &std::path::Path) -> PodmanRun {
+        let out = fakehw_sh("mi300x-8", cgroup, work, script);
+        let stdout = text(&out.stdout);
+        let hook_log = std::fs::read_to_string(log).unwrap_or_default();
+        let all = format!(
+            "{}\n--- stdout\n{stdout}--- stderr\n{}--- hook log\n{hook_log}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert!(out.status.success(), "{all}");
+        PodmanRun {
+            sections: sections(&stdout),
+            hook_log,
+            all,
+        }
+    }
+
+    fn section(&self, name: &str) -> &str {
+        self.sections
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no section {name}: {}", self.all))
+    }
+}
+
 fn scenario(cg: Cgroup, precreate: bool) {
     let start = Instant::now();
     let (mode, file, stage) = if precreate {
@@ -109,21 +143,9 @@ fn scenario(cg: Cgroup, precreate: bool) {
         "{PODMAN_SETUP}\n{}",
         SCRIPT.replace("@MODE@", mode).replace("@FILE@", file)
     );
-    let out = fakehw_sh("mi300x-8", &cg.to_string(), &work, &script);
-    let stdout = text(&out.stdout);
-    let hook_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let all = format!(
-        "{}\n--- stdout\n{stdout}--- stderr\n{}--- hook log\n{hook_log}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert!(out.status.success(), "{all}");
-    let s = sections(&stdout);
-    let section = |name: &str| -> &str {
-        s.get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no section {name}: {all}"))
-    };
+    let run = PodmanRun::new(&work, &cg.to_string(), &script, &log);
+    let (all, hook_log) = (&run.all, &run.hook_log);
+    let section = |name: &str| run.section(name);
 
     // The registration: the shipped JSON with the hook under test.
     let installed: Value = serde_json::from_str(section("installed")).unwrap();
@@ -269,16 +291,6 @@ echo "== status c"; ctk status
 echo "== end"
 "#;
 
-/// The status table's row of GPU `index` and the holder lines under it.
-fn tracker_row(status: &str, index: usize) -> String {
-    let mut lines = status
-        .lines()
-        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
-    let mut out: Vec<&str> = lines.next().into_iter().collect();
-    out.extend(lines.take_while(|l| l.starts_with(' ')));
-    out.join("\n")
-}
-
 /// The GPU tracker under Podman with the hooks JSON (README.md, "GPU
 /// tracker"): enabled, GPU 0 exclusive. `podman run -d -e
 /// AMD_VISIBLE_DEVICES=0` (A) starts and holds GPU 0; B asking for GPU 0
@@ -306,21 +318,9 @@ fn tracker_exclusive_gpu_is_enforced_and_released_prestart() {
     )
     .unwrap();
     let script = format!("{PODMAN_SETUP}\n{TRACKER_SCRIPT}");
-    let out = fakehw_sh("mi300x-8", "v1", &work, &script);
-    let stdout = text(&out.stdout);
-    let hook_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let all = format!(
-        "{}\n--- stdout\n{stdout}--- stderr\n{}--- hook log\n{hook_log}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert!(out.status.success(), "{all}");
-    let s = sections(&stdout);
-    let section = |name: &str| -> &str {
-        s.get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no section {name}: {all}"))
-    };
+    let run = PodmanRun::new(&work, "v1", &script, &log);
+    let all = &run.all;
+    let section = |name: &str| run.section(name);
     assert_eq!(
         section("enable"),
         "GPU Tracker has been enabled\nGPUs [0] have been made exclusive\n",

@@ -51,16 +51,6 @@ fn section<'a>(all: &'a str, name: &str) -> &'a str {
     &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
 }
 
-/// The status table's row of GPU `index`, and the holder lines under it.
-fn row(status: &str, index: usize) -> String {
-    let mut lines = status
-        .lines()
-        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
-    let mut out: Vec<&str> = lines.next().into_iter().collect();
-    out.extend(lines.take_while(|l| l.starts_with(' ')));
-    out.join("\n")
-}
-
 #[test]
 fn exclusive_gpu_is_held_refused_released_and_reclaimed() {
     if !ready() {
@@ -146,13 +136,16 @@ echo "== end"
         st.contains("GPU Id    UUID                     Accessibility       Container Ids"),
         "{ctx}"
     );
-    let gpu0 = row(st, 0);
+    let gpu0 = tracker_row(st, 0);
     assert!(
         gpu0.starts_with("0         0x")
             && gpu0.ends_with(&format!("Exclusive           {}", a.id)),
         "GPU 0: exclusive, held by A: {ctx}"
     );
-    assert!(row(st, 1).ends_with("Shared              -"), "{ctx}");
+    assert!(
+        tracker_row(st, 1).ends_with("Shared              -"),
+        "{ctx}"
+    );
 
     let refused = section(&all, "run b");
     assert!(refused.contains("b refused"), "{ctx}");
@@ -176,17 +169,17 @@ echo "== end"
 
     let deleted = section(&all, "delete a");
     assert!(
-        row(deleted, 0).ends_with("Exclusive           -"),
+        tracker_row(deleted, 0).ends_with("Exclusive           -"),
         "A's poststop freed GPU 0: {ctx}"
     );
     assert!(section(&all, "run b2").contains("b2 ran"), "{ctx}");
 
     let held = section(&all, "create e");
     assert!(held.starts_with("created"), "{ctx}");
-    assert!(row(held, 2).contains(&e.id), "{ctx}");
+    assert!(tracker_row(held, 2).contains(&e.id), "{ctx}");
     let killed = section(&all, "kill e");
     assert!(
-        row(killed, 2).ends_with("Exclusive           -"),
+        tracker_row(killed, 2).ends_with("Exclusive           -"),
         "E's entry reclaimed without poststop: {ctx}"
     );
     assert!(section(&all, "run f").contains("f ran"), "{ctx}");
@@ -258,7 +251,7 @@ cat "$W"/*.err | grep -c 'GPU 0 is exclusive and held by container' || true
     assert_eq!(failed, N - 1, "{out}");
     let status = section(&out.stdout, "status");
     assert!(
-        row(status, 0).ends_with(&format!("Exclusive           {}", created[0])),
+        tracker_row(status, 0).ends_with(&format!("Exclusive           {}", created[0])),
         "the winner holds GPU 0, alone: {out}"
     );
     assert_eq!(

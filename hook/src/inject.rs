@@ -191,13 +191,7 @@ pub fn inject(
             }
         }
     }
-    let rules = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.devices().clone())
-        .unwrap_or_default();
-    if let Err(e) = cgroup.allow(&edits.device_nodes, &rules) {
+    if let Err(e) = cgroup.allow(&edits.device_nodes, spec.device_rules()) {
         root.rollback();
         return Err(e.into());
     }

@@ -49,13 +49,13 @@ pub struct Root {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Linux {
+struct Linux {
     #[serde(default)]
     resources: Option<LinuxResources>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct LinuxResources {
+struct LinuxResources {
     #[serde(default)]
     devices: Option<Vec<LinuxDeviceCgroup>>,
 }
@@ -65,8 +65,14 @@ impl Spec {
         &self.root
     }
 
-    pub fn linux(&self) -> &Option<Linux> {
-        &self.linux
+    /// `linux.resources.devices`: the device cgroup rules the runtime
+    /// applies (none when absent).
+    pub fn device_rules(&self) -> &[LinuxDeviceCgroup] {
+        self.linux
+            .as_ref()
+            .and_then(|l| l.resources.as_ref())
+            .and_then(|r| r.devices.as_deref())
+            .unwrap_or_default()
     }
 
     /// Is CAP_SYS_ADMIN in the container's bounding set (a privileged
@@ -96,18 +102,6 @@ impl Root {
     }
 }
 
-impl Linux {
-    pub fn resources(&self) -> &Option<LinuxResources> {
-        &self.resources
-    }
-}
-
-impl LinuxResources {
-    pub fn devices(&self) -> &Option<Vec<LinuxDeviceCgroup>> {
-        &self.devices
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,12 +121,7 @@ mod tests {
             spec.root().as_ref().unwrap().path(),
             &PathBuf::from("rootfs")
         );
-        let rules = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref())
-            .and_then(|r| r.devices().clone())
-            .unwrap();
+        let rules = spec.device_rules();
         assert_eq!(rules.len(), 2);
         assert!(!rules[0].allow());
         assert_eq!((rules[1].major(), rules[1].minor()), (Some(226), Some(128)));
@@ -157,7 +146,8 @@ mod tests {
     fn absent_and_null_read_as_none() {
         let spec: Spec = serde_json::from_str(r#"{"root": null, "linux": {}}"#).unwrap();
         assert!(spec.root().is_none());
-        assert!(spec.linux().as_ref().unwrap().resources().is_none());
+        assert!(spec.linux.as_ref().unwrap().resources.is_none());
+        assert!(spec.device_rules().is_empty());
         assert!(serde_json::from_str::<Spec>(r#"{"root": {"path": 3}}"#).is_err());
     }
 }

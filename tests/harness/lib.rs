@@ -154,6 +154,17 @@ pub fn assert_golden(name: &str, actual: &str) {
     );
 }
 
+/// The row of GPU `index` in `amd-ctk gpu-tracker status`, and the holder
+/// lines under it.
+pub fn tracker_row(status: &str, index: usize) -> String {
+    let mut lines = status
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{index:<10}")));
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.take_while(|l| l.starts_with(' ')));
+    out.join("\n")
+}
+
 /// A fresh scratch directory under the target dir.
 pub fn scratch(name: &str) -> PathBuf {
     let d = repo()
