@@ -241,13 +241,21 @@ impl Request {
                 Selector::Index(i) => return Err(fail(out_of_range(i))),
                 Selector::Range(a, b) if b < gpus.len() => (a..=b).for_each(&mut add),
                 Selector::Range(_, b) => return Err(fail(out_of_range(b))),
-                Selector::UniqueId(id) => match gpus.iter().find(|g| g.unique_id == Some(id)) {
-                    Some(g) => add(g.index),
-                    None => {
-                        let known = gpus.iter().filter_map(|g| g.unique_id_hex()).collect();
+                // Partitions that share their GPU's unique id (KFD before
+                // ROCm 7.0.1) are all selected, as the PCI address selects them.
+                Selector::UniqueId(id) => {
+                    let mut found = false;
+                    for g in gpus.iter().filter(|g| g.unique_id == Some(id)) {
+                        add(g.index);
+                        found = true;
+                    }
+                    if !found {
+                        let mut known: Vec<String> =
+                            gpus.iter().filter_map(|g| g.unique_id_hex()).collect();
+                        known.dedup();
                         return Err(fail(Problem::UnknownUniqueId { id, known }));
                     }
-                },
+                }
                 Selector::Pci(address) => {
                     let mut found = false;
                     for g in gpus.iter().filter(|g| g.pci_address == address) {

@@ -230,3 +230,21 @@ fn swarm_pattern_like_upstream() {
     assert!(!swarm_matches("DOCKER_RESOURCE_*", "docker_resource_x"));
     assert!(!swarm_matches("", ""));
 }
+
+/// Partitions that share their GPU's unique id (real MI300X CPX captures,
+/// KFD before ROCm 7.0.1): the id selects every one of them, as the PCI
+/// address does; the error lists each id once.
+#[test]
+fn shared_unique_id_selects_every_partition() {
+    let mut inv = inventory();
+    for gpu in &mut inv.gpus[0..3] {
+        gpu.unique_id = Some(0xe3a9);
+    }
+    assert_eq!(outcome("0xe3a9", &inv), Ok(Some(vec![0, 1, 2])));
+    assert_eq!(outcome("0000:05:00.0", &inv), Ok(Some(vec![0, 1, 2])));
+    assert_eq!(outcome("0x1c2b3a4d5e6f7081", &inv), Ok(Some(vec![3])));
+    assert_eq!(
+        outcome("0xdead", &inv),
+        Err("AMD_VISIBLE_DEVICES=0xdead: no GPU has unique id 0xdead; this host has unique ids 0xe3a9, 0x1c2b3a4d5e6f7081".to_string())
+    );
+}

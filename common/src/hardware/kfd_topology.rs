@@ -1,6 +1,17 @@
 //! The KFD topology (`<kfd>/topology/nodes/*/properties`): which render minor
-//! belongs to which PCI location and unique id.
+//! belongs to which PCI location and unique id, and which GPU and partition a
+//! node's `location_id` names ([`place`]).
+//!
+//! Contract: every encoding of a partition in `location_id` that kernels have
+//! shipped is read, so that each KFD GPU node lands on its PCI GPU:
+//! - today's (`kfd_topology_add_device`): `location_id = pci_dev_id(pdev)`,
+//!   and when the GPU has more than one node, `location_id |= node_id`: the
+//!   partition sits in the PCI function bits (MI300X CPX: `0x500`…`0x507`);
+//! - a reverted one that put the partition in bits 31:28;
+//! - older kernels that gave every partition its GPU's own `location_id`
+//!   (partition unknown: the caller orders those by render minor).
 
+use super::PciAddress;
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
@@ -44,6 +55,34 @@ pub fn parse_properties(text: &str) -> Option<KfdNode> {
         }),
         _ => None,
     }
+}
+
+/// Which of `gpus` a KFD node at `domain`/`location_id` belongs to, and its
+/// partition number as the `location_id` encodes it (0 when it does not):
+/// the exact PCI function first, then the partition in bits 31:28, then the
+/// partition OR-ed into the function bits (the GPU with the most function
+/// bits in common wins, so a real function `.1` is never taken for `.0`'s
+/// partition 1). `None`: no amdgpu device there.
+pub fn place(domain: u32, location_id: u32, gpus: &[PciAddress]) -> Option<(usize, u32)> {
+    let on_domain = || gpus.iter().enumerate().filter(|(_, g)| g.domain == domain);
+    if let Some((i, _)) = on_domain().find(|(_, g)| g.location_id() == location_id) {
+        return Some((i, 0));
+    }
+    let high = location_id >> 28;
+    if high != 0 {
+        let base = location_id & 0x0fff_ffff;
+        if let Some((i, _)) = on_domain().find(|(_, g)| g.location_id() == base) {
+            return Some((i, high));
+        }
+    }
+    let function = location_id & 0x7;
+    on_domain()
+        .filter(|(_, g)| {
+            g.location_id() >> 3 == location_id >> 3
+                && u32::from(g.function) & function == u32::from(g.function)
+        })
+        .max_by_key(|(_, g)| g.function)
+        .map(|(i, g)| (i, function & !u32::from(g.function)))
 }
 
 /// Reads every GPU node below `<kfd_syspath>/topology/nodes`, keyed by render
@@ -96,6 +135,38 @@ mod tests {
     fn cpu_node_is_skipped() {
         let text = "cpu_cores_count 64\nsimd_count 0\nlocation_id 0\ndrm_render_minor 0\n";
         assert_eq!(parse_properties(text), None);
+    }
+
+    fn addrs(list: &[&str]) -> Vec<PciAddress> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// MI300X CPX as real kernels number it (k8s-device-plugin's
+    /// `topo-mi300-cpx`: 1280…1287 for bus 05, 9984… for bus 27).
+    #[test]
+    fn partition_in_function_bits() {
+        let gpus = addrs(&["0000:05:00.0", "0000:27:00.0"]);
+        assert_eq!(place(0, 1280, &gpus), Some((0, 0)));
+        assert_eq!(place(0, 1287, &gpus), Some((0, 7)));
+        assert_eq!(place(0, 9985, &gpus), Some((1, 1)));
+        assert_eq!(place(1, 1281, &gpus), None, "another PCI domain");
+        assert_eq!(place(0, 0x600, &gpus), None, "no GPU on bus 06");
+    }
+
+    #[test]
+    fn partition_in_bits_31_28_and_unencoded() {
+        let gpus = addrs(&["0000:05:00.0"]);
+        assert_eq!(place(0, (3 << 28) | 0x500, &gpus), Some((0, 3)));
+        assert_eq!(place(0, 0x500, &gpus), Some((0, 0)));
+    }
+
+    /// A real PCI function is matched exactly, never as another's partition.
+    #[test]
+    fn exact_function_wins() {
+        let gpus = addrs(&["0000:05:00.0", "0000:05:00.1"]);
+        assert_eq!(place(0, 0x501, &gpus), Some((1, 0)));
+        assert_eq!(place(0, 0x503, &gpus), Some((1, 2)));
+        assert_eq!(place(0, 0x502, &gpus), Some((0, 2)));
     }
 
     #[test]
