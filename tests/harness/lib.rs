@@ -64,6 +64,17 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// The fixtures built from real captures (tests/fixtures/captures/*/SOURCE.md).
+pub const REAL_FIXTURES: &[&str] = &[
+    "real-mi300x-cpx",
+    "real-mi300x-cpx-dkms",
+    "real-mi308x-cpx",
+    "real-mi300x-dpx",
+    "real-mi210-8",
+    "real-mi210-8-bmc",
+    "real-vega10",
+];
+
 /// The fixtures every golden test covers.
 pub const FIXTURES: &[&str] = &[
     "radeon",
