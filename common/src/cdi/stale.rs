@@ -221,3 +221,88 @@ pub fn layout_notes(spec: &Spec, inventory: &Inventory) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdi::spec::{CdiDeviceNode, Device};
+    use crate::hardware::{DeviceNode, Gpu};
+
+    fn inventory() -> Inventory {
+        let node = |path: &str, major, minor| DeviceNode {
+            path: path.into(),
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
+        Inventory {
+            kfd: Some(node("/dev/kfd", 238, 0)),
+            gpus: vec![Gpu {
+                index: 0,
+                pci_address: "0000:c1:00.0".parse().expect("pci"),
+                partition: None,
+                unique_id: Some(0x1c2b),
+                card: Some(node("/dev/dri/card1", 226, 1)),
+                render: Some(node("/dev/dri/renderD128", 226, 128)),
+                compute_partition: None,
+                memory_partition: None,
+            }],
+        }
+    }
+
+    /// Upstream's layout: `/dev/kfd` in every device, none at spec level,
+    /// cdiVersion 0.6.0, names `0` and `all`. Not stale; the notes say what
+    /// differs. Control: a spec without `/dev/kfd` at all is stale.
+    #[test]
+    fn upstreams_layout_is_noted_not_stale() {
+        let node = |path: &str, minor| CdiDeviceNode {
+            path: path.into(),
+            kind: Some("c".into()),
+            major: Some(if path == "/dev/kfd" { 238 } else { 226 }),
+            minor: Some(minor),
+            ..Default::default()
+        };
+        let device = |name: &str| Device {
+            name: name.into(),
+            container_edits: CdiContainerEdits {
+                device_nodes: vec![
+                    node("/dev/dri/card1", 1),
+                    node("/dev/dri/renderD128", 128),
+                    node("/dev/kfd", 0),
+                ],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let spec = Spec {
+            cdi_version: "0.6.0".into(),
+            kind: "amd.com/gpu".into(),
+            devices: vec![device("0"), device("all")],
+            ..Default::default()
+        };
+        let inv = inventory();
+        assert_eq!(compare_with_hardware(&spec, &inv), []);
+        let notes = layout_notes(&spec, &inv);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("/dev/kfd is in every device"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("cdiVersion 0.6.0 is newer"), "{notes:?}");
+        assert!(!has_our_hook(&spec));
+        let mut without_kfd = spec.clone();
+        for d in &mut without_kfd.devices {
+            d.container_edits.device_nodes.pop();
+        }
+        let found = compare_with_hardware(&without_kfd, &inv);
+        assert_eq!(
+            found,
+            [Discrepancy::MissingNode {
+                device: "amd.com/gpu".into(),
+                path: "/dev/kfd".into()
+            }]
+        );
+    }
+}
