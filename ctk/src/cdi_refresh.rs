@@ -25,7 +25,6 @@
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
 use crate::CliError;
-use amd_container_common::access::NodeKind;
 use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
@@ -63,12 +62,14 @@ pub enum RefreshError {
     },
     #[error("{path} has version {found}; this amd-ctk knows version {STATE_VERSION}")]
     Version { path: PathBuf, found: u32 },
-    #[error("{path} records device name strategy {found:?} for {spec}; known: index, uuid")]
+    #[error("{path} records device name strategy {found:?} for {spec}; known: index, uuid, pci")]
     Strategy {
         path: PathBuf,
         spec: String,
         found: String,
     },
+    #[error("{spec}: cannot write our hook into it: {reason}")]
+    Hook { spec: String, reason: String },
     #[error("cannot lock {dir} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
     LockTimeout { dir: PathBuf },
     /// `cdi refresh` on a host whose GPUs are gone: the recorded specs are kept.
@@ -84,6 +85,14 @@ pub enum RefreshError {
     },
 }
 
+/// The options of `cdi generate` a record keeps besides [`GenerateOptions`]
+/// (which holds what the config file said at the time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub no_additional_gids: bool,
+    pub no_hooks: bool,
+}
+
 /// What `cdi generate` wrote to one path, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -96,6 +105,10 @@ pub struct Record {
     /// config's `[devices] user-access` says (a spec for older engines).
     #[serde(default)]
     pub no_additional_gids: bool,
+    /// `--no-hooks`: a plain spec whatever `[cdi] hooks` says. A record
+    /// from before hooks existed reads as `false` (refresh adds the hook).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_hooks: bool,
     /// FNV-1a 64 of the bytes written, `0x…`: tells our file from an edited one.
     pub written: String,
 }
@@ -133,13 +146,6 @@ fn digest(bytes: &[u8]) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("0x{h:016x}")
-}
-
-fn strategy_name(s: NameStrategy) -> &'static str {
-    match s {
-        NameStrategy::Index => "index",
-        NameStrategy::Uuid => "uuid",
-    }
 }
 
 fn format_name(f: SpecFormat) -> &'static str {
@@ -232,7 +238,7 @@ impl StateLock {
         spec: &Path,
         format: SpecFormat,
         options: &GenerateOptions,
-        no_additional_gids: bool,
+        flags: Flags,
         bytes: &[u8],
     ) -> Result<(), RefreshError> {
         let mut state = self.read()?;
@@ -243,12 +249,9 @@ impl StateLock {
                 format: format_name(format).into(),
                 vendor: options.vendor.clone(),
                 class: options.class.clone(),
-                device_name_strategy: options
-                    .strategies
-                    .iter()
-                    .map(|s| strategy_name(*s).into())
-                    .collect(),
-                no_additional_gids,
+                device_name_strategy: options.strategies.iter().map(|s| s.name().into()).collect(),
+                no_additional_gids: flags.no_additional_gids,
+                no_hooks: flags.no_hooks,
                 written: digest(bytes),
             },
         );
@@ -267,7 +270,7 @@ pub fn write_and_record(
     spec: &Path,
     format: SpecFormat,
     options: &GenerateOptions,
-    no_additional_gids: bool,
+    flags: Flags,
     text: &str,
 ) -> Result<(), RefreshError> {
     let spec = absolute(spec)?;
@@ -283,7 +286,7 @@ pub fn write_and_record(
     let guard = lock(&state_path).map_err(not_recorded).ok();
     atomic_file::write_atomic(&spec, text.as_bytes()).map_err(io("write", &spec))?;
     if let Some(guard) = guard {
-        if let Err(e) = guard.record(&spec, format, options, no_additional_gids, text.as_bytes()) {
+        if let Err(e) = guard.record(&spec, format, options, flags, text.as_bytes()) {
             not_recorded(e);
         }
     }
@@ -304,14 +307,17 @@ fn previous_copy(state_path: &Path, spec: &str) -> PathBuf {
         .join(name)
 }
 
-/// The options `r` was generated with; `user_access` is the config's
-/// `[devices] user-access` now (what `cdi generate` would read).
+/// The options `r` was generated with; `config` is the config file now
+/// (what `cdi generate` would read: `[devices] user-access`, `[cdi] hooks`
+/// and the hook's path and environment).
 fn options_of(
     state_path: &Path,
     spec: &str,
     r: &Record,
-    user_access: &[NodeKind],
+    config: &Config,
+    config_path: &Path,
 ) -> Result<GenerateOptions, RefreshError> {
+    let user_access = &config.devices.user_access;
     let mut strategies = Vec::new();
     for s in &r.device_name_strategy {
         let parsed = s
@@ -334,6 +340,11 @@ fn options_of(
         } else {
             user_access.to_vec()
         },
+        hook: crate::cdi_cmd::hook_options(config, config_path, r.no_hooks || !config.cdi.hooks)
+            .map_err(|e| RefreshError::Hook {
+                spec: spec.into(),
+                reason: e.to_string(),
+            })?,
     })
 }
 
@@ -351,7 +362,8 @@ fn refresh_one(
     spec: &str,
     record: &mut Record,
     inventory: &Inventory,
-    user_access: &[NodeKind],
+    config: &Config,
+    config_path: &Path,
 ) -> RefreshOutcome {
     let path = Path::new(spec);
     let current = match std::fs::read(path) {
@@ -367,7 +379,7 @@ fn refresh_one(
              something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
         ));
     }
-    let options = match options_of(state_path, spec, record, user_access) {
+    let options = match options_of(state_path, spec, record, config, config_path) {
         Ok(o) => o,
         Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
     };
@@ -417,7 +429,8 @@ pub fn run() -> Result<ExitCode, CliError> {
         println!("No CDI spec generated by amd-ctk is recorded: nothing to refresh");
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::load(&Config::default_path())?;
+    let config_path = Config::default_path();
+    let config = Config::load(&config_path)?;
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
         let kept: Vec<&str> = state.specs.keys().map(String::as_str).collect();
@@ -430,13 +443,7 @@ pub fn run() -> Result<ExitCode, CliError> {
     let mut failed = false;
     let mut forget = Vec::new();
     for (spec, record) in state.specs.iter_mut() {
-        match refresh_one(
-            &state_path,
-            spec,
-            record,
-            &inventory,
-            &config.devices.user_access,
-        ) {
+        match refresh_one(&state_path, spec, record, &inventory, &config, &config_path) {
             RefreshOutcome::Refreshed(n) => println!(
                 "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
                 inventory.gpus.len()
@@ -467,6 +474,7 @@ pub fn run() -> Result<ExitCode, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amd_container_common::access::NodeKind;
 
     #[test]
     fn digest_is_fnv1a_64() {
@@ -499,19 +507,38 @@ mod tests {
             class: "gpu".into(),
             device_name_strategy: vec!["index".into()],
             no_additional_gids,
+            no_hooks: no_additional_gids,
             written: digest(b""),
         };
-        let config = NodeKind::default_user_access();
+        let config = Config::default();
         let state = Path::new("/s.json");
-        let o = options_of(state, "/etc/cdi/amd.json", &record(true), &config).unwrap();
+        let cp = Path::new(amd_container_common::config::DEFAULT_PATH);
+        let o = options_of(state, "/etc/cdi/amd.json", &record(true), &config, cp).unwrap();
         assert!(o.user_access.is_empty());
-        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &config).unwrap();
-        assert_eq!(o.user_access, config);
+        assert!(o.hook.is_none());
+        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &config, cp).unwrap();
+        assert_eq!(o.user_access, NodeKind::default_user_access());
+        assert_eq!(
+            o.strategies,
+            [NameStrategy::Index],
+            "the record's strategy is kept"
+        );
+        assert_eq!(
+            o.hook.map(|h| h.path),
+            Some("/usr/bin/amd-container-hook".to_string())
+        );
+        let plain = Config {
+            cdi: amd_container_common::config::CdiConfig { hooks: false },
+            ..Config::default()
+        };
+        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &plain, cp).unwrap();
+        assert!(o.hook.is_none(), "[cdi] hooks = false");
         let old: Record = serde_json::from_str(
             r#"{"format": "json", "vendor": "amd.com", "class": "gpu",
                 "device-name-strategy": ["index"], "written": "0x0"}"#,
         )
         .unwrap();
         assert!(!old.no_additional_gids);
+        assert!(!old.no_hooks);
     }
 }

@@ -9,7 +9,9 @@
 //! the log file or libudev. Errors are reported once, here, on stderr (and in
 //! the log file once a request was seen); the return value is the exit status.
 
-use crate::{container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE};
+use crate::{
+    cdi_stage, container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE,
+};
 use amd_container_common::config::{Config, ConfigError};
 use amd_container_common::hardware::{scan, Detail, DiscoveryError};
 use amd_container_common::request::{find_request, Request, RequestError};
@@ -37,6 +39,14 @@ enum HookError {
     Inject(#[from] inject::InjectError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),
+    #[error(transparent)]
+    Cdi(#[from] cdi_stage::CdiStageError),
+    #[error("{name}={value}: {source}")]
+    NoGpuFor {
+        name: String,
+        value: String,
+        source: amd_container_common::hardware::NoGpuError,
+    },
     #[error("cannot read stdin: {0}")]
     Stdin(std::io::Error),
     #[error("the config on stdin is not JSON: {0}")]
@@ -79,6 +89,13 @@ fn check_policy(
 pub fn run(args: &Args) -> u8 {
     logging::init();
     let result = match args.stage {
+        Some(Stage::Prestart | Stage::CreateRuntime) if args.cdi => {
+            read_stdin().and_then(|input| Ok(cdi_stage::run(&args.config, &input)?))
+        }
+        Some(Stage::Poststop) if args.cdi => read_stdin().and_then(|input| {
+            let state = container::read_state(&input)?;
+            Ok(cdi_stage::release(&args.config, &state)?)
+        }),
         Some(Stage::Prestart | Stage::CreateRuntime) => {
             read_stdin().and_then(|input| live(&args.config, &input))
         }
@@ -115,6 +132,20 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
         return Err(HookError::SwarmVariable(swarm.clone()));
     }
     Ok(config)
+}
+
+/// A request for GPUs (`all` or any selector; not `none`, not `void`) on a
+/// host without any fails the start with the reason (driver not loaded, or
+/// no GPU), rather than starting a container without its GPUs.
+fn require_gpus_for(
+    var: &amd_container_common::request::RequestVar,
+    gpus: &amd_container_common::Inventory,
+) -> Result<(), HookError> {
+    amd_container_common::hardware::require_gpus(gpus).map_err(|e| HookError::NoGpuFor {
+        name: var.name.to_string(),
+        value: var.value.to_string(),
+        source: e,
+    })
 }
 
 /// Discovery reads what resolving `request` needs, nothing for the log;
@@ -163,6 +194,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     check_policy(&config, config_path, &var, spec.has_sys_admin_bounding())?;
     // The order first (sysfs), then libudev for the selected GPUs' nodes only.
     let scan = scan(detail_for(&request, &config))?;
+    require_gpus_for(&var, scan.gpus())?;
     let selection = request.resolve(&var, scan.gpus())?;
     let inventory = scan.with_nodes(&selection.0)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
@@ -258,6 +290,9 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
                         check_policy(&config, config_path, &var, privileged)?;
                     }
                     let scan = scan(detail_for(&request, &config))?;
+                    if request != Request::NoGpus {
+                        require_gpus_for(&var, scan.gpus())?;
+                    }
                     let selection = request.resolve(&var, scan.gpus())?;
                     let inventory = scan.with_nodes(&selection.0)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 pub enum ShimError {
     #[error(transparent)]
     Config(#[from] amd_container_common::config::ConfigError),
-    #[error("runtime.hook-env: {entry:?} is not of the form NAME=VALUE")]
-    HookEnv { entry: String },
+    #[error(transparent)]
+    HookEnv(#[from] amd_container_common::config::HookEnvError),
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     #[error("{}: not valid JSON: {source}", path.display())]
@@ -103,19 +103,9 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
         return Ok(());
     }
-    let mut env = spec::hook_env(&config.runtime.hook_env)?;
     // The hook must read the same config file as the runtime that registers
     // it (log file, Swarm variable), also when that is not the default one.
-    let named = |e: &String| e.starts_with(&format!("{}=", amd_container_common::config::PATH_ENV));
-    if config_path != Path::new(amd_container_common::config::DEFAULT_PATH)
-        && !env.iter().any(named)
-    {
-        env.push(format!(
-            "{}={}",
-            amd_container_common::config::PATH_ENV,
-            config_path.display()
-        ));
-    }
+    let env = config.runtime.hook_env(config_path)?;
     let hook = spec::hook_entry(
         &config.runtime.hook_path.to_string_lossy(),
         config.runtime.hook_timeout,
