@@ -49,9 +49,12 @@ const DAEMON_JSON: &str = r#"{
 }
 "#;
 
-fn amd_ctk(args: &[&str]) -> String {
+/// amd-ctk, keeping its record of Docker's features.cdi in `record` (the
+/// test's, never the host's).
+fn amd_ctk(args: &[&str], record: &std::path::Path) -> String {
     let out = Command::new(bin("amd-ctk"))
         .args(args)
+        .env("AMD_CTK_DOCKER_CDI_STATE", record)
         .output()
         .expect("amd-ctk runs");
     assert!(
@@ -79,7 +82,7 @@ fn configure(d: &Dockerd, extra: &[&str]) -> String {
         &runtime,
     ];
     args.extend_from_slice(extra);
-    amd_ctk(&args)
+    amd_ctk(&args, &d.work.join("docker-cdi.json"))
 }
 
 /// A daemon on mi300x-8, configured with the `amd` runtime, started, with

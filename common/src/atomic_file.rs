@@ -92,6 +92,25 @@ pub fn stage(path: &Path, contents: &[u8]) -> std::io::Result<Staged> {
 /// [`stage`], with the identity of the file `like` (for a backup: the
 /// original's), or of a new file if `like` does not exist.
 pub fn stage_like(path: &Path, contents: &[u8], like: &Path) -> std::io::Result<Staged> {
+    stage_with(path, contents, like, NEW_FILE_MODE, 0o7777)
+}
+
+/// [`stage`] for a file only its owner may read (the toolkit's own state):
+/// a new file gets mode 0600, an existing one keeps its owner, group and
+/// extended attributes but loses every group and other permission.
+pub fn stage_private(path: &Path, contents: &[u8]) -> std::io::Result<Staged> {
+    stage_with(path, contents, path, 0o600, 0o7700)
+}
+
+/// `new_mode`: the mode of a file that did not exist; `keep`: the mode bits
+/// of an existing `like` that the new file keeps.
+fn stage_with(
+    path: &Path,
+    contents: &[u8],
+    like: &Path,
+    new_mode: u32,
+    keep: u32,
+) -> std::io::Result<Staged> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir)?;
     let old = match fs::metadata(like) {
@@ -107,8 +126,13 @@ pub fn stage_like(path: &Path, contents: &[u8], like: &Path) -> std::io::Result<
         committed: false,
     };
     match &old {
-        Some(meta) => copy_identity(like, meta, &f)?,
-        None => f.set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))?,
+        Some(meta) => {
+            copy_identity(like, meta, &f)?;
+            if meta.mode() & 0o7777 & !keep != 0 {
+                f.set_permissions(fs::Permissions::from_mode(meta.mode() & keep))?;
+            }
+        }
+        None => f.set_permissions(fs::Permissions::from_mode(new_mode))?,
     }
     f.write_all(contents)?;
     f.sync_all()?;
@@ -256,6 +280,23 @@ mod tests {
                 b"v1".to_vec()
             );
         }
+    }
+
+    #[test]
+    fn private_files_are_0600_and_loose_ones_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        stage_private(&path, b"1").unwrap().commit().unwrap();
+        let mode = || fs::metadata(&path).unwrap().mode() & 0o7777;
+        assert_eq!(mode(), 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        stage_private(&path, b"2").unwrap().commit().unwrap();
+        assert_eq!(mode(), 0o600, "an older 0644 file is tightened");
+        assert_eq!(fs::read(&path).unwrap(), b"2");
+        // The control: the plain writer keeps 0644.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&path, b"3").unwrap();
+        assert_eq!(mode(), 0o644);
     }
 
     fn nix_is_root() -> bool {

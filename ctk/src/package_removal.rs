@@ -5,15 +5,18 @@
 //! Contract: takes back only entries and files this toolkit writes, and only
 //! when they are recognisably ours:
 //! - Docker: `runtimes.amd` whose `path` names `amd-container-runtime`, and
-//!   `"default-runtime": "amd"` with it (through `runtime configure --remove`,
-//!   so the same locked, atomic, backed-up edit); a `runtimes.amd` pointing
-//!   elsewhere, `features.cdi`, other runtimes and keys are left alone.
+//!   `"default-runtime": "amd"` with it, and `features.cdi` where amd-ctk's
+//!   record says it set it and it still holds that `true` (through `runtime
+//!   configure --remove`, so the same locked, atomic, backed-up edit, the
+//!   record updated with it); a `runtimes.amd` pointing elsewhere, an
+//!   admin's `features.cdi`, other runtimes and keys are left alone.
 //! - Podman / CRI-O: our hooks JSON (either variant) in the default hooks
 //!   directories and in those our CRI-O drop-in names, when its hook is
 //!   `amd-container-hook`; then our CRI-O drop-in (recognised by its header).
 //!
 //! CDI specs, the config file and anything unparsable are never touched.
-//! `--root DIR` prefixes every path (tests). Exit 1 when a step failed; the
+//! `--root DIR` prefixes every path (tests; `$AMD_CTK_DOCKER_CDI_STATE`
+//! still names the record). Exit 1 when a step failed; the
 //! other steps still run.
 
 use crate::runtime_configure::{self, ConfigureError};
@@ -23,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const DOCKER_CONFIG: &str = "/etc/docker/daemon.json";
-const RUNTIME_BINARY: &str = "amd-container-runtime";
 const HOOK_BINARY: &str = "amd-container-hook";
 const HOOKS_DIRS: &[&str] = &[
     "/usr/share/containers/oci/hooks.d",
@@ -79,28 +81,18 @@ fn names_binary(path: Option<&str>, binary: &str) -> bool {
     path.is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == binary))
 }
 
-/// `runtimes.amd` of daemon.json, when it runs our runtime entry.
+/// daemon.json: `runtimes.amd` when it runs our runtime, `default-runtime`
+/// with it, and `features.cdi` when the record says amd-ctk set it.
 fn docker(root: &Path) -> Result<(), RemovalError> {
     let path = under(root, DOCKER_CONFIG);
     let Some(bytes) = read_if_exists(&path)? else {
         return Ok(());
     };
-    let Ok(doc) = serde_json::from_slice::<Value>(&bytes) else {
+    if serde_json::from_slice::<Value>(&bytes).is_err() {
         println!("{}: not JSON; left as it is", path.display());
         return Ok(());
-    };
-    let Some(amd) = doc.pointer("/runtimes/amd") else {
-        return Ok(());
-    };
-    if !names_binary(amd.get("path").and_then(Value::as_str), RUNTIME_BINARY) {
-        println!(
-            "{}: runtimes.amd runs {}, not {RUNTIME_BINARY}; left as it is",
-            path.display(),
-            amd.get("path").unwrap_or(&Value::Null)
-        );
-        return Ok(());
     }
-    runtime_configure::remove_docker_entry(&path)?;
+    runtime_configure::remove_docker_entry(&path, root)?;
     Ok(())
 }
 
@@ -220,16 +212,5 @@ mod tests {
         let other = br#"{"hook": {"path": "/usr/bin/other-hook", "args": ["other-hook"]}}"#;
         assert!(!our_hook_json(other));
         assert!(!our_hook_json(b"not json"));
-    }
-
-    #[test]
-    fn docker_entry_is_ours_by_binary_name() {
-        assert!(names_binary(Some("amd-container-runtime"), RUNTIME_BINARY));
-        assert!(names_binary(
-            Some("/usr/bin/amd-container-runtime"),
-            RUNTIME_BINARY
-        ));
-        assert!(!names_binary(Some("/usr/bin/runc"), RUNTIME_BINARY));
-        assert!(!names_binary(None, RUNTIME_BINARY));
     }
 }

@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
@@ -61,8 +61,23 @@ impl Drop for Dir {
     }
 }
 
+/// The record of Docker's features.cdi this process's runs share (never the
+/// host's /var/lib/amd-container-toolkit).
+fn record() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("amd-ctk-safety-record-{}", std::process::id()))
+        .join("docker-cdi.json")
+}
+
+/// amd-ctk with [`record`] as its record.
+fn cmd() -> Command {
+    let mut c = Command::new(CTK);
+    c.env("AMD_CTK_DOCKER_CDI_STATE", record());
+    c
+}
+
 fn ctk(args: &[&str]) -> Output {
-    Command::new(CTK).args(args).output().unwrap()
+    cmd().args(args).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -325,6 +340,7 @@ fn in_mount_ns(d: &Dir, script: &str) -> Option<Output> {
         Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", script])
             .env("CTK", CTK)
+            .env("AMD_CTK_DOCKER_CDI_STATE", record())
             .env("D", d.0.path())
             .output()
             .unwrap(),
@@ -395,4 +411,170 @@ fn failed_write_leaves_no_backup_and_no_temp_file() {
         .collect();
     assert_eq!(listing, ["daemon.json", "fill"], "{so}");
     assert!(so.ends_with("{\"debug\": true}\n"), "{so}");
+}
+
+/// amd-ctk with its own record of Docker's features.cdi; (status, stdout, stderr).
+fn with_record(record: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(CTK)
+        .env("AMD_CTK_DOCKER_CDI_STATE", record)
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+/// Docker's CDI switch: on by default, merged into the admin's `features`;
+/// `--remove` takes it back only where the record says amd-ctk set it and it
+/// still holds amd-ctk's `true`; an admin's `false` is kept unless `--cdi`.
+#[test]
+fn docker_features_cdi_is_taken_back_only_if_ours() {
+    use serde_json::json;
+    let d = Dir::new("docker-cdi");
+    let rec = d.p("state/docker-cdi.json");
+    let f = d.p("daemon.json");
+    let fs_ = d.s("daemon.json");
+    let run = |args: &[&str]| {
+        let (ok, out, err) = with_record(
+            &rec,
+            &[&["runtime", "configure", "--config", &fs_], args].concat(),
+        );
+        assert!(ok, "{args:?}: {err}");
+        out
+    };
+    // Ours: set, recorded (record 0600 in a new 0700 directory), taken back.
+    let admins = json!({"log-level": "warn", "features": {"buildkit": true}});
+    fs::write(&f, admins.to_string()).unwrap();
+    let out = run(&[]);
+    assert!(out.contains("set features.cdi = true"), "{out}");
+    assert_eq!(
+        read_json(&f)["features"],
+        json!({"buildkit": true, "cdi": true})
+    );
+    let key = fs::canonicalize(&f).unwrap().display().to_string();
+    assert_eq!(
+        read_json(&rec)["features-cdi"][&key],
+        json!({"created-features": false})
+    );
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&rec), 0o600);
+    assert_eq!(mode(&d.p("state/docker-cdi.json.lock")), 0o600);
+    assert_eq!(mode(&d.p("state")), 0o700);
+    let out = run(&["--remove"]);
+    assert!(
+        out.contains("removed features.cdi (amd-ctk had set it)"),
+        "{out}"
+    );
+    assert_eq!(read_json(&f), admins);
+    assert!(!rec.exists(), "a record without entries is deleted");
+
+    // The control: the admin's own `true` (no record) stays, and is said to.
+    let theirs = json!({"features": {"cdi": true}});
+    fs::write(&f, theirs.to_string()).unwrap();
+    run(&[]);
+    assert!(!rec.exists(), "nothing of ours to record");
+    let out = run(&["--remove"]);
+    assert!(
+        out.contains("left features.cdi = true: not set by amd-ctk"),
+        "{out}"
+    );
+    assert_eq!(read_json(&f), theirs);
+
+    // Ours, then changed by the admin: left, and forgotten.
+    fs::write(&f, "{}").unwrap();
+    run(&[]);
+    let mut changed = read_json(&f);
+    changed["features"]["cdi"] = json!(false);
+    fs::write(&f, changed.to_string()).unwrap();
+    let out = run(&["--remove"]);
+    assert!(out.contains("changed since amd-ctk set it"), "{out}");
+    assert_eq!(read_json(&f)["features"], json!({"cdi": false}));
+    assert!(!rec.exists());
+
+    // The admin's false: kept with a note naming --cdi; --cdi replaces it and
+    // --remove puts it back; --no-cdi neither sets nor takes back.
+    let off = json!({"features": {"cdi": false, "buildkit": true}});
+    fs::write(&f, off.to_string()).unwrap();
+    let out = run(&[]);
+    assert!(
+        out.contains("left features.cdi = false: an admin's setting, kept"),
+        "{out}"
+    );
+    assert!(out.contains("--cdi"), "{out}");
+    assert_eq!(read_json(&f)["features"], off["features"]);
+    let out = run(&["--cdi"]);
+    assert!(out.contains("set features.cdi = true (was false"), "{out}");
+    assert_eq!(
+        read_json(&rec)["features-cdi"][&key],
+        json!({"was": false, "created-features": false})
+    );
+    run(&["--remove", "--no-cdi"]);
+    assert_eq!(
+        read_json(&f)["features"]["cdi"],
+        json!(true),
+        "--no-cdi keeps it"
+    );
+    run(&["--remove"]);
+    assert_eq!(read_json(&f), off);
+    fs::write(&f, "{}").unwrap();
+    run(&["--no-cdi"]);
+    assert_eq!(read_json(&f).get("features"), None);
+    assert!(!rec.exists());
+}
+
+/// The record is part of the run: one that does not parse stops it before
+/// daemon.json changes; one that cannot be written takes the daemon.json
+/// edit back (no backup left).
+#[test]
+fn docker_cdi_record_failures_change_nothing() {
+    let d = Dir::new("docker-cdi-record");
+    let rec = d.p("docker-cdi.json");
+    let f = d.p("daemon.json");
+    let fs_ = d.s("daemon.json");
+    fs::write(&f, "{\"debug\": true}\n").unwrap();
+    fs::write(&rec, "{\"not\": \"ours\"}").unwrap();
+    let (ok, _, err) = with_record(&rec, &["runtime", "configure", "--config", &fs_]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("{}: not a record amd-ctk wrote", rec.display())),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&f).unwrap(), "{\"debug\": true}\n");
+    assert_eq!(fs::read_to_string(&rec).unwrap(), "{\"not\": \"ours\"}");
+    // --no-cdi does not need the record.
+    let (ok, _, err) = with_record(
+        &rec,
+        &["runtime", "configure", "--config", &fs_, "--no-cdi"],
+    );
+    assert!(ok, "{err}");
+    fs::write(&f, "{\"debug\": true}\n").unwrap();
+    fs::remove_file(d.p("daemon.json.bak")).unwrap();
+
+    if !root_or_skip("chattr +i") {
+        return;
+    }
+    fs::write(
+        &rec,
+        "{\"version\": 1, \"features-cdi\": {\"/x/daemon.json\": {}}}\n",
+    )
+    .unwrap();
+    let chattr = Command::new("chattr").arg("+i").arg(&rec).output();
+    if !chattr.is_ok_and(|o| o.status.success()) {
+        assert!(!in_ci(), "chattr +i failed on {}", rec.display());
+        eprintln!("note: skipped, chattr +i is not supported here");
+        return;
+    }
+    let (ok, _, err) = with_record(&rec, &["runtime", "configure", "--config", &fs_]);
+    let _ = Command::new("chattr").arg("-i").arg(&rec).output();
+    assert!(!ok);
+    assert!(err.contains("immutable (chattr +i)"), "{err}");
+    assert_eq!(fs::read_to_string(&f).unwrap(), "{\"debug\": true}\n");
+    assert_eq!(
+        d.names(""),
+        ["daemon.json", "docker-cdi.json", "docker-cdi.json.lock"],
+        "the daemon.json backup of the taken-back run is gone"
+    );
 }

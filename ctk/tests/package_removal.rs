@@ -1,7 +1,8 @@
 //! `amd-ctk package-removal`, what the deb's prerm and the rpm's %preun run:
 //! on a tree configured by `amd-ctk runtime configure` as an admin would, it
-//! takes back exactly our Docker entry and default, our hooks JSON and our
-//! CRI-O drop-in, and nothing that is not recognisably ours.
+//! takes back exactly our Docker entry and default, the features.cdi its
+//! record says it set, our hooks JSON and our CRI-O drop-in, and nothing that
+//! is not recognisably ours.
 
 use serde_json::{json, Value};
 use std::fs;
@@ -19,7 +20,16 @@ fn root(name: &str) -> PathBuf {
 }
 
 fn ctk(args: &[&str]) -> Output {
-    let out = Command::new(CTK).args(args).output().unwrap();
+    ctk_env(args, &[])
+}
+
+fn ctk_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let out = Command::new(CTK)
+        .args(args)
+        .env_remove("AMD_CTK_DOCKER_CDI_STATE")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -38,17 +48,27 @@ fn takes_back_our_docker_entry_hooks_and_drop_in_only() {
     let s = |p: &str| r.join(p.trim_start_matches('/'));
     let daemon = s("/etc/docker/daemon.json");
     fs::create_dir_all(daemon.parent().unwrap()).unwrap();
-    let before = json!({"log-level": "warn", "runtimes": {"other": {"path": "/usr/bin/other"}}, "features": {"cdi": true}});
+    let before = json!({"log-level": "warn", "runtimes": {"other": {"path": "/usr/bin/other"}}, "features": {"buildkit": true}});
     fs::write(&daemon, serde_json::to_vec_pretty(&before).unwrap()).unwrap();
     let d = daemon.to_str().unwrap();
-    ctk(&[
-        "runtime",
-        "configure",
-        "--config-path",
-        d,
-        "--amd-set-as-default",
-    ]);
+    // The record where package-removal --root looks for it.
+    let record = s("/var/lib/amd-container-toolkit/docker-cdi.json");
+    ctk_env(
+        &[
+            "runtime",
+            "configure",
+            "--config-path",
+            d,
+            "--amd-set-as-default",
+        ],
+        &[("AMD_CTK_DOCKER_CDI_STATE", &record)],
+    );
     assert_eq!(json(&daemon)["default-runtime"], "amd");
+    assert_eq!(
+        json(&daemon)["features"],
+        json!({"buildkit": true, "cdi": true})
+    );
+    assert!(record.exists());
     let share = s("/usr/share/containers/oci/hooks.d");
     let custom = s("/srv/hooks");
     let drop_in = s("/etc/crio/crio.conf.d/99-amd-container-toolkit.conf");
@@ -100,6 +120,8 @@ fn takes_back_our_docker_entry_hooks_and_drop_in_only() {
     let report = String::from_utf8_lossy(&out.stdout);
 
     assert_eq!(json(&daemon), before, "{report}");
+    assert!(report.contains("removed features.cdi"), "{report}");
+    assert!(!record.exists(), "{report}");
     assert!(
         !share.join("amd-container-toolkit-precreate.json").exists(),
         "{report}"
@@ -131,11 +153,17 @@ fn a_docker_amd_runtime_that_is_not_ours_stays() {
     let r = root("foreign");
     let daemon = r.join("etc/docker/daemon.json");
     fs::create_dir_all(daemon.parent().unwrap()).unwrap();
-    let theirs = json!({"default-runtime": "amd", "runtimes": {"amd": {"path": "/opt/vendor/bin/amd-runc"}}});
+    // Another vendor's runtime `amd`, and the admin's own features.cdi (no record).
+    let theirs = json!({"default-runtime": "amd", "runtimes": {"amd": {"path": "/opt/vendor/bin/amd-runc"}}, "features": {"cdi": true}});
     fs::write(&daemon, theirs.to_string()).unwrap();
     let out = ctk(&["package-removal", "--root", r.to_str().unwrap()]);
     assert_eq!(json(&daemon), theirs);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("left as it is"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("left runtimes.amd: not ours"), "{report}");
+    assert!(
+        report.contains("left features.cdi = true: not set by amd-ctk"),
+        "{report}"
+    );
     // Unparsable: untouched, byte for byte.
     fs::write(&daemon, b"{ not json").unwrap();
     ctk(&["package-removal", "--root", r.to_str().unwrap()]);

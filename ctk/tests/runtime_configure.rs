@@ -36,8 +36,23 @@ impl Dir {
     }
 }
 
+/// The record of Docker's features.cdi this process's runs share (never the
+/// host's /var/lib/amd-container-toolkit).
+fn record() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("amd-ctk-rc-record-{}", std::process::id()))
+        .join("docker-cdi.json")
+}
+
+/// amd-ctk with [`record`] as its record.
+fn cmd() -> Command {
+    let mut c = Command::new(CTK);
+    c.env("AMD_CTK_DOCKER_CDI_STATE", record());
+    c
+}
+
 fn ctk(args: &[&str]) -> Output {
-    Command::new(CTK).args(args).output().unwrap()
+    cmd().args(args).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> (String, String) {
@@ -65,7 +80,8 @@ fn docker_configure_report_no_change_and_remove() {
     let d = Dir::new("docker");
     let f = d.p("etc/docker/daemon.json");
     let fs_ = f.to_str().unwrap();
-    // Missing file (and directory): created.
+    // Missing file (and directory): created, with Docker's CDI on (a restart
+    // applies that).
     let (out, _) = ok(&[
         "runtime",
         "configure",
@@ -78,13 +94,14 @@ fn docker_configure_report_no_change_and_remove() {
         out.contains("added runtimes.amd = {\"path\": \"amd-container-runtime\"}"),
         "{out}"
     );
+    assert!(out.contains("set features.cdi = true"), "{out}");
     assert!(
-        out.contains("kill -HUP $(cat /var/run/docker.pid)"),
+        out.contains("To apply: systemctl restart docker\n"),
         "{out}"
     );
     assert_eq!(
         json(&f),
-        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}})
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true}})
     );
     assert_eq!(
         d.names("etc/docker"),
@@ -103,7 +120,7 @@ fn docker_configure_report_no_change_and_remove() {
     ]);
     assert_eq!(out.trim(), format!("{fs_}: no change"));
     assert_eq!(fs::metadata(&f).unwrap().modified().unwrap(), mtime);
-    // The legacy spelling and upstream's flag name; --cdi needs a restart.
+    // The legacy spelling and upstream's flag name; --cdi: already on.
     let (out, _) = ok(&[
         "configure",
         "runtime",
@@ -113,25 +130,32 @@ fn docker_configure_report_no_change_and_remove() {
         "--cdi",
     ]);
     assert!(out.contains("set default-runtime = \"amd\""), "{out}");
-    assert!(out.contains("set features.cdi = true"), "{out}");
+    assert!(!out.contains("features.cdi"), "{out}");
     assert!(out.contains("saved as"), "{out}");
-    assert!(
-        out.contains("To apply: systemctl restart docker\n"),
-        "{out}"
-    );
     assert_eq!(
         json(&f),
-        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd", "features": {"cdi": true}})
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true}, "default-runtime": "amd"})
     );
     assert_eq!(d.names("etc/docker"), ["daemon.json", "daemon.json.bak"]);
-    let (out, _) = ok(&["runtime", "configure", "--config", fs_, "--remove", "--cdi"]);
+    let (out, _) = ok(&["runtime", "configure", "--config", fs_, "--remove"]);
     assert!(out.contains("removed runtimes.amd"), "{out}");
+    assert!(out.contains("removed features.cdi"), "{out}");
     // Docker's SIGHUP reload ignores keys that are gone: a restart is needed.
     assert!(
         out.ends_with("To apply: systemctl restart docker\n"),
         "{out}"
     );
     assert_eq!(json(&f), json!({}));
+    // --no-cdi: the runtime alone, which a SIGHUP applies.
+    let (out, _) = ok(&["runtime", "configure", "--config", fs_, "--no-cdi"]);
+    assert!(
+        out.contains("kill -HUP $(cat /var/run/docker.pid)"),
+        "{out}"
+    );
+    assert_eq!(
+        json(&f),
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}})
+    );
 }
 
 #[test]
@@ -172,7 +196,7 @@ fn dry_run_prints_the_file_and_changes_nothing() {
     ]);
     assert_eq!(
         out,
-        "{\n  \"debug\": true,\n  \"runtimes\": {\n    \"amd\": {\n      \"path\": \"amd-container-runtime\"\n    }\n  },\n  \"default-runtime\": \"amd\"\n}\n"
+        "{\n  \"debug\": true,\n  \"runtimes\": {\n    \"amd\": {\n      \"path\": \"amd-container-runtime\"\n    }\n  },\n  \"default-runtime\": \"amd\",\n  \"features\": {\n    \"cdi\": true\n  }\n}\n"
     );
     assert!(err.contains("(dry run, not written)"), "{err}");
     assert_eq!(fs::read_to_string(&f).unwrap(), text);
@@ -217,11 +241,11 @@ fn concurrent_processes_keep_both_edits() {
         fs::create_dir_all(f.parent().unwrap()).unwrap();
         fs::write(&f, "{\"log-level\": \"warn\", \"runtimes\": {\"nvidia\": {\"path\": \"nvidia-container-runtime\"}}}").unwrap();
         let fs_ = f.to_str().unwrap();
-        let a = Command::new(CTK)
+        let a = cmd()
             .args(["runtime", "configure", "--config", fs_, "--cdi"])
             .spawn()
             .unwrap();
-        let b = Command::new(CTK)
+        let b = cmd()
             .args(["runtime", "configure", "--config", fs_, "--set-as-default"])
             .spawn()
             .unwrap();
@@ -257,7 +281,7 @@ fn a_stuck_lock_holder_is_named_after_the_timeout() {
     // SAFETY: flock on a descriptor this test owns; released when it closes.
     assert_eq!(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) }, 0);
     let start = std::time::Instant::now();
-    let out = Command::new(CTK)
+    let out = cmd()
         .args(["runtime", "configure", "--config", f.to_str().unwrap()])
         .env("AMD_CTK_LOCK_TIMEOUT", "1")
         .output()
@@ -477,6 +501,10 @@ fn options_that_do_not_apply_are_refused() {
             "--cdi does not apply to --runtime crio",
         ),
         (
+            &["runtime", "configure", "--runtime", "podman", "--no-cdi"],
+            "--no-cdi does not apply to --runtime podman",
+        ),
+        (
             &[
                 "runtime",
                 "configure",
@@ -557,7 +585,7 @@ fn upstream_flag_spellings() {
     assert!(out.contains("set default-runtime = \"amd\""), "{out}");
     assert_eq!(
         json(&f),
-        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd"})
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd", "features": {"cdi": true}})
     );
     let (out, _) = ok(&[
         "runtime",
@@ -569,7 +597,7 @@ fn upstream_flag_spellings() {
     assert!(out.contains("default-runtime"), "{out}");
     assert_eq!(
         json(&f),
-        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}})
+        json!({"runtimes": {"amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true}})
     );
     // Both spellings of one option conflict with --remove alike, and the help
     // names upstream's spellings.

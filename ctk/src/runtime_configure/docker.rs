@@ -1,14 +1,16 @@
 //! Docker: `/etc/docker/daemon.json`.
 //!
 //! Adds `runtimes.amd = {"path": "amd-container-runtime"}`, optionally
-//! `default-runtime: "amd"` and `features.cdi: true`; `--remove` takes away
-//! exactly those. Every other key, and the key order, survive.
+//! `default-runtime: "amd"`, and `features.cdi: true` unless `--no-cdi`
+//! (docker_cdi: its rules and the record that makes it ours); `--remove`
+//! takes away exactly those. Every other key, and the key order, survive.
 //!
 //! A `runtimes.amd` is ours when its `path` is amd-container-runtime (any
 //! directory) or the `--runtime-path` given. Anyone else's `runtimes.amd` is
 //! never replaced (configure is refused) nor removed (`--remove` leaves it,
 //! and a `default-runtime: "amd"` that names it, and says so).
 
+use super::docker_cdi::{self, Entry, Update};
 use super::file_edit::{Change, EditError};
 use super::ConfigureError;
 use super::{DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
@@ -37,12 +39,15 @@ fn indent_of(text: &str) -> String {
         .unwrap_or_else(|| "    ".to_string())
 }
 
-/// Plans the edit of daemon.json (`None`: the file does not exist).
+/// Plans the edit of daemon.json (`None`: the file does not exist);
+/// `recorded`: what the record says amd-ctk did to its features.cdi. Returns,
+/// with the change, what the record must learn.
 pub fn plan(
     current: Option<&[u8]>,
     edit: &Edit,
     path: &Path,
-) -> Result<(Change, EditReport), ConfigureError> {
+    recorded: Option<&Entry>,
+) -> Result<(Change, EditReport, Update), ConfigureError> {
     let text = match current {
         None => "",
         Some(b) => std::str::from_utf8(b).map_err(|e| ConfigureError::not_utf8(path, e))?,
@@ -59,13 +64,15 @@ pub fn plan(
         .as_object_mut()
         .ok_or_else(|| ConfigureError::shape(path, "the top level", "a JSON object"))?;
     let mut changes = EditReport::default();
-    if edit.remove {
+    let update = if edit.remove {
         remove(root, edit, path, &mut changes)?;
+        docker_cdi::take_back(root, edit, recorded, path, &mut changes)?
     } else {
         configure(root, edit, path, &mut changes)?;
-    }
+        docker_cdi::turn_on(root, edit, path, &mut changes)?
+    };
     if changes.lines.is_empty() {
-        return Ok((Change::Unchanged, changes));
+        return Ok((Change::Unchanged, changes, update));
     }
     let indent = indent_of(text);
     let mut out = Vec::new();
@@ -76,7 +83,7 @@ pub fn plan(
         source,
     })?;
     out.push(b'\n');
-    Ok((Change::Write(out), changes))
+    Ok((Change::Write(out), changes, update))
 }
 
 /// Whose `runtimes.amd` this is.
@@ -155,17 +162,6 @@ fn configure(
         }
         DefaultRuntime::Unset => unset_default(root, true, changes),
     }
-    if edit.cdi {
-        let features = root.entry("features").or_insert_with(|| json!({}));
-        let features = features
-            .as_object_mut()
-            .ok_or_else(|| not_object(path, "features"))?;
-        if features.get("cdi") != Some(&json!(true)) {
-            features.insert("cdi".into(), json!(true));
-            changes.lines.push("set features.cdi = true".into());
-            changes.needs_restart = true;
-        }
-    }
     Ok(())
 }
 
@@ -220,26 +216,13 @@ fn remove(
         }
     }
     unset_default(root, ours, changes);
-    if edit.cdi {
-        if let Some(features) = root.get_mut("features") {
-            let map = features
-                .as_object_mut()
-                .ok_or_else(|| not_object(path, "features"))?;
-            if map.shift_remove("cdi").is_some() {
-                changes.lines.push("removed features.cdi".into());
-                changes.needs_restart = true;
-            }
-            if map.is_empty() {
-                root.shift_remove("features");
-            }
-        }
-    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::file_edit::{self, testutil::TempDir, FileOutcome, Options};
+    use super::super::CdiSetting;
     use super::*;
     use std::fs;
 
@@ -247,20 +230,33 @@ mod tests {
 
     use super::super::test_edit::{edit, with};
 
-    /// Runs the plan on `input`; returns the new text (`None`: unchanged).
+    /// Runs the plan on `input` (no record); returns the new text (`None`: unchanged).
     fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {
-        match plan(input.map(str::as_bytes), e, Path::new(P)) {
-            Ok((Change::Write(b), c)) => {
+        run_recorded(input, e, None).map(|(t, _)| t)
+    }
+
+    /// [`run`] with what the record says; also returns the record's update.
+    fn run_recorded(
+        input: Option<&str>,
+        e: &Edit,
+        recorded: Option<&Entry>,
+    ) -> Result<(Option<String>, Update), String> {
+        let (change, c, update) = match plan(input.map(str::as_bytes), e, Path::new(P), recorded) {
+            Ok(r) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        let text = match change {
+            Change::Write(b) => {
                 assert!(!c.lines.is_empty());
-                Ok(Some(String::from_utf8(b).unwrap()))
+                Some(String::from_utf8(b).unwrap())
             }
-            Ok((Change::Unchanged, c)) => {
+            Change::Unchanged => {
                 assert!(c.lines.is_empty());
-                Ok(None)
+                None
             }
-            Ok((Change::Delete, _)) => unreachable!(),
-            Err(e) => Err(e.to_string()),
-        }
+            Change::Delete => unreachable!(),
+        };
+        Ok((text, update))
     }
 
     fn v(s: &str) -> Value {
@@ -298,7 +294,7 @@ mod tests {
             (
                 "existing features kept with --cdi",
                 Some(r#"{"features": {"buildkit": true, "containerd-snapshotter": false}}"#),
-                with(|e| e.cdi = true),
+                with(|e| e.cdi = CdiSetting::On),
                 Some(format!(
                     r#"{{"features": {{"buildkit": true, "containerd-snapshotter": false, "cdi": true}}, "runtimes": {{"amd": {amd}}}}}"#
                 )),
@@ -306,7 +302,7 @@ mod tests {
             (
                 "cdi false becomes true in place",
                 Some(r#"{"features": {"cdi": false, "buildkit": true}, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#),
-                with(|e| e.cdi = true),
+                with(|e| e.cdi = CdiSetting::On),
                 Some(r#"{"features": {"cdi": true, "buildkit": true}, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#.into()),
             ),
             (
@@ -334,7 +330,7 @@ mod tests {
                 Some(r#"{"runtimes": {"amd": {"path": "amd-container-runtime"}}, "default-runtime": "amd", "features": {"cdi": true}}"#),
                 with(|e| {
                     e.default = DefaultRuntime::Set;
-                    e.cdi = true
+                    e.cdi = CdiSetting::On
                 }),
                 None,
             ),
@@ -357,13 +353,27 @@ mod tests {
                 Some(r#"{"runtimes": {"nvidia": {"path": "n"}}, "features": {"cdi": true, "buildkit": true}}"#.into()),
             ),
             (
-                "--remove --cdi takes features.cdi too",
+                "--remove leaves a features.cdi amd-ctk has no record of",
                 Some(r#"{"runtimes": {"amd": {"path": "amd-container-runtime"}}, "features": {"cdi": true, "buildkit": true}}"#),
                 with(|e| {
                     e.remove = true;
-                    e.cdi = true
+                    e.cdi = CdiSetting::On
                 }),
-                Some(r#"{"features": {"buildkit": true}}"#.into()),
+                Some(r#"{"features": {"cdi": true, "buildkit": true}}"#.into()),
+            ),
+            (
+                "default: features.cdi turned on, merged",
+                Some(r#"{"features": {"buildkit": true}}"#),
+                with(|e| e.cdi = CdiSetting::Default),
+                Some(format!(
+                    r#"{{"features": {{"buildkit": true, "cdi": true}}, "runtimes": {{"amd": {amd}}}}}"#
+                )),
+            ),
+            (
+                "default: an admin's features.cdi false is kept",
+                Some(r#"{"features": {"cdi": false}, "runtimes": {"amd": {"path": "amd-container-runtime"}}}"#),
+                with(|e| e.cdi = CdiSetting::Default),
+                None,
             ),
             (
                 "--remove keeps another default runtime",
@@ -396,10 +406,11 @@ mod tests {
             with(|e| e.remove = true),
             with(|e| {
                 e.remove = true;
-                e.cdi = true
+                e.cdi = CdiSetting::On
             }),
         ] {
-            let (change, changes) = plan(Some(foreign.as_bytes()), &e, Path::new(P)).unwrap();
+            let (change, changes, _) =
+                plan(Some(foreign.as_bytes()), &e, Path::new(P), None).unwrap();
             assert_eq!(change, Change::Unchanged);
             assert_eq!(changes.kept.len(), 2, "{changes:?}");
             assert!(
@@ -491,7 +502,11 @@ mod tests {
             let err = run(Some(input), &edit()).unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
-        let err = run(Some(r#"{"features": 1}"#), &with(|e| e.cdi = true)).unwrap_err();
+        let err = run(
+            Some(r#"{"features": 1}"#),
+            &with(|e| e.cdi = CdiSetting::On),
+        )
+        .unwrap_err();
         assert!(err.contains("\"features\" is not a JSON object"), "{err}");
     }
 
@@ -524,26 +539,34 @@ mod tests {
             r#"{}"#,
         ];
         for original in originals {
-            for cdi in [false, true] {
-                let configured = run(
+            for cdi in [CdiSetting::Leave, CdiSetting::Default, CdiSetting::On] {
+                let (configured, update) = run_recorded(
                     Some(original),
                     &with(|e| {
                         e.default = DefaultRuntime::Keep;
                         e.cdi = cdi
                     }),
+                    None,
                 )
-                .unwrap()
                 .unwrap();
-                let removed = run(
+                let configured = configured.unwrap();
+                let recorded = match update {
+                    Update::Set(entry) => Some(entry),
+                    Update::Keep => None,
+                    Update::Forget => unreachable!(),
+                };
+                assert_eq!(recorded.is_some(), cdi != CdiSetting::Leave, "{cdi:?}");
+                let (removed, _) = run_recorded(
                     Some(&configured),
                     &with(|e| {
                         e.remove = true;
-                        e.cdi = cdi
+                        e.cdi = CdiSetting::Default
                     }),
+                    recorded.as_ref(),
                 )
-                .unwrap()
                 .unwrap();
-                assert_eq!(v(&removed), v(original), "{original} cdi={cdi}");
+                let removed = removed.unwrap();
+                assert_eq!(v(&removed), v(original), "{original} cdi={cdi:?}");
                 assert_eq!(keys(&removed), keys(original));
             }
         }
@@ -562,8 +585,12 @@ mod tests {
         let opts = Options {
             dry_run: false,
             backup: true,
+            private: false,
         };
-        file_edit::apply(path, opts, |cur| plan(cur, e, path)).map(|(o, _)| o)
+        file_edit::apply(path, opts, |cur| {
+            plan(cur, e, path, None).map(|(c, r, _)| (c, r))
+        })
+        .map(|(o, _)| o)
     }
 
     #[test]
@@ -599,7 +626,7 @@ mod tests {
             let f = d.path().join("daemon.json");
             fs::write(&f, "{\"debug\": true}\n").unwrap();
             let edits = [
-                with(|e| e.cdi = true),
+                with(|e| e.cdi = CdiSetting::On),
                 with(|e| e.default = DefaultRuntime::Set),
             ];
             std::thread::scope(|s| {
@@ -611,10 +638,11 @@ mod tests {
                             Options {
                                 dry_run: false,
                                 backup: true,
+                                private: false,
                             },
                             |cur| {
                                 std::thread::sleep(std::time::Duration::from_millis(2));
-                                plan(cur, e, f)
+                                plan(cur, e, f, None).map(|(c, r, _)| (c, r))
                             },
                         )
                         .unwrap()

@@ -24,6 +24,8 @@ pub struct FileEdit<'a> {
     /// Copy the file to `FILE.bak` before our first change (not in
     /// directories whose every file the engine reads).
     pub backup: bool,
+    /// The toolkit's own state (mode 0600), not an engine's file.
+    pub private: bool,
     /// Say nothing when the file does not change (a file that matters only
     /// in some setups, such as the other hooks variant).
     pub quiet_unchanged: bool,
@@ -48,6 +50,7 @@ pub fn configure(engine: &dyn Engine, dry_run: bool, out: &Reporter) -> Result<(
         let opts = Options {
             dry_run,
             backup: edit.backup,
+            private: edit.private,
         };
         match file_edit::apply_undoable(&edit.path, opts, &edit.plan) {
             Ok((outcome, changes, undo)) => {
@@ -163,6 +166,7 @@ mod tests {
                     FileEdit {
                         path: p.clone(),
                         backup: true,
+                        private: false,
                         quiet_unchanged: false,
                         plan: Box::new(move |_cur| {
                             if fail {

@@ -2,7 +2,8 @@
 //!
 //! - [`RuntimeEntry`]: Docker (daemon.json) and containerd (config.toml), a
 //!   runtime `amd` in one file; they differ only in their planner and in how
-//!   the change is applied.
+//!   the change is applied. Docker's edit of `features.cdi` is followed by
+//!   the record's (docker_cdi), so both change or neither.
 //! - [`Podman`]: our hooks JSON in a hooks directory (one variant installed,
 //!   the other removed, so exactly one is active).
 //! - [`Crio`]: the same hooks JSON, and for a non-default directory our
@@ -15,7 +16,7 @@
 use super::engine::{Engine, FileEdit};
 use super::file_edit::{self, FileOutcome};
 use super::hooks_dir::{self, Variant};
-use super::{containerd, crio, docker, ConfigureError, EditReport, RuntimeEdit};
+use super::{containerd, crio, docker, docker_cdi, ConfigureError, EditReport, RuntimeEdit};
 use std::path::{Path, PathBuf};
 
 /// Which file format a [`RuntimeEntry`] edits.
@@ -30,22 +31,35 @@ pub struct RuntimeEntry<'a> {
     pub format: EntryFormat,
     pub path: PathBuf,
     pub edit: RuntimeEdit<'a>,
+    /// Docker: the record of features.cdi, when the edit touches it.
+    pub cdi_record: Option<docker_cdi::Record>,
 }
 
 impl Engine for RuntimeEntry<'_> {
     fn edits(&self) -> Result<Vec<FileEdit<'_>>, ConfigureError> {
         let path = &self.path;
         let edit = &self.edit;
+        let record = self.cdi_record.as_ref();
         let plan: super::engine::Plan<'_> = match self.format {
-            EntryFormat::DockerJson => Box::new(move |cur| docker::plan(cur, edit, path)),
+            EntryFormat::DockerJson => Box::new(move |cur| {
+                let (change, report, update) =
+                    docker::plan(cur, edit, path, record.and_then(|r| r.entry()))?;
+                if let Some(r) = record {
+                    r.set_update(update);
+                }
+                Ok((change, report))
+            }),
             EntryFormat::ContainerdToml => Box::new(move |cur| containerd::plan(cur, edit, path)),
         };
-        Ok(vec![FileEdit {
+        let mut edits = vec![FileEdit {
             path: self.path.clone(),
             backup: true,
+            private: false,
             quiet_unchanged: false,
             plan,
-        }])
+        }];
+        edits.extend(record.and_then(docker_cdi::Record::file_edit));
+        Ok(edits)
     }
 
     fn after(&self, done: &[(FileOutcome, EditReport)], _dry_run: bool) -> Vec<String> {
@@ -79,12 +93,14 @@ fn hooks_edits<'a>(
     let other = FileEdit {
         path: dir.join(variant.other().file_name()),
         backup: false,
+        private: false,
         quiet_unchanged: true,
         plan: remove_plan(),
     };
     let own = FileEdit {
         path: dir.join(variant.file_name()),
         backup: false,
+        private: false,
         quiet_unchanged: false,
         plan: if remove {
             remove_plan()
@@ -185,6 +201,7 @@ impl Engine for Crio {
         let mut edits = vec![FileEdit {
             path: self.drop_in.clone(),
             backup,
+            private: false,
             quiet_unchanged: true,
             plan,
         }];

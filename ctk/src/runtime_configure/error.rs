@@ -70,6 +70,22 @@ pub enum ConfigureError {
         drop_in_dir: PathBuf,
         dir: String,
     },
+    /// The record of Docker's features.cdi (docker_cdi) is not one amd-ctk wrote.
+    #[error(
+        "{}: not a record amd-ctk wrote ({source}); nothing changed. It tells which \
+         daemon.json files amd-ctk turned features.cdi on in: move it away to start afresh \
+         (--remove then leaves every features.cdi alone)",
+        path.display()
+    )]
+    Record {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{}: record version {found}; this amd-ctk knows version 1. Nothing changed",
+        path.display()
+    )]
+    RecordVersion { path: PathBuf, found: u32 },
     #[error(transparent)]
     Edit(#[from] EditError),
 }

@@ -54,6 +54,9 @@ pub struct Options {
     /// Copy the file to `<file>.bak` before changing it, unless that backup
     /// exists already (it then keeps the state from before the first change).
     pub backup: bool,
+    /// The toolkit's own state: a new file is 0600, an existing one loses every
+    /// group and other permission (atomic_file::stage_private).
+    pub private: bool,
 }
 
 /// Why a file was not edited. Each names the file and what to do about it.
@@ -138,7 +141,7 @@ struct DirLock {
 /// `amd-ctk`, an admin's `flock`); `AMD_CTK_LOCK_TIMEOUT` (seconds) overrides.
 const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-fn lock_timeout() -> std::time::Duration {
+pub fn lock_timeout() -> std::time::Duration {
     std::env::var("AMD_CTK_LOCK_TIMEOUT")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -424,7 +427,12 @@ pub fn apply_undoable<T>(
             check_replaceable(&path, false)?;
             // New content first, then the backup, then the rename: a
             // failure at any step takes back what the earlier ones made.
-            let staged = atomic_file::stage(&path, &bytes).map_err(io_err("write", &path))?;
+            let staged = if opts.private {
+                atomic_file::stage_private(&path, &bytes)
+            } else {
+                atomic_file::stage(&path, &bytes)
+            }
+            .map_err(io_err("write", &path))?;
             let backup = match &current {
                 Some(old) if opts.backup => backup(&path, old)?,
                 _ => None,
@@ -513,6 +521,7 @@ mod tests {
     const OPTS: Options = Options {
         dry_run: false,
         backup: true,
+        private: false,
     };
 
     fn append(
@@ -583,6 +592,7 @@ mod tests {
         let opts = Options {
             dry_run: true,
             backup: true,
+            private: false,
         };
         let (o, ()) = apply(&f, opts, append("")).unwrap();
         assert_eq!(o, FileOutcome::WouldWrite);

@@ -20,6 +20,7 @@
 mod containerd;
 mod crio;
 mod docker;
+mod docker_cdi;
 mod engine;
 mod engines;
 mod error;
@@ -57,6 +58,20 @@ pub enum DefaultRuntime {
     Unset,
 }
 
+/// What a Docker or containerd edit does with the engine's CDI switch
+/// (Docker's `features.cdi`, containerd's `enable_cdi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdiSetting {
+    /// `--no-cdi`, and containerd without `--cdi`: not touched.
+    Leave,
+    /// Docker without a flag: turned on where it is not set; an admin's
+    /// `false` is kept (and said so). `--remove` takes back only ours.
+    Default,
+    /// `--cdi`: turned on, an admin's `false` included (the record keeps it
+    /// for `--remove`).
+    On,
+}
+
 /// The runtime entry a Docker or containerd edit adds, changes or removes.
 #[derive(Debug, Clone)]
 pub struct RuntimeEdit<'a> {
@@ -64,7 +79,7 @@ pub struct RuntimeEdit<'a> {
     /// `options.BinaryName` of the `amd` runtime (containerd).
     pub runtime_path: &'a str,
     pub default: DefaultRuntime,
-    pub cdi: bool,
+    pub cdi: CdiSetting,
     pub remove: bool,
 }
 
@@ -73,7 +88,15 @@ impl<'a> RuntimeEdit<'a> {
         RuntimeEdit {
             runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
             default: default_runtime(args),
-            cdi: args.cdi,
+            cdi: if args.no_cdi {
+                CdiSetting::Leave
+            } else if args.cdi {
+                CdiSetting::On
+            } else if args.runtime == EngineName::Docker {
+                CdiSetting::Default
+            } else {
+                CdiSetting::Leave
+            },
             remove: args.remove,
         }
     }
@@ -96,13 +119,14 @@ pub const NOT_OURS_HINT: &str = "Rename or remove that runtime to register ours;
 /// The plain edit of the table tests, and one with a change applied.
 #[cfg(test)]
 pub(crate) mod test_edit {
-    use super::{DefaultRuntime, RuntimeEdit};
+    use super::{CdiSetting, DefaultRuntime, RuntimeEdit};
 
+    /// `--no-cdi`: CDI left alone (the tables test it separately).
     pub fn edit() -> RuntimeEdit<'static> {
         RuntimeEdit {
             runtime_path: "amd-container-runtime",
             default: DefaultRuntime::Keep,
-            cdi: false,
+            cdi: CdiSetting::Leave,
             remove: false,
         }
     }
@@ -133,6 +157,8 @@ pub struct EditReport {
 #[command(after_help = "\
 Files:
   docker      /etc/docker/daemon.json (--config): runtimes.amd, default-runtime, features.cdi
+              (on unless --no-cdi; which daemon.json files amd-ctk turned it on in is recorded
+              in /var/lib/amd-container-toolkit/docker-cdi.json, so --remove takes back only those)
   containerd  /etc/containerd/config.toml (--config), config version 1, 2 or 3 (a new file: 2)
   podman      DIR/amd-container-toolkit.json, or with --precreate amd-container-toolkit-precreate.json
   crio        DIR/amd-container-toolkit.json; with a --hooks-dir other than the default, also the
@@ -165,13 +191,19 @@ pub struct ConfigureArgs {
     )]
     pub unset_as_default: bool,
     /// Remove what this command adds (the runtime `amd` and `amd` as default, or
-    /// the hooks JSON and our crio drop-in); with --cdi, the CDI setting too.
-    /// Other runtimes, features and CDI specs are never touched.
+    /// the hooks JSON and our crio drop-in), and for docker features.cdi if amd-ctk
+    /// set it (containerd: enable_cdi with --cdi). Other runtimes, features and CDI
+    /// specs are never touched.
     #[arg(long)]
     pub remove: bool,
-    /// docker: features.cdi = true; containerd: enable_cdi = true.
-    #[arg(long)]
+    /// docker: features.cdi = true even over an admin's false (docker sets it by
+    /// default where it is unset); containerd: enable_cdi = true.
+    #[arg(long, conflicts_with = "no_cdi")]
     pub cdi: bool,
+    /// docker: leave features.cdi alone (Docker 25 to 28.1 then keep CDI off:
+    /// `--device amd.com/gpu=…` is refused); with --remove, keep ours too.
+    #[arg(long)]
+    pub no_cdi: bool,
     /// Print the would-be file on stdout (what would change on stderr); change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -217,9 +249,9 @@ fn check(args: &ConfigureArgs) -> Result<(), ConfigureError> {
                 "the hook runs for every container, there is no runtime to choose",
             );
         }
-        if args.cdi {
+        if args.cdi || args.no_cdi {
             return refuse(
-                "--cdi",
+                if args.cdi { "--cdi" } else { "--no-cdi" },
                 "Podman and CRI-O read CDI specs (amd-ctk cdi generate) without configuration",
             );
         }
@@ -267,17 +299,31 @@ pub fn run(args: &ConfigureArgs) -> Result<ExitCode, ConfigureError> {
             .clone()
             .unwrap_or_else(|| hooks_dir::DEFAULT_HOOK_PATH.into())
     };
-    let entry = |format, default: &str| RuntimeEntry {
-        format,
-        path: args.config.clone().unwrap_or_else(|| default.into()),
-        edit: RuntimeEdit::from_args(args),
+    let entry = |format, default: &str| -> Result<RuntimeEntry<'_>, ConfigureError> {
+        let path: PathBuf = args.config.clone().unwrap_or_else(|| default.into());
+        let edit = RuntimeEdit::from_args(args);
+        let cdi_record = match format {
+            EntryFormat::DockerJson => docker_cdi::Record::open(
+                &docker_cdi::record_path(Path::new("/")),
+                &path,
+                &edit,
+                args.dry_run,
+            )?,
+            EntryFormat::ContainerdToml => None,
+        };
+        Ok(RuntimeEntry {
+            format,
+            path,
+            edit,
+            cdi_record,
+        })
     };
     let engine: Box<dyn Engine + '_> = match args.runtime {
-        EngineName::Docker => Box::new(entry(EntryFormat::DockerJson, docker::DEFAULT_CONFIG)),
+        EngineName::Docker => Box::new(entry(EntryFormat::DockerJson, docker::DEFAULT_CONFIG)?),
         EngineName::Containerd => Box::new(entry(
             EntryFormat::ContainerdToml,
             containerd::DEFAULT_CONFIG,
-        )),
+        )?),
         EngineName::Podman => Box::new(Podman {
             dir: args
                 .hooks_dir
@@ -306,17 +352,21 @@ pub fn run(args: &ConfigureArgs) -> Result<ExitCode, ConfigureError> {
 }
 
 /// `runtime configure --runtime docker --remove --config PATH`: what the
-/// packages run on removal (package_removal).
-pub fn remove_docker_entry(path: &Path) -> Result<(), ConfigureError> {
+/// packages run on removal (package_removal); `root` prefixes the record's
+/// default path.
+pub fn remove_docker_entry(path: &Path, root: &Path) -> Result<(), ConfigureError> {
+    let edit = RuntimeEdit {
+        runtime_path: DEFAULT_RUNTIME_PATH,
+        default: DefaultRuntime::Keep,
+        cdi: CdiSetting::Default,
+        remove: true,
+    };
+    let cdi_record = docker_cdi::Record::open(&docker_cdi::record_path(root), path, &edit, false)?;
     let engine = RuntimeEntry {
         format: EntryFormat::DockerJson,
         path: path.to_path_buf(),
-        edit: RuntimeEdit {
-            runtime_path: DEFAULT_RUNTIME_PATH,
-            default: DefaultRuntime::Keep,
-            cdi: false,
-            remove: true,
-        },
+        edit,
+        cdi_record,
     };
     configure(&engine, false, &Reporter { dry_run: false })
 }

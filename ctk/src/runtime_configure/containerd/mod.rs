@@ -24,7 +24,7 @@ mod imports;
 use super::file_edit::{Change, EditError};
 use super::toml_marks::{set, set_marked, unset_marked, was};
 use super::toml_tables::{child, child_or_create, drop_if_emptied, fresh_copy, len_of, overlay};
-use super::{ConfigureError, DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
+use super::{CdiSetting, ConfigureError, DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
 use imports::{load_imports, warn_about_imports, Imported};
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
@@ -100,7 +100,7 @@ pub fn plan(
     } else {
         let plugins = child_or_create(root, "plugins", "plugins", path)?;
         let cri = child_or_create(plugins, plugin, &plugin_at, path)?;
-        if edit.cdi {
+        if edit.cdi == CdiSetting::On {
             changes
                 .lines
                 .extend(set_marked(cri, "enable_cdi", Value::from(true), &plugin_at));
@@ -347,7 +347,7 @@ fn remove(
     let Some(cri) = child(plugins, plugin, &plugin_at, path)? else {
         return Ok(());
     };
-    if edit.cdi {
+    if edit.cdi == CdiSetting::On {
         changes.lines.extend(unset_marked(
             cri,
             "enable_cdi",
@@ -509,7 +509,7 @@ root = '/var/lib/containerd'
         ] {
             let all = with(|e| {
                 e.default = DefaultRuntime::Set;
-                e.cdi = true
+                e.cdi = CdiSetting::On
             });
             let out = run(Some(text), &all).unwrap().unwrap();
             // Every comment and every original line survives.
@@ -572,7 +572,7 @@ root = '/var/lib/containerd'
                 Some(&out),
                 &with(|e| {
                     e.remove = true;
-                    e.cdi = true
+                    e.cdi = CdiSetting::On
                 }),
             )
             .unwrap()
@@ -620,12 +620,14 @@ root = '/var/lib/containerd'
     #[test]
     fn users_own_cdi_setting_is_not_removed() {
         let text = V3.replace("enable_cdi = false", "enable_cdi = true");
-        let configured = run(Some(&text), &with(|e| e.cdi = true)).unwrap().unwrap();
+        let configured = run(Some(&text), &with(|e| e.cdi = CdiSetting::On))
+            .unwrap()
+            .unwrap();
         let removed = run(
             Some(&configured),
             &with(|e| {
                 e.remove = true;
-                e.cdi = true
+                e.cdi = CdiSetting::On
             }),
         )
         .unwrap()
@@ -736,7 +738,7 @@ root = '/var/lib/containerd'
         for e in [
             edit(),
             with(|e| e.default = DefaultRuntime::Set),
-            with(|e| e.cdi = true),
+            with(|e| e.cdi = CdiSetting::On),
         ] {
             let err = run(Some(&foreign), &e).unwrap_err();
             assert!(
@@ -893,6 +895,7 @@ root = '/var/lib/containerd'
         let opts = Options {
             dry_run: false,
             backup: true,
+            private: false,
         };
         file_edit::apply(path, opts, |cur| plan(cur, e, path)).map(|(o, _)| o)
     }
@@ -917,7 +920,7 @@ root = '/var/lib/containerd'
             let f = d.path().join("config.toml");
             fs::write(&f, V3).unwrap();
             let edits = [
-                with(|e| e.cdi = true),
+                with(|e| e.cdi = CdiSetting::On),
                 with(|e| e.default = DefaultRuntime::Set),
             ];
             std::thread::scope(|s| {
@@ -927,6 +930,7 @@ root = '/var/lib/containerd'
                         let opts = Options {
                             dry_run: false,
                             backup: true,
+                            private: false,
                         };
                         file_edit::apply(f, opts, |cur| {
                             std::thread::sleep(std::time::Duration::from_millis(2));
