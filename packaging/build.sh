@@ -16,7 +16,7 @@
 # scripts: on removal (deb prerm `remove`, rpm %preun with no version left; not on upgrade)
 # `amd-ctk package-removal` takes back what `amd-ctk runtime configure` activated and is
 # recognisably ours (Docker's runtimes.amd running amd-container-runtime and default-runtime
-# "amd" with it, our hooks JSON, our CRI-O drop-in), so no engine is left pointing at removed
+# "amd" with it, the features.cdi amd-ctk's record says it set, our hooks JSON, our CRI-O drop-in), so no engine is left pointing at removed
 # binaries; the .deb's postrm on purge removes the hook's default log file and our state. The
 # udev rule and the amd-cdi-refresh.service unit (CDI specs `amd-ctk cdi generate` wrote follow
 # GPU changes) are shipped as files; install, upgrade and removal reload udev's rules and
@@ -184,6 +184,9 @@ if [ "$1" = purge ]; then
     rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
     # What `amd-ctk cdi generate` recorded for `amd-ctk cdi refresh`, and what refresh replaced.
     rm -f /var/lib/amd-container-toolkit/cdi-specs.json
+    # Which daemon.json files amd-ctk turned Docker's features.cdi on in (package removal took
+    # those back already).
+    rm -f /var/lib/amd-container-toolkit/docker-cdi.json /var/lib/amd-container-toolkit/docker-cdi.json.lock
     rm -rf /var/lib/amd-container-toolkit/cdi-previous
     rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi

@@ -40,6 +40,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("docker-setup", &["PASS"]),
     ("docker-systemd", &["PASS"]),
     ("docker-no-request", &["PASS"]),
+    ("docker-cdi", &["PASS"]),
     ("cdi-refresh-udev", &["PASS"]),
 ];
 

@@ -248,6 +248,58 @@ class Bench:
         out["floor"] = max(self.measure(v2, ["/bin/true"])[2] for _ in range(3))
         return out
 
+    def cdi_hook_pairs(self, ns, pairs):
+        """`runc run` of a container given 8 GPUs through CDI (amd.com/gpu=all: the spec's device
+        nodes and cgroup rules, as an engine adds them) with the spec's hooks (createRuntime +
+        poststop `amd-container-hook --cdi ...`, as `amd-ctk cdi generate` writes them) vs the
+        same without the hooks: the paired CPU lists (a: no hook, b: hook)."""
+        cfg = f"{self.work}/cdi-config.toml"
+        with open(cfg, "w") as f:
+            f.write(f'[hook]\nlog-file = "{self.work}/cdi-hook.log"\n\n'
+                    f'[runtime]\nhook-path = "{self.bin}/amd-container-hook"\n'
+                    f'hook-env = ["SYSTEMD_DEVICE_VERIFY_SYSFS=0"]\n')
+        spec_path = f"{self.work}/cdi-hook-spec.json"
+        r = subprocess.run(ns.argv([f"{self.bin}/amd-ctk", "cdi", "generate", "--output",
+                                    spec_path]),
+                           env=dict(self.env, AMD_CTK_CONFIG=cfg), capture_output=True)
+        if r.returncode != 0:
+            die(f"cdi generate (with hooks): {r.stderr.decode().strip()}")
+        spec = json.load(open(spec_path))
+        hooks = spec["containerEdits"].get("hooks", [])
+        if sorted(h["hookName"] for h in hooks) != ["createRuntime", "poststop"] or \
+                not all("--cdi" in h["args"] for h in hooks):
+            die(f"cdi generate wrote other hooks than createRuntime + poststop --cdi: {hooks}")
+        nodes = list(spec["containerEdits"].get("deviceNodes", []))
+        for d in spec["devices"]:
+            if d["name"] == "all":
+                nodes += d["containerEdits"]["deviceNodes"]
+        for kind in ("plain", "hook"):
+            c = json.load(open(f"{self.work}/template/config.json"))
+            c["root"]["path"] = f"{self.work}/template/rootfs"
+            linux = c.setdefault("linux", {})
+            res = linux.setdefault("resources", {}).setdefault("devices", [])
+            for n in nodes:
+                linux.setdefault("devices", []).append(
+                    {k: n[k] for k in ("path", "type", "major", "minor", "fileMode", "uid", "gid")
+                     if k in n})
+                res.append({"allow": True, "type": n.get("type", "c"), "major": n["major"],
+                            "minor": n["minor"], "access": n.get("permissions", "rwm")})
+            if kind == "hook":
+                c["hooks"] = {}
+                for h in hooks:
+                    c["hooks"].setdefault(h["hookName"], []).append(
+                        {k: h[k] for k in ("path", "args", "env", "timeout") if k in h})
+            os.makedirs(f"{self.work}/cdi-{kind}", exist_ok=True)
+            with open(f"{self.work}/cdi-{kind}/config.json", "w") as f:
+                json.dump(c, f, indent=2)
+        a, b = self.paired(lambda: self.runc_run(ns, "cdi-plain"),
+                           lambda: self.runc_run(ns, "cdi-hook"), pairs)
+        log = open(f"{self.work}/cdi-hook.log").read() if os.path.exists(
+            f"{self.work}/cdi-hook.log") else ""
+        if "CDI: has GPU 0,1,2,3,4,5,6,7" not in log:
+            die(f"the CDI hook never saw the 8 GPUs (its log: {log[-400:]!r})")
+        return a, b
+
     def one_set(self):
         p = self.pairs
         v1, v2, n64, n256 = self.ns["v1"], self.ns["v2"], self.ns["64"], self.ns["256"]
@@ -267,6 +319,8 @@ class Bench:
             a, b = self.paired(lambda: self.runc_run(ns, "all-plain"),
                                lambda: self.runc_run(ns, "all-hook"), p)
             ratio_row(f"hook, 8 GPUs, cgroup {cg}: runc run CPU vs no hook", 1.10, a, b)
+        a, b = self.cdi_hook_pairs(v2, p)
+        ratio_row("CDI hook, 8 GPUs via CDI, cgroup v2: runc run CPU vs no hook", 1.03, a, b)
         a, b = self.paired(lambda: self.runc_run(v2, "none-true"),
                            lambda: self.runc_run(v2, "none-hook"), p)
         ratio_row("fast path (no request) vs /bin/true as hook", 1.02, a, b)

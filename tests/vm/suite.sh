@@ -280,6 +280,56 @@ docker_gpu() {
     return $ok
 }
 
+# Docker's CDI (26.1 reads specs only with features.cdi on, which `amd-ctk runtime configure`
+# set in docker_setup): after `amd-ctk cdi generate` (with our hook, as it writes by default),
+# `--device amd.com/gpu=NAME` by index, unique id and PCI address gives exactly GPU 3, and the
+# spec's hook runs under Docker (its log line names the container and GPU 3). Controls: a name the
+# spec lacks is refused by Docker; a container without a CDI device gets no GPU and no hook line.
+# The spec /etc/cdi/amd.json is put back afterwards.
+docker_cdi() {
+    local spec=/etc/cdi/amd.json log=/var/log/amd-container-hook.log ok=0 c name names nodes
+    jq -e '.features.cdi == true' /etc/docker/daemon.json >/dev/null \
+        || fail "amd-ctk runtime configure did not turn Docker's CDI on: $(cat /etc/docker/daemon.json)"
+    [ ! -e "$spec" ] || cp "$spec" "$W/amd.json.before-docker-cdi"
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output "$spec"
+    jq -c '.containerEdits.hooks' "$spec"
+    jq -e '[.containerEdits.hooks[].path] | index("'"$HOOK_PATH"'")' "$spec" >/dev/null \
+        || fail "the spec does not run $HOOK_PATH"
+    # GPU 3's names: the devices whose nodes are exactly card6 and renderD133.
+    nodes='["/dev/dri/card6","/dev/dri/renderD133"]'
+    names=$(jq -r --argjson n "$nodes" \
+        '.devices[] | select([.containerEdits.deviceNodes[].path] | sort == $n) | .name' "$spec")
+    echo "GPU $REQ is: $(echo $names)"
+    local index uid pci
+    index=$(grep -x "$REQ" <<<"$names") || fail "no index name $REQ"
+    uid=$(grep -m1 '^0x' <<<"$names") || fail "no unique id name for GPU $REQ"
+    pci=$(grep -m1 -E '^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$' <<<"$names") || fail "no PCI name for GPU $REQ"
+    for name in "$index" "$uid" "$pci"; do
+        c=$(docker run -d --network none --device "amd.com/gpu=$name" bb:test sleep 3600) \
+            || { fail "docker run --device amd.com/gpu=$name"; ok=1; continue; }
+        expect_gpu "docker CDI amd.com/gpu=$name" "$WANT" docker exec "$c" || ok=1
+        if grep -F "[$c]" "$log" | grep "CDI: has GPU $REQ (/dev/dri/card6 /dev/dri/renderD133)" >/dev/null; then
+            log "docker CDI amd.com/gpu=$name: the hook ran: $(grep -F "[$c]" "$log" | grep 'CDI: has GPU' | tail -n1)"
+        else
+            echo "  no hook line 'CDI: has GPU $REQ' for container $c"; ok=1
+        fi
+        docker rm -f "$c" >/dev/null
+    done
+    if docker run --rm --network none --device amd.com/gpu=0x0000000000000bad bb:test true 2>"$W/docker-cdi.err"; then
+        echo "  control: docker ran a container with a CDI name the spec does not have"; ok=1
+    else
+        log "control: unknown CDI name refused: $(tail -n1 "$W/docker-cdi.err")"
+    fi
+    c=$(docker run -d --network none bb:test sleep 3600)
+    expect_gpu "docker, no CDI device (control)" "" docker exec "$c" || ok=1
+    if grep -F "[$c]" "$log" | grep "CDI:" >/dev/null; then
+        echo "  control: a hook line for a container without a CDI device"; ok=1
+    fi
+    docker rm -f "$c" >/dev/null
+    if [ -e "$W/amd.json.before-docker-cdi" ]; then cp "$W/amd.json.before-docker-cdi" "$spec"; else rm -f "$spec"; fi
+    return $ok
+}
+
 docker_no_request() {
     local c ok=0
     c=$(docker run -d --runtime=amd --network none bb:test sleep 3600)
@@ -292,6 +342,7 @@ docker_no_request() {
 run_test docker-setup docker_setup
 run_test docker-systemd docker_gpu
 run_test docker-no-request docker_no_request
+run_test docker-cdi docker_cdi
 
 # ---- CDI refresh by the real udevd (last: it takes a fake GPU away; tests/vm/cdi-refresh.sh)
 run_test cdi-refresh-udev cdi_refresh_udev
