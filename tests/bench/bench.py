@@ -252,7 +252,8 @@ class Bench:
         """`runc run` of a container given 8 GPUs through CDI (amd.com/gpu=all: the spec's device
         nodes and cgroup rules, as an engine adds them) with the spec's hooks (createRuntime +
         poststop `amd-container-hook --cdi ...`, as `amd-ctk cdi generate` writes them) vs the
-        same without the hooks: the paired CPU lists (a: no hook, b: hook)."""
+        same without the hooks: the paired CPU lists (a: no hook, b: hook), and the same for
+        /bin/true as both hooks (the floor of any two-stage hook: two more processes)."""
         cfg = f"{self.work}/cdi-config.toml"
         with open(cfg, "w") as f:
             f.write(f'[hook]\nlog-file = "{self.work}/cdi-hook.log"\n\n'
@@ -273,7 +274,7 @@ class Bench:
         for d in spec["devices"]:
             if d["name"] == "all":
                 nodes += d["containerEdits"]["deviceNodes"]
-        for kind in ("plain", "hook"):
+        for kind in ("plain", "hook", "true"):
             c = json.load(open(f"{self.work}/template/config.json"))
             c["root"]["path"] = f"{self.work}/template/rootfs"
             linux = c.setdefault("linux", {})
@@ -284,21 +285,25 @@ class Bench:
                      if k in n})
                 res.append({"allow": True, "type": n.get("type", "c"), "major": n["major"],
                             "minor": n["minor"], "access": n.get("permissions", "rwm")})
-            if kind == "hook":
+            if kind != "plain":
                 c["hooks"] = {}
                 for h in hooks:
-                    c["hooks"].setdefault(h["hookName"], []).append(
-                        {k: h[k] for k in ("path", "args", "env", "timeout") if k in h})
+                    entry = {k: h[k] for k in ("path", "args", "env", "timeout") if k in h}
+                    if kind == "true":
+                        entry.update(path="/bin/true", args=["true"])
+                    c["hooks"].setdefault(h["hookName"], []).append(entry)
             os.makedirs(f"{self.work}/cdi-{kind}", exist_ok=True)
             with open(f"{self.work}/cdi-{kind}/config.json", "w") as f:
                 json.dump(c, f, indent=2)
         a, b = self.paired(lambda: self.runc_run(ns, "cdi-plain"),
                            lambda: self.runc_run(ns, "cdi-hook"), pairs)
+        ta, tb = self.paired(lambda: self.runc_run(ns, "cdi-plain"),
+                             lambda: self.runc_run(ns, "cdi-true"), pairs)
         log = open(f"{self.work}/cdi-hook.log").read() if os.path.exists(
             f"{self.work}/cdi-hook.log") else ""
         if "CDI: has GPU 0,1,2,3,4,5,6,7" not in log:
             die(f"the CDI hook never saw the 8 GPUs (its log: {log[-400:]!r})")
-        return a, b
+        return a, b, ta, tb
 
     def one_set(self):
         p = self.pairs
@@ -319,8 +324,11 @@ class Bench:
             a, b = self.paired(lambda: self.runc_run(ns, "all-plain"),
                                lambda: self.runc_run(ns, "all-hook"), p)
             ratio_row(f"hook, 8 GPUs, cgroup {cg}: runc run CPU vs no hook", 1.10, a, b)
-        a, b = self.cdi_hook_pairs(v2, p)
+        a, b, ta, tb = self.cdi_hook_pairs(v2, p)
         ratio_row("CDI hook, 8 GPUs via CDI, cgroup v2: runc run CPU vs no hook", 1.03, a, b)
+        r = [y / x for x, y in zip(ta, tb)]
+        rows.append(("  (/bin/true as both CDI hooks vs no hook)", "-",
+                     f"{statistics.median(r):.3f}x ({min(r):.2f}-{max(r):.2f})", None))
         a, b = self.paired(lambda: self.runc_run(v2, "none-true"),
                            lambda: self.runc_run(v2, "none-hook"), p)
         ratio_row("fast path (no request) vs /bin/true as hook", 1.02, a, b)
