@@ -183,7 +183,7 @@ if [ "$1" = purge ]; then
     # The GPU tracker's state (amd-ctk gpu-tracker), at its default place.
     rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
     # What `amd-ctk cdi generate` recorded for `amd-ctk cdi refresh`, and what refresh replaced.
-    rm -f /var/lib/amd-container-toolkit/cdi-specs.json
+    rm -f /var/lib/amd-container-toolkit/cdi-specs.json /var/lib/amd-container-toolkit/cdi-specs.json.lock
     rm -rf /var/lib/amd-container-toolkit/cdi-previous
     rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi

@@ -172,11 +172,18 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     }
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
     let rootfs = container::rootfs(&spec, state.bundle())?;
-    tracking::hold(&config, state.id(), pid, &inventory, &selection)?;
+    let held = tracking::hold(
+        &config,
+        state.id(),
+        state.bundle(),
+        pid,
+        &inventory,
+        &selection,
+    )?;
     let outcome = match inject::inject(pid, &rootfs, &spec, &edits, &config.devices.user_access) {
         Ok(o) => o,
         Err(e) => {
-            if let Err(r) = tracking::release(&config, state.id()) {
+            if let Some(Err(r)) = held.map(|h| tracking::unhold(&config, &h)) {
                 log::error!("{r}");
             }
             return Err(e.into());
@@ -225,7 +232,7 @@ fn release(
     let config = load_config(config_path)?;
     // The log file is opened only when this container held GPUs: poststop
     // runs for every container, and one without GPUs leaves no trace.
-    if tracking::release(&config, state.id())? {
+    if tracking::release(&config, state.id(), state.bundle())? {
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         log::info!("GPU tracker: released the GPUs of {}", state.id());
     }

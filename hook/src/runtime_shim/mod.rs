@@ -47,6 +47,11 @@ pub enum ShimError {
     },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot tell which bundle runc would use for {args:?}: {why}; refusing rather than \
+         editing another bundle's config.json"
+    )]
+    Bundle { args: String, why: String },
     #[error("cannot run {runtime}: {source}")]
     Exec { runtime: String, source: io::Error },
 }
@@ -65,12 +70,21 @@ fn run(args: &[OsString], inv: &args::Invocation) -> ShimError {
         Ok(c) => c,
         Err(e) => return e.into(),
     };
-    if inv.creates() {
-        let bundle = inv
-            .bundle
-            .as_deref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(bundle) = &inv.bundle {
+        let bundle = match bundle {
+            args::Bundle::Cwd => PathBuf::from("."),
+            args::Bundle::Path(p) => PathBuf::from(p),
+            args::Bundle::Unclear(why) => {
+                return ShimError::Bundle {
+                    args: args
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    why: why.clone(),
+                }
+            }
+        };
         if let Err(e) = prepare(&bundle.join("config.json"), &config, &config_path) {
             return e;
         }
