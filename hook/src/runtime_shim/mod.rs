@@ -17,7 +17,7 @@ pub mod spec;
 use amd_container_common::access::{self, ProcessUser};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{scan, Detail};
-use amd_container_common::request::{find_request, Request};
+use amd_container_common::request::{check_assignment, find_assignment, find_request, Request};
 use amd_container_common::ContainerEdits;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
@@ -191,8 +191,10 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     if !request.is_gpu() || request == Request::NoGpus {
         return Vec::new();
     }
+    // Within the orchestrator's assignment, or the hook refuses it.
+    let assignment = find_assignment(env.iter().copied(), &config.hook.swarm_resource);
     let detail = Detail {
-        unique_ids: request.names_unique_ids(),
+        unique_ids: request.names_unique_ids() || assignment.is_some(),
         partition_modes: false,
     };
     let Ok(found) = scan(detail) else {
@@ -201,6 +203,11 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     let Ok(selection) = request.resolve(&var, found.gpus()) else {
         return Vec::new();
     };
+    if let Some(a) = &assignment {
+        if check_assignment(&var, &selection, a, found.gpus()).is_err() {
+            return Vec::new();
+        }
+    }
     let Ok(inventory) = found.with_nodes(&selection.0) else {
         return Vec::new();
     };
