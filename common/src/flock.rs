@@ -8,9 +8,11 @@
 //!
 //! A `flock` needs only an open descriptor, read-only included: whoever can
 //! open the file can hold the lock. So every lock here is a file only its
-//! owner can open ([`open_private`]: mode 0600, owned by the caller, never a
-//! symlink, an existing looser file tightened), never a directory or a file
-//! others can read.
+//! owner can open ([`open_private`]: mode 0600, never a symlink, in a
+//! directory of the caller's own with mode 0700), never a directory or a
+//! file others can read. A descriptor someone opened before a file became
+//! private keeps working, so a lock is never made private in place: it
+//! lives in a private directory from the start ([`lock_file`]).
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -91,18 +93,23 @@ pub fn lock_exclusive(
     }
 }
 
+/// The lock of the state file `state`: `DIR/locks/NAME.lock` beside it.
+pub fn lock_file(state: &Path) -> PathBuf {
+    let dir = match state.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = state.file_name().unwrap_or_default().to_string_lossy();
+    dir.join("locks").join(format!("{name}.lock"))
+}
+
 /// Opens the lock file `path` for [`lock_exclusive`], creating it with mode
-/// 0600 (and its missing directories with 0700). Refused: a symlink, a file
-/// that is not regular or not owned by the caller. A file of ours that others
-/// may open (an install from before locks were private) is made 0600.
+/// 0600 in its directory, which must be the caller's alone
+/// ([`owned_private_dir`]). Refused: a symlink, a file that is not regular
+/// or not owned by the caller.
 pub fn open_private(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
+        owned_private_dir(dir)?;
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -168,6 +175,17 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
             Ok(())
         }
         Ok(_) => Ok(()),
+    }
+}
+
+/// Removes `STATE.lock`, the lock file of versions before [`lock_file`],
+/// when it is a regular file of ours; anything else there is left alone.
+pub fn remove_legacy_lock(state: &Path) {
+    let old = PathBuf::from(format!("{}.lock", state.display()));
+    if let Ok(m) = std::fs::symlink_metadata(&old) {
+        if m.is_file() && m.uid() == nix::unistd::geteuid().as_raw() {
+            let _ = std::fs::remove_file(&old);
+        }
     }
 }
 
@@ -253,6 +271,17 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         open_private(&path).unwrap();
         assert_eq!(mode(&path), 0o600, "an old 0644 lock is tightened");
+        std::fs::set_permissions(
+            path.parent().unwrap(),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        open_private(&path).unwrap();
+        assert_eq!(mode(path.parent().unwrap()), 0o700, "and its directory");
+        assert_eq!(
+            lock_file(Path::new("/var/lib/x/state.json")),
+            Path::new("/var/lib/x/locks/state.json.lock")
+        );
         let link = dir.path().join("link.lock");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(open_private(&link).is_err(), "a symlink is refused");

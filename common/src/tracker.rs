@@ -9,12 +9,14 @@
 //!
 //! Contract: one JSON state file (default
 //! `/var/lib/amd-container-toolkit/gpu-tracker.json`, `[gpu-tracker]
-//! state-file`); every operation holds an exclusive `flock` on `FILE.lock`
-//! for its whole read-check-write, so concurrent hooks serialise; writes are
-//! atomic (temp file, fsync, rename). A missing file means disabled. Only
-//! root can open the state and its lock (both 0600, the default directory
-//! 0700; an older install's looser modes are tightened by the next
-//! operation): a lock any user could open is a lock any user could hold.
+//! state-file`); every operation holds an exclusive `flock` on
+//! `DIR/locks/FILE.lock` (`flock::lock_file`) for its whole
+//! read-check-write, so concurrent hooks serialise; writes are atomic (temp
+//! file, fsync, rename). A missing file means disabled. Only root can open
+//! the state and its lock (both 0600, `locks` and the default directory
+//! 0700): a lock any user could open is a lock any user could hold. An older
+//! install's `FILE.lock` (0644) is removed and its state made 0600 by the
+//! next operation.
 //!
 //! Holders are containers: their id and bundle (an id is unique only within
 //! one runtime root; two roots, e.g. two containerd namespaces, have
@@ -179,7 +181,7 @@ pub enum TrackerError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("GPU tracker: {path}.lock is held by another process for more than {}s", LOCK_TIMEOUT.as_secs())]
+    #[error("GPU tracker: {} is held by another process for more than {}s", crate::flock::lock_file(path).display(), LOCK_TIMEOUT.as_secs())]
     LockTimeout { path: PathBuf },
     #[error(
         "GPU tracker: the GPUs changed since its state was made ({detail}); stop the GPU \
@@ -231,7 +233,7 @@ impl Tracker {
     }
 
     fn lock(&self) -> Result<Lock, TrackerError> {
-        let lock_path = PathBuf::from(format!("{}.lock", self.path.display()));
+        let lock_path = crate::flock::lock_file(&self.path);
         if let Some(dir) = self.path.parent() {
             if dir == Path::new(DEFAULT_STATE_FILE).parent().unwrap_or(dir) {
                 crate::flock::private_dir(dir).map_err(self.io("create", dir))?;
@@ -241,7 +243,9 @@ impl Tracker {
         match crate::flock::lock_exclusive(file, &lock_path, LOCK_TIMEOUT, Duration::from_millis(5))
         {
             Ok(held) => {
-                // State from before it was private: readable by root only.
+                // An older install: its lock (anyone could hold it) goes,
+                // its state becomes root's alone.
+                crate::flock::remove_legacy_lock(&self.path);
                 crate::flock::tighten_path(&self.path, 0o600)
                     .map_err(self.io("open", &self.path))?;
                 Ok(Lock { _guard: held })

@@ -6,9 +6,10 @@
 //!   the options the spec was written with (format, vendor, class, name
 //!   strategies) and a digest of the bytes it wrote, keyed by PATH made
 //!   absolute. The record is replaced atomically under an exclusive `flock`
-//!   on `STATE_FILE.lock`, which the spec's write happens under too. Record
-//!   and lock are 0600 (the default state directory 0700; an older install's
-//!   looser modes are tightened): a lock others can open, others can hold.
+//!   on `STATE_DIR/locks/cdi-specs.json.lock` (`flock::lock_file`), which the
+//!   spec's write happens under too. Record and lock are 0600, `locks` and
+//!   the default state directory 0700 (an older record is made 0600): a lock
+//!   others can open, others can hold.
 //! - `cdi refresh` regenerates each recorded spec with its recorded options:
 //!   only when the file is still byte-for-byte what amd-ctk last wrote there
 //!   (otherwise it is the admin's now: left byte-identical, the record kept,
@@ -188,7 +189,7 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
     } else {
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     }
-    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let lock_path = flock::lock_file(path);
     let f = flock::open_private(&lock_path).map_err(io("open", &lock_path))?;
     let held = match flock::lock_exclusive(f, &lock_path, LOCK_TIMEOUT, Duration::from_millis(20)) {
         Ok(held) => held,

@@ -10,7 +10,7 @@
 //!
 //! A process in the host's mount namespace is refused before anything is
 //! done: the hook's own namespace, or PID 1's (when the runtime and the hook
-//! run in a private one).
+//! run in a private one; when the hook may read it).
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
@@ -125,8 +125,12 @@ pub fn inject(
     if target == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
     }
-    if target == ns_id("/proc/1/ns/mnt")? {
-        return Err(InjectError::InitNamespace { pid });
+    // PID 1's may be closed to the hook (an init it may not trace, as a
+    // VM's agent can be): then the hook's own is the one reference.
+    match ns_id("/proc/1/ns/mnt") {
+        Ok(init) if init == target => return Err(InjectError::InitNamespace { pid }),
+        Ok(_) => {}
+        Err(e) => log::debug!("PID 1's mount namespace not compared: {e}"),
     }
     let mut cgroup = DeviceCgroup::open(pid)?;
     let userns = ns_id(&format!("/proc/{pid}/ns/user"))? != ns_id("/proc/self/ns/user")?;
