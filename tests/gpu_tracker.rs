@@ -279,15 +279,16 @@ fn a_reused_id_under_another_root_is_another_container() {
         state.display()
     );
     std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
-    let mut a = bundle(&s, "a", "0,1", Some("poststop"), &config);
-    a.args(&["/bin/busybox", "sleep", "300"]);
-    a.save();
-    let mut b = bundle(&s, "b", "0", Some("poststop"), &config);
-    b.args(&["/bin/busybox", "sleep", "300"]);
-    b.save();
-    let mut b2 = bundle(&s, "b2", "1", Some("poststop"), &config);
-    b2.args(&["/bin/busybox", "sleep", "300"]);
-    b2.save();
+    // Each its own cgroup, as containers of two namespaces have (runc's
+    // default, /ID, would be one cgroup for all three).
+    let sleeper = |label: &str, value: &str| {
+        let mut x = bundle(&s, label, value, Some("poststop"), &config);
+        x.args(&["/bin/busybox", "sleep", "300"]);
+        x.config["linux"]["cgroupsPath"] = json!(format!("/{}", x.id));
+        x.save();
+        x
+    };
+    let (a, b, b2) = (sleeper("a", "0,1"), sleeper("b", "0"), sleeper("b2", "1"));
     let id = &a.id;
     let script = format!(
         r#"
