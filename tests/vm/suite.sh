@@ -9,12 +9,14 @@
 set -u
 . "${PAYLOAD:-/mnt/payload}/lib.sh"
 . "${PAYLOAD:-/mnt/payload}/cdi-refresh.sh"
+. "${PAYLOAD:-/mnt/payload}/cri.sh"
+. "${PAYLOAD:-/mnt/payload}/rootless.sh"
 
 REQ=3
 WANT="/dev/kfd /dev/dri/card6 /dev/dri/renderD133"
 
 echo "== VM: $(uname -r), $(systemctl --version | head -n1), $(runc --version | head -n1), $(crun --version | head -n1)"
-echo "== $(podman --version), $(dockerd --version)"
+echo "== $(podman --version), $(dockerd --version), containerd $(containerd --version | awk '{print $3}')"
 echo "== cgroup: $(stat -fc %T /sys/fs/cgroup); char majors: $(awk '/^Character/ {c=1; next} /^$/ {c=0} c' /proc/devices | tr '\n' ' ')"
 mkdir -p "$W"
 setup_fakehw
@@ -243,6 +245,9 @@ podman_cdi_nonroot() {
 }
 run_test podman-cdi-nonroot podman_cdi_nonroot
 
+# ---- rootless Podman (tests/vm/rootless.sh)
+run_rootless_tests
+
 # ---- Docker: systemd cgroup driver, configured by amd-ctk runtime configure
 docker_setup() {
     mkdir -p /etc/docker
@@ -289,9 +294,70 @@ docker_no_request() {
     return $ok
 }
 
+# Docker's own `--gpus` (28.3+: an AMD device driver, registered when dockerd finds
+# amd-container-runtime on its PATH, that sets AMD_VISIBLE_DEVICES in the container's env; the
+# runtime `amd` still has to run the container: `--runtime=amd` or `amd` as the default runtime).
+# Docker before 28.3 has no AMD driver: its own "could not select device driver" error is
+# ENGINE-LIMIT (and anything else a FAIL).
+docker_gpus() {
+    local how=$1 rt=() c ok=0 out
+    if [ "$how" = runtime ]; then
+        rt=(--runtime=amd)
+    else
+        amd-ctk runtime configure --runtime docker --set-as-default
+        systemctl restart docker.service
+        docker info --format 'default runtime: {{.DefaultRuntime}}'
+        [ "$(docker info --format '{{.DefaultRuntime}}')" = amd ] || fail "amd is not the default runtime"
+    fi
+    local dv
+    dv=$(docker version --format '{{.Server.Version}}')
+    if ! version_at_least "$dv" 28.3; then
+        if out=$(docker run --rm "${rt[@]}" --network none --gpus all bb:test true 2>&1); then
+            echo "docker $dv ran --gpus all"; return 1
+        fi
+        echo "  | $out"
+        grep -q 'could not select device driver' <<<"$out" || fail "docker $dv: not Docker's own --gpus error"
+        echo "ENGINE LIMIT: docker $dv has no AMD --gpus driver (28.3+)"
+        return 4
+    fi
+    c=$(docker run -d "${rt[@]}" --network none --gpus '"device=3"' bb:test sleep 3600) || fail "docker run --gpus device=3"
+    expect_gpu "docker --gpus device=3 ($how), started" "$(gpu_nodes 3)" docker exec "$c" || ok=1
+    reload_systemd
+    expect_gpu "docker --gpus device=3 ($how), after daemon-reload" "$(gpu_nodes 3)" docker exec "$c" || ok=1
+    docker rm -f "$c" >/dev/null
+    expect_gpu "docker --gpus 2 ($how)" "$(gpu_nodes 0 1)" docker run --rm "${rt[@]}" --network none --gpus 2 bb:test || ok=1
+    expect_gpu "docker --gpus all ($how)" "$(gpu_nodes all)" docker run --rm "${rt[@]}" --network none --gpus all bb:test || ok=1
+    expect_gpu "docker --gpus 0 ($how, void)" "" docker run --rm "${rt[@]}" --network none --gpus 0 bb:test || ok=1
+    expect_null "docker --gpus 0 ($how, void)" docker run --rm "${rt[@]}" --network none --gpus 0 bb:test || ok=1
+    if [ "$how" = default ]; then
+        expect_gpu "docker, amd by default, no request" "" docker run --rm --network none bb:test || ok=1
+    fi
+    return $ok
+}
+
+# CDI, Docker's own mechanism (features.cdi: 28.2+ on by default; `amd-ctk runtime configure
+# --cdi` sets it for older ones); the spec generated in podman-setup.
+docker_cdi() {
+    local ok=0 c
+    amd-ctk runtime configure --runtime docker --cdi
+    systemctl restart docker.service
+    c=$(docker run -d --network none --device "amd.com/gpu=$REQ" bb:test sleep 3600) || fail "docker run --device amd.com/gpu=$REQ"
+    expect_gpu "docker CDI, started" "$WANT" docker exec "$c" || ok=1
+    reload_systemd
+    expect_gpu "docker CDI, after daemon-reload" "$WANT" docker exec "$c" || ok=1
+    docker rm -f "$c" >/dev/null
+    return $ok
+}
+
 run_test docker-setup docker_setup
 run_test docker-systemd docker_gpu
 run_test docker-no-request docker_no_request
+run_test docker-cdi docker_cdi
+run_test docker-gpus-runtime docker_gpus runtime
+run_test docker-gpus-default docker_gpus default
+
+# ---- Kubernetes node: containerd's CRI driven as kubelet drives it (tests/vm/cri.sh)
+run_cri_tests
 
 # ---- CDI refresh by the real udevd (last: it takes a fake GPU away; tests/vm/cdi-refresh.sh)
 run_test cdi-refresh-udev cdi_refresh_udev
