@@ -74,8 +74,8 @@ cri_setup() {
     grep -q 'BinaryName = ".*amd-container-runtime"' "$W/containerd-dump.toml" \
         || fail "containerd's merged config has no runtime with BinaryName amd-container-runtime"
     grep -q 'enable_cdi = true' "$W/containerd-dump.toml" || fail "containerd's merged config: CDI off"
-    grep -A3 'runtimes.amd.options\]' "$W/containerd-dump.toml" | grep -q 'SystemdCgroup = true' \
-        || fail "runtime amd does not use the systemd cgroup driver"
+    awk '/runtimes\.amd\.options\]/ {on=1; next} /^ *\[/ {on=0} on' "$W/containerd-dump.toml" \
+        | grep -q 'SystemdCgroup = true' || fail "runtime amd does not use the systemd cgroup driver"
     sandbox=$(grep -o 'registry.k8s.io/pause:[0-9.]*' "$W/containerd-dump.toml" | head -n1)
     [ -n "$sandbox" ] || fail "no sandbox image in containerd's config"
     make_oci_archive "$W/pause.tar" "$sandbox" /bin/sleep 2147483647

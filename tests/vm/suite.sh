@@ -147,8 +147,13 @@ podman_gpu() {
     expect_gpu "$what, started" "$WANT" podman exec "$c" || ok=1
     reload_systemd
     expect_gpu "$what, after daemon-reload" "$WANT" podman exec "$c" || ok=1
-    podman update --pids-limit 200 "$c" >/dev/null || ok=1
-    if [ -e "$W/podman-update-drops-cdi" ]; then
+    if [ -e "$W/podman-update-unsupported" ]; then
+        log "$what: podman update: not supported by this crun (podman-update-control); podman restart"
+        podman restart -t 0 "$c" >/dev/null || ok=1
+        expect_gpu "$what, after podman restart" "$WANT" podman exec "$c" || ok=1
+    elif ! podman update --pids-limit 200 "$c" >/dev/null; then
+        ok=1
+    elif [ -e "$W/podman-update-drops-cdi" ]; then
         log "$what: after podman update: as CDI does here (podman-update-control), not held; podman restart"
         podman restart -t 0 "$c" >/dev/null || ok=1
         expect_gpu "$what, after podman update + restart" "$WANT" podman exec "$c" || ok=1
@@ -170,15 +175,26 @@ podman_no_request() {
 }
 
 # Control: what does `podman update` keep? A device Podman itself adds (--device) must survive
-# (else Podman is broken here: FAIL). A device from CDI, Podman's own mechanism for our GPUs, is
+# (else Podman is broken here: FAIL); where `podman update` fails for every container (crun 1.28:
+# ENGINE-LIMIT), the GPU cases check `podman restart` instead. A device from CDI, Podman's own mechanism for our GPUs, is
 # rebuilt away on Podman 5.4 + crun (podman update re-sends the device rules of the container's
 # stored config, which never holds CDI or hook devices): then ENGINE-LIMIT, and our hook paths are
 # held to what CDI does (after podman update, a podman restart gives the GPU back).
 podman_update_control() {
-    local c
+    local c out
     c=$(podman run -d --network none --device /dev/dri/renderD133 --device /dev/kfd localhost/bb:test sleep 3600)
     expect_gpu "podman --device (control)" "/dev/kfd /dev/dri/renderD133" podman exec "$c"
-    podman update --pids-limit 200 "$c" >/dev/null
+    # crun 1.28 with the systemd driver (BPFProgram) refuses any update of a container's devices,
+    # which `podman update` always sends: no container can be updated, with or without a GPU.
+    if ! out=$(podman update --pids-limit 200 "$c" 2>&1); then
+        echo "  | $out"
+        podman rm -f -t 0 "$c" >/dev/null
+        grep -q 'updating device access list not supported when using BPFProgram' <<<"$out" \
+            || fail "podman update of a container without GPUs"
+        echo "ENGINE LIMIT: podman update fails for every container: $(podman --version), $(crun --version | head -n1)"
+        touch "$W/podman-update-unsupported"
+        return 4
+    fi
     expect_gpu "podman --device (control), after podman update" "/dev/kfd /dev/dri/renderD133" podman exec "$c"
     podman rm -f -t 0 "$c" >/dev/null
     c=$(podman run -d --network none --device "amd.com/gpu=$REQ" localhost/bb:test sleep 3600)

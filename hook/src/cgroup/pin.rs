@@ -11,8 +11,8 @@
 //! keeps the pin's directory and the program pinned there; afterwards (in
 //! any mount namespace) [`DevicePin::repin`] pins the program that replaced
 //! the pinned one in its place — pinned under a temporary name in the same
-//! directory and renamed over the pin, so the path always names a whole
-//! program — and [`Repinned::undo`] pins the old one back the same way.
+//! directory (no dot: bpffs refuses those) and renamed over the pin, so the
+//! path always names a whole program — and [`Repinned::undo`] pins the old one back the same way.
 //! A pin whose program this grant did not replace is left as it is.
 
 use super::v2::{obj_get, obj_pin, BpfSys, Kernel};
@@ -95,10 +95,10 @@ impl DevicePin {
     /// Pins `prog` in place of what is pinned (temporary name, then rename).
     fn pin_in_place(&self, prog: BorrowedFd) -> Result<(), CgroupError> {
         let tmp = CString::new(
+            // bpffs refuses names with a dot (reserved for the kernel's own files).
             [
-                b".",
                 self.name.as_bytes(),
-                b".amd-ctk-",
+                b"_amd_ctk_",
                 std::process::id().to_string().as_bytes(),
             ]
             .concat(),
@@ -146,5 +146,77 @@ impl Repinned<'_> {
     /// Pins the old program back.
     pub fn undo(self) -> Result<(), CgroupError> {
         self.pin.pin_in_place(self.pin.pinned.as_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::program::{from_rules, Rule};
+
+    /// Needs root (bpffs mount, BPF_PROG_LOAD): skipped without it, a
+    /// failure under CI=true.
+    #[test]
+    fn repin_replaces_the_pinned_program_and_undo_puts_it_back() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "needs root under CI"
+            );
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        nix::mount::mount(
+            Some("bpf"),
+            dir.path(),
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = nix::mount::umount(self.0);
+            }
+        }
+        let _unmount = Unmount(dir.path());
+        let load = |minor| {
+            let insns = from_rules(&[Rule::allow_char(226, minor)]).unwrap();
+            let prog = Kernel.prog_load(&insns, "pin_test").unwrap();
+            let id = Kernel.prog_id(&prog).unwrap();
+            (prog, id)
+        };
+        let ((old, old_id), (new, new_id)) = (load(1), load(2));
+        let dirfd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let pinned_id = |name: &std::ffi::CStr| {
+            let fd = obj_get(dirfd.as_fd(), name).unwrap();
+            Kernel.prog_id(&fd).unwrap()
+        };
+        obj_pin(old.as_fd(), dirfd.as_fd(), c"ctr_scope").unwrap();
+        // The fact the temporary name rests on: bpffs refuses dots.
+        assert!(obj_pin(old.as_fd(), dirfd.as_fd(), c"ctr.tmp").is_err());
+
+        let none = DevicePin::open(&dir.path().join("absent")).unwrap();
+        assert!(none.is_none(), "nothing pinned: no pin to keep");
+        let pin = DevicePin::open(&dir.path().join("ctr_scope"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pin.pinned_id, old_id);
+        let r = pin.repin(new.as_fd(), new_id).unwrap();
+        assert_eq!(pinned_id(c"ctr_scope"), new_id, "the replacement is pinned");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| !n.as_bytes().contains(&b'.')) // the kernel's own progs.debug, …
+            .collect();
+        assert_eq!(names, ["ctr_scope"], "no temporary pin is left");
+        r.undo().unwrap();
+        assert_eq!(
+            pinned_id(c"ctr_scope"),
+            old_id,
+            "undo pins the old program back"
+        );
     }
 }
