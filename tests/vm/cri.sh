@@ -66,12 +66,14 @@ cri_setup() {
     got=$(sed -n 's/^version *= *\([0-9]*\).*/\1/p' "$conf")
     log "containerd $cv: config version $got (wants $want), CRI runtime plugin $plugin"
     [ "$got" = "$want" ] || fail "config.toml has version $got, containerd $cv reads $want"
-    grep -F "[plugins.\"$plugin\".containerd.runtimes.amd]" "$conf" || fail "no runtime amd under $plugin"
-    grep -A12 -F "[plugins.\"$plugin\".containerd.runtimes.amd" "$conf" | sed 's/^/  | /'
+    # containerd 1.7 writes the table names with double quotes, 2.x with single ones.
+    local table="^ *\\[plugins\\.[\"']${plugin//./\\.}[\"']\\.containerd\\.runtimes\\.amd"
+    grep -E "$table\\]" "$conf" || fail "no runtime amd under $plugin"
+    grep -A12 -E "$table" "$conf" | sed 's/^/  | /'
     systemctl restart containerd.service
     # What containerd itself read: its merged config.
     containerd config dump > "$W/containerd-dump.toml" || fail "containerd config dump"
-    grep -q 'BinaryName = ".*amd-container-runtime"' "$W/containerd-dump.toml" \
+    grep -qE "BinaryName = [\"'].*amd-container-runtime[\"']" "$W/containerd-dump.toml" \
         || fail "containerd's merged config has no runtime with BinaryName amd-container-runtime"
     grep -q 'enable_cdi = true' "$W/containerd-dump.toml" || fail "containerd's merged config: CDI off"
     awk '/runtimes\.amd\.options\]/ {on=1; next} /^ *\[/ {on=0} on' "$W/containerd-dump.toml" \
@@ -91,15 +93,15 @@ cri_setup() {
 cri_pod() {
     local name=$1 handler=$2
     POD_ARGS=(--pod-name "$name" --handler "$handler" --cgroup-parent "kubepods-besteffort-pod${name//-/_}.slice")
-    POD=$("$CRI" run-pod "${POD_ARGS[@]}") || fail "RunPodSandbox $name (handler '$handler')"
+    POD=$("$CRI" run-pod "${POD_ARGS[@]}") || { fail "RunPodSandbox $name (handler '$handler')"; return 1; }
 }
 
 # cri_container NAME CREATE_ARGS...: CreateContainer + StartContainer in $POD; sets CID.
 cri_container() {
     local name=$1; shift
     CID=$("$CRI" create --pod "$POD" "${POD_ARGS[@]}" --name "$name" --image "$CRI_IMAGE" "$@" \
-        -- /bin/sleep 3600) || fail "CreateContainer $name"
-    "$CRI" start "$CID" || fail "StartContainer $name"
+        -- /bin/sleep 3600) || { fail "CreateContainer $name"; return 1; }
+    "$CRI" start "$CID" || { fail "StartContainer $name"; return 1; }
     show_cgroup "$("$CRI" status "$CID" | jq -r .pid)"
 }
 
@@ -108,8 +110,8 @@ cri_container() {
 cri_gpu() {
     local what=$1 pod=$2 handler=$3 want=$4; shift 4
     local ok=0
-    cri_pod "$pod" "$handler"
-    cri_container main "$@"
+    cri_pod "$pod" "$handler" || return 1
+    cri_container main "$@" || { "$CRI" remove-pod "$POD"; return 1; }
     expect_gpu "CRI $what, started" "$want" "$CRI" exec "$CID" -- || ok=1
     expect_null "CRI $what" "$CRI" exec "$CID" -- || ok=1
     reload_systemd
@@ -118,19 +120,22 @@ cri_gpu() {
     return $ok
 }
 
+# amd-ctk gpu-tracker with the fake sysfs's setting, as the hook has it.
+tracker() { SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk gpu-tracker "$@"; }
+
 # The RuntimeClass `amd` (handler amd) with AMD_VISIBLE_DEVICES, and the GPU tracker: GPU 3
 # exclusive is held by the pod's container while it lives, refused to a second one, and released
 # when the pod is torn down.
 cri_runtime_class() {
     local ok=0 out
-    amd-ctk gpu-tracker enable
-    amd-ctk gpu-tracker "$REQ" exclusive
-    cri_pod amd-rc amd
-    cri_container main --env "AMD_VISIBLE_DEVICES=$REQ"
+    tracker enable
+    tracker "$REQ" exclusive
+    cri_pod amd-rc amd || return 1
+    cri_container main --env "AMD_VISIBLE_DEVICES=$REQ" || { "$CRI" remove-pod "$POD"; return 1; }
     expect_gpu "CRI handler amd, started" "$WANT" "$CRI" exec "$CID" -- || ok=1
     reload_systemd
     expect_gpu "CRI handler amd, after daemon-reload" "$WANT" "$CRI" exec "$CID" -- || ok=1
-    amd-ctk gpu-tracker status | tee "$W/tracker.txt"
+    tracker status | tee "$W/tracker.txt"
     grep -q "^$REQ .*Exclusive *${CID:0:12}" "$W/tracker.txt" || { echo "GPU $REQ is not held by $CID"; ok=1; }
     if out=$("$CRI" create --pod "$POD" "${POD_ARGS[@]}" --name second --image "$CRI_IMAGE" \
         --env "AMD_VISIBLE_DEVICES=$REQ" -- /bin/sleep 3600 2>&1) \
@@ -140,9 +145,9 @@ cri_runtime_class() {
         echo "  second container refused: $(cat "$W/second.err" 2>/dev/null) $out" | head -c 600; echo
     fi
     "$CRI" remove-pod "$POD" || ok=1
-    amd-ctk gpu-tracker status | tee "$W/tracker.txt"
+    tracker status | tee "$W/tracker.txt"
     grep -q "^$REQ .*Exclusive *-" "$W/tracker.txt" || { echo "GPU $REQ still held after the pod's teardown"; ok=1; }
-    amd-ctk gpu-tracker disable
+    tracker disable
     return $ok
 }
 

@@ -275,7 +275,7 @@ docker_setup() {
   "bridge": "none"
 }
 JSON
-    amd-ctk runtime configure --runtime docker
+    amd-ctk runtime configure --runtime docker --cdi   # CDI for docker-cdi (Docker < 28.2 needs it)
     cat /etc/docker/daemon.json
     systemctl start docker.service
     docker info --format '{{.CgroupDriver}} cgroup v{{.CgroupVersion}} runtimes: {{range $k, $v := .Runtimes}}{{$k}} {{end}}'
@@ -352,11 +352,9 @@ docker_gpus() {
 }
 
 # CDI, Docker's own mechanism (features.cdi: 28.2+ on by default; `amd-ctk runtime configure
-# --cdi` sets it for older ones); the spec generated in podman-setup.
+# --cdi` in docker-setup sets it for older ones); the spec generated in podman-setup.
 docker_cdi() {
     local ok=0 c
-    amd-ctk runtime configure --runtime docker --cdi
-    systemctl restart docker.service
     c=$(docker run -d --network none --device "amd.com/gpu=$REQ" bb:test sleep 3600) || fail "docker run --device amd.com/gpu=$REQ"
     expect_gpu "docker CDI, started" "$WANT" docker exec "$c" || ok=1
     reload_systemd

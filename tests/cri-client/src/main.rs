@@ -9,7 +9,8 @@
 //! `status`. A failed call prints the CRI error (gRPC code and message) on
 //! stderr and exits 1. The pod's config is rebuilt from the same options for
 //! `create` (kubelet passes the sandbox config with CreateContainer too):
-//! host network, uid `uid-NAME`, namespace `amd-ctk-e2e`, the given cgroup
+//! host network (so no hostname of its own), uid `uid-NAME`, namespace
+//! `amd-ctk-e2e`, the given cgroup
 //! parent (a slice under the systemd cgroup driver, as kubelet names it).
 //! Built on the host with the workspace (`cargo build --release`) and copied
 //! into the VM payload; nothing in the product uses it.
@@ -150,7 +151,7 @@ fn pod_config(p: &PodArgs) -> PodSandboxConfig {
             namespace: "amd-ctk-e2e".into(),
             attempt: 0,
         }),
-        hostname: p.pod_name.clone(),
+        // Host network: the node's UTS namespace, no hostname of the pod's own.
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: p.cgroup_parent.clone(),
             security_context: Some(LinuxSandboxSecurityContext {
