@@ -150,7 +150,7 @@ fn lock_root() -> PathBuf {
 }
 
 /// The lock file for the files of `dir`.
-pub fn lock_path(dir: &Path) -> Result<PathBuf, EditError> {
+fn lock_path(dir: &Path) -> Result<PathBuf, EditError> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(dir).map_err(io_err("open (to lock)", dir))?;
     Ok(lock_root().join(format!("configure-{:x}-{}.lock", meta.dev(), meta.ino())))

@@ -496,9 +496,11 @@ impl Connection {
             m.path
         );
         let bytes = encode_call(serial, m, args);
+        // The write counts against the call's one deadline too.
+        let rest = left(deadline).unwrap_or(Duration::from_millis(1));
         self.stream
             .get_ref()
-            .set_write_timeout(Some(self.timeout))
+            .set_write_timeout(Some(rest))
             .map_err(|e| self.io(e))?;
         self.stream
             .get_mut()
