@@ -98,7 +98,8 @@ pub enum CgroupError {
 /// namespace once opened).
 pub enum DeviceCgroup {
     V1(v1::DevicesDir),
-    V2(V2Cgroup),
+    /// Boxed: the v2 state (levels, scope, pins) is several times v1's.
+    V2(Box<V2Cgroup>),
 }
 
 /// A cgroup v2 container cgroup: its directory and every ancestor's up to
@@ -215,11 +216,11 @@ impl DeviceCgroup {
                     pins.extend(pin::DevicePin::open(&p)?);
                 }
             }
-            Ok(DeviceCgroup::V2(V2Cgroup {
+            Ok(DeviceCgroup::V2(Box::new(V2Cgroup {
                 levels,
                 scope,
                 pins,
-            }))
+            })))
         } else {
             let rel = membership
                 .lines()
