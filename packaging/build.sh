@@ -186,7 +186,11 @@ if [ "$1" = purge ]; then
     rm -f /var/lib/amd-container-toolkit/cdi-specs.json
     # Which daemon.json files amd-ctk turned Docker's features.cdi on in (package removal took
     # those back already).
-    rm -f /var/lib/amd-container-toolkit/docker-cdi.json /var/lib/amd-container-toolkit/docker-cdi.json.lock
+    rm -f /var/lib/amd-container-toolkit/docker-cdi.json
+    # The locks of these (0600 files in a 0700 directory).
+    rm -f /var/lib/amd-container-toolkit/locks/gpu-tracker.json.lock /var/lib/amd-container-toolkit/locks/cdi-specs.json.lock \
+        /var/lib/amd-container-toolkit/locks/docker-cdi.json.lock
+    rmdir /var/lib/amd-container-toolkit/locks 2>/dev/null || true
     rm -rf /var/lib/amd-container-toolkit/cdi-previous
     rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi

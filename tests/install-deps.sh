@@ -4,8 +4,9 @@
 set -euo pipefail
 
 packages=(runc podman docker.io umockdev udev libudev-dev pkg-config busybox-static bpftool hyperfine rpm jq binutils)
-# The systemd + cgroup v2 VM (tests/vm): debootstrap builds its root filesystem, qemu boots it.
-vm_packages=(debootstrap qemu-system-x86 qemu-utils e2fsprogs)
+# The systemd + cgroup v2 VMs (tests/vm): debootstrap builds their root filesystems, qemu boots
+# them; protoc builds the CRI client (tests/cri-client) the VM suite drives containerd with.
+vm_packages=(debootstrap qemu-system-x86 qemu-utils e2fsprogs protobuf-compiler)
 
 missing() {
     for p in "$@"; do

@@ -1,48 +1,101 @@
-//! The systemd + cgroup v2 host, proven in a VM: Debian 13 (systemd 257, runc,
-//! crun, Podman 5, Docker 26) booted under qemu by `tests/vm/run-vm.sh`, with
-//! the project's release binaries and the mi300x-8 fixture's fake hardware.
-//! `tests/vm/suite.sh` runs inside it and reports one `RESULT` line per test;
-//! this test requires each expected test to be reported and to pass, and
-//! fails with the VM's output otherwise.
+//! The systemd + cgroup v2 host, proven in two VMs: Debian 13 (`trixie`:
+//! systemd 257, runc 1.1, crun 1.21, Podman 5.4, Docker 26, containerd 1.7)
+//! and Debian sid (`sid`: the newest engines a user installs — Podman 5.8,
+//! crun 1.28, runc 1.3, Docker 28.5, containerd 2.1), each booted under qemu
+//! by `tests/vm/run-vm.sh` with the project's release binaries and the
+//! mi300x-8 fixture's fake hardware. `tests/vm/suite.sh` runs inside each and
+//! reports one `RESULT` line per test; this test requires each expected test
+//! to be reported with a verdict its image allows, and fails with the VM's
+//! output otherwise. The two images are two tests, so cargo runs them side
+//! by side (each VM has its own overlay, payload and results).
 //!
-//! Needs root, debootstrap, qemu and umockdev (tests/install-deps.sh). The
-//! root filesystem is built once (a few minutes, network) and cached under
-//! target/vm; the boot and the suite take a few minutes under TCG.
-//! `AMD_CTK_VM_TESTS=0` skips it outside CI.
+//! Needs root, debootstrap, qemu and umockdev (tests/install-deps.sh). Each
+//! image's root filesystem is built once (a few minutes, network) and cached
+//! under target/vm; the boot and the suite take a few minutes under TCG.
+//! `AMD_CTK_VM_TESTS=0` skips them outside CI.
 
 use amd_ctk_e2e::*;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-/// Every test the suite must report, and the verdicts each may have.
+/// The test VM images (tests/vm/packages-IMAGE.txt).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Image {
+    Trixie,
+    Sid,
+}
+
+impl Image {
+    fn name(self) -> &'static str {
+        match self {
+            Image::Trixie => "trixie",
+            Image::Sid => "sid",
+        }
+    }
+}
+
+const PASS: &[&str] = &["PASS"];
+
+/// Every test the suite must report, and the verdicts each may have on
+/// trixie and on sid.
 /// `host-control-*` are controls without our hook: HOST-BROKEN means the
 /// host itself loses /dev/null on a reload and nothing about us can be
 /// concluded, which fails this test too, with that message.
 /// `podman-update-control` checks whether `podman update` keeps a device
 /// Podman itself gave (`--device`); where it does not (ENGINE-LIMIT),
 /// the suite does not hold our GPUs to more than Podman's own devices.
-const EXPECTED: &[(&str, &[&str])] = &[
-    ("host-control-runc", &["PASS"]),
-    ("host-control-crun", &["PASS"]),
-    ("runc-systemd", &["PASS"]),
-    ("crun-systemd", &["PASS"]),
-    ("runc-systemd-no-request", &["PASS"]),
-    ("crun-systemd-no-request", &["PASS"]),
-    ("runc-systemd-denied-above", &["PASS"]),
-    ("crun-systemd-denied-above", &["PASS"]),
-    ("podman-setup", &["PASS"]),
-    ("podman-update-control", &["PASS", "ENGINE-LIMIT"]),
-    ("podman-prestart", &["PASS"]),
-    ("podman-precreate", &["PASS"]),
-    ("podman-cdi", &["PASS"]),
-    ("podman-no-request", &["PASS"]),
-    ("podman-cdi-nonroot", &["PASS"]),
-    ("docker-setup", &["PASS"]),
-    ("docker-systemd", &["PASS"]),
-    ("docker-no-request", &["PASS"]),
-    ("docker-cdi", &["PASS"]),
-    ("cdi-refresh-udev", &["PASS"]),
+/// `docker-gpus-*`: Docker's AMD `--gpus` driver exists from 28.3 on; the
+/// trixie's Docker 26 answers with its own "could not select device driver"
+/// (ENGINE-LIMIT, and only that error).
+const EXPECTED: &[(&str, &[&str], &[&str])] = &[
+    ("host-control-runc", PASS, PASS),
+    ("host-control-crun", PASS, PASS),
+    ("runc-systemd", PASS, PASS),
+    ("crun-systemd", PASS, PASS),
+    ("runc-systemd-no-request", PASS, PASS),
+    ("crun-systemd-no-request", PASS, PASS),
+    ("runc-systemd-denied-above", PASS, PASS),
+    ("crun-systemd-denied-above", PASS, PASS),
+    ("podman-setup", PASS, PASS),
+    (
+        "podman-update-control",
+        &["PASS", "ENGINE-LIMIT"],
+        &["PASS", "ENGINE-LIMIT"],
+    ),
+    ("podman-prestart", PASS, PASS),
+    ("podman-precreate", PASS, PASS),
+    ("podman-cdi", PASS, PASS),
+    ("podman-no-request", PASS, PASS),
+    ("podman-cdi-nonroot", PASS, PASS),
+    ("rootless-setup", PASS, PASS),
+    ("rootless-cdi", PASS, PASS),
+    ("rootless-hook", PASS, PASS),
+    ("docker-setup", PASS, PASS),
+    ("docker-systemd", PASS, PASS),
+    ("docker-no-request", PASS, PASS),
+    ("docker-cdi", PASS, PASS),
+    ("docker-cdi-names", PASS, PASS),
+    ("docker-gpus-runtime", &["ENGINE-LIMIT"], PASS),
+    ("docker-gpus-default", &["ENGINE-LIMIT"], PASS),
+    ("cri-setup", PASS, PASS),
+    ("cri-cdi-devices", PASS, PASS),
+    ("cri-cdi-annotation", PASS, PASS),
+    ("cri-runtime-class", PASS, PASS),
+    ("cri-no-request", PASS, PASS),
+    ("cdi-refresh-udev", PASS, PASS),
 ];
+
+fn expected(image: Image) -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    EXPECTED.iter().map(move |(name, trixie, sid)| {
+        (
+            *name,
+            match image {
+                Image::Trixie => *trixie,
+                Image::Sid => *sid,
+            },
+        )
+    })
+}
 
 fn prerequisites() -> bool {
     if !in_ci() && std::env::var("AMD_CTK_VM_TESTS").is_ok_and(|v| v == "0") {
@@ -68,11 +121,20 @@ fn results(log: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn systemd_cgroup_v2_host_in_a_vm() {
+fn systemd_cgroup_v2_host_in_a_vm_debian13() {
+    vm_suite(Image::Trixie);
+}
+
+#[test]
+fn systemd_cgroup_v2_host_in_a_vm_debian_sid() {
+    vm_suite(Image::Sid);
+}
+
+fn vm_suite(image: Image) {
     if !prerequisites() {
         return;
     }
-    let work = scratch("vm-systemd");
+    let work = scratch(&format!("vm-systemd-{}", image.name()));
     let payload = work.join("payload");
     let out_dir = work.join("results");
     let bin_dir = bin("amd-container-hook").parent().unwrap().to_path_buf();
@@ -88,6 +150,7 @@ fn systemd_cgroup_v2_host_in_a_vm() {
             .arg(repo().join("tests/vm/run-vm.sh"))
             .arg(&payload)
             .arg(&out_dir)
+            .arg(image.name())
             .output()
             .expect("run-vm.sh runs")
     };
@@ -110,8 +173,8 @@ fn systemd_cgroup_v2_host_in_a_vm() {
     eprintln!("{}", text(&run.stderr));
     let got = results(&log);
     let mut failures = Vec::new();
-    for (name, allowed) in EXPECTED {
-        match got.get(*name) {
+    for (name, allowed) in expected(image) {
+        match got.get(name) {
             None => failures.push(format!("{name}: not reported")),
             Some(v) if allowed.contains(&v.as_str()) => {}
             Some(v) if v == "HOST-BROKEN" => failures.push(format!(
@@ -122,7 +185,7 @@ fn systemd_cgroup_v2_host_in_a_vm() {
         }
     }
     for name in got.keys() {
-        if !EXPECTED.iter().any(|(n, _)| n == name) {
+        if !EXPECTED.iter().any(|(n, _, _)| n == name) {
             failures.push(format!(
                 "{name}: reported but not expected by tests/vm_systemd.rs"
             ));
@@ -130,11 +193,12 @@ fn systemd_cgroup_v2_host_in_a_vm() {
     }
     assert!(
         failures.is_empty(),
-        "VM suite failures:\n  {}\n--- VM suite output (tests/vm/suite.sh)\n{log}",
+        "VM suite failures ({}):\n  {}\n--- VM suite output (tests/vm/suite.sh)\n{log}",
+        image.name(),
         failures.join("\n  ")
     );
     // Shown with --nocapture: what each engine did, for the record.
     let summary: Vec<_> = got.iter().map(|(n, v)| format!("{n} {v}")).collect();
-    eprintln!("VM suite: {}", summary.join(", "));
+    eprintln!("VM suite ({}): {}", image.name(), summary.join(", "));
     let _ = std::fs::remove_dir_all(&work);
 }

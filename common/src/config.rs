@@ -56,7 +56,7 @@ impl Default for DevicesConfig {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TrackerConfig {
     /// The GPU tracker's state (`amd-ctk gpu-tracker`); its lock is
-    /// `FILE.lock`. The hook and amd-ctk must agree on it.
+    /// `DIR/locks/FILE.lock`. The hook and amd-ctk must agree on it.
     pub state_file: PathBuf,
 }
 

@@ -6,7 +6,10 @@
 //!   the options the spec was written with (format, vendor, class, name
 //!   strategies) and a digest of the bytes it wrote, keyed by PATH made
 //!   absolute. The record is replaced atomically under an exclusive `flock`
-//!   on the state file's directory, which the spec's write happens under too.
+//!   on `STATE_DIR/locks/cdi-specs.json.lock` (`flock::lock_file`), which the
+//!   spec's write happens under too. Record and lock are 0600, `locks` and
+//!   the default state directory 0700 (an older record is made 0600): a lock
+//!   others can open, others can hold.
 //! - `cdi refresh` regenerates each recorded spec with its recorded options:
 //!   only when the file is still byte-for-byte what amd-ctk last wrote there
 //!   (otherwise it is the admin's now: left byte-identical, the record kept,
@@ -70,8 +73,8 @@ pub enum RefreshError {
     },
     #[error("{spec}: cannot write our hook into it: {reason}")]
     Hook { spec: String, reason: String },
-    #[error("cannot lock {dir} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
-    LockTimeout { dir: PathBuf },
+    #[error("cannot lock {path} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
+    LockTimeout { path: PathBuf },
     /// `cdi refresh` on a host whose GPUs are gone: the recorded specs are kept.
     #[error(
         "{source}; kept {kept} as it was (a GPU event with no GPU left is taken for a driver being \
@@ -155,8 +158,8 @@ fn format_name(f: SpecFormat) -> &'static str {
     }
 }
 
-/// An exclusive `flock` on the state file's directory (nothing left behind),
-/// with SIGTERM blocked until it is dropped: what runs under it is never torn.
+/// An exclusive `flock` on the state file's lock file (root's alone), with
+/// SIGTERM blocked until it is dropped: what runs under it is never torn.
 pub struct StateLock {
     _held: flock::Held,
     path: PathBuf,
@@ -187,13 +190,24 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let f = std::fs::File::open(&dir).map_err(io("open", &dir))?;
-    let held = match flock::lock_exclusive(f, &dir, LOCK_TIMEOUT, Duration::from_millis(20)) {
+    if Path::new(DEFAULT_STATE_FILE).parent() == Some(dir.as_path()) {
+        flock::private_dir(&dir).map_err(io("create", &dir))?;
+    } else {
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    }
+    let lock_path = flock::lock_file(path);
+    let f = flock::open_private(&lock_path).map_err(io("open", &lock_path))?;
+    let held = match flock::lock_exclusive(f, &lock_path, LOCK_TIMEOUT, Duration::from_millis(20)) {
         Ok(held) => held,
-        Err(flock::LockError::Timeout { .. }) => return Err(RefreshError::LockTimeout { dir }),
-        Err(flock::LockError::Lock { source, .. }) => return Err(io("lock", &dir)(source.into())),
+        Err(flock::LockError::Timeout { .. }) => {
+            return Err(RefreshError::LockTimeout { path: lock_path })
+        }
+        Err(flock::LockError::Lock { source, .. }) => {
+            return Err(io("lock", &lock_path)(source.into()))
+        }
     };
+    // A record from before it was private: root's alone.
+    flock::tighten_path(path, 0o600).map_err(io("open", path))?;
     Ok(StateLock {
         _held: held,
         path: path.to_path_buf(),
@@ -229,7 +243,8 @@ impl StateLock {
                 source,
             })?;
         text.push('\n');
-        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
+        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))?;
+        flock::tighten_path(&self.path, 0o600).map_err(io("write", &self.path))
     }
 
     /// Records that `spec` now holds `bytes`, written with these options.

@@ -445,7 +445,7 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
         assert!(ok, "{args:?}: {err}");
         out
     };
-    // Ours: set, recorded (record 0600 in a new 0700 directory), taken back.
+    // Ours: set, recorded (record 0600, its lock 0600 in a 0700 locks directory), taken back.
     let admins = json!({"log-level": "warn", "features": {"buildkit": true}});
     fs::write(&f, admins.to_string()).unwrap();
     let out = run(&[]);
@@ -461,8 +461,8 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
     );
     let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
     assert_eq!(mode(&rec), 0o600);
-    assert_eq!(mode(&d.p("state/docker-cdi.json.lock")), 0o600);
-    assert_eq!(mode(&d.p("state")), 0o700);
+    assert_eq!(mode(&d.p("state/locks/docker-cdi.json.lock")), 0o600);
+    assert_eq!(mode(&d.p("state/locks")), 0o700);
     let out = run(&["--remove"]);
     assert!(
         out.contains("removed features.cdi (amd-ctk had set it)"),
@@ -574,7 +574,7 @@ fn docker_cdi_record_failures_change_nothing() {
     assert_eq!(fs::read_to_string(&f).unwrap(), "{\"debug\": true}\n");
     assert_eq!(
         d.names(""),
-        ["daemon.json", "docker-cdi.json", "docker-cdi.json.lock"],
+        ["daemon.json", "docker-cdi.json", "locks"],
         "the daemon.json backup of the taken-back run is gone"
     );
 }

@@ -115,7 +115,14 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
     }
     logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
-    tracking::hold(&config, state.id(), pid, &inventory, &selection)?;
+    tracking::hold(
+        &config,
+        state.id(),
+        state.bundle(),
+        pid,
+        &inventory,
+        &selection,
+    )?;
     let nodes: Vec<String> = selection
         .0
         .iter()
@@ -147,7 +154,7 @@ pub fn release(
     state: &oci_spec::runtime::State,
 ) -> Result<(), CdiStageError> {
     let config = Config::load(config_path)?;
-    if tracking::release(&config, state.id())? {
+    if tracking::release(&config, state.id(), state.bundle())? {
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         log::info!(
             "GPU tracker: released the GPUs of {} at poststop",

@@ -7,6 +7,18 @@
 //! host's (the host's mode bits kept; [`user_group`]); the host's node is
 //! never changed, so a bind-mounted node (user namespace) is left as it is,
 //! with a warning.
+//!
+//! A process in the host's mount namespace is refused before anything is
+//! done: the hook's own namespace, or PID 1's (when the runtime and the hook
+//! run in a private one; when the hook may read it).
+//!
+//! A rootless engine (Podman run by a user) runs the hook as root of the
+//! user's own user namespace: there mknod is refused and no device program
+//! can be attached (BPF needs the initial namespace's privileges), and the
+//! engine confines no devices by cgroup either — a rootless container opens
+//! what its user's host permissions allow. There the nodes are bind-mounted
+//! from the host, as CDI's are, the device cgroup is left alone, and a node
+//! the user may not open fails the create, naming it.
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
@@ -28,8 +40,24 @@ pub enum InjectError {
          (the host's), so it is not a container being created"
     )]
     HostNamespace { pid: i32 },
+    #[error(
+        "refusing to inject into process {pid}: it is in the mount namespace of PID 1 (the \
+         host's), so it is not a container being created"
+    )]
+    InitNamespace { pid: i32 },
     #[error("cannot open host node {path}: {source}")]
     HostNode { path: String, source: io::Error },
+    #[error(
+        "rootless engine: its user may not open {path} (mode {mode:04o}, {owner}), \
+         so the container cannot be given it. Give the user access to the GPU's nodes (the \
+         groups that own them), or run the container rootful; for a rootless container CDI \
+         (--device amd.com/gpu=N) bind-mounts the same nodes"
+    )]
+    RootlessNoAccess {
+        path: String,
+        mode: u32,
+        owner: String,
+    },
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
@@ -110,14 +138,34 @@ pub fn inject(
     edits: &ContainerEdits,
     kinds: &[NodeKind],
 ) -> Result<Injected, InjectError> {
-    if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
+    // The host's mount namespace is the hook's own, or PID 1's when the
+    // runtime and the hook run in a private one.
+    let target = ns_id(&format!("/proc/{pid}/ns/mnt"))?;
+    if target == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
     }
-    let mut cgroup = DeviceCgroup::open(pid)?;
+    // PID 1's may be closed to the hook (an init it may not trace, as a
+    // VM's agent can be): then the hook's own is the one reference.
+    match ns_id("/proc/1/ns/mnt") {
+        Ok(init) if init == target => return Err(InjectError::InitNamespace { pid }),
+        Ok(_) => {}
+        Err(e) => log::debug!("PID 1's mount namespace not compared: {e}"),
+    }
+    let rootless = !initial_user_namespace()?;
+    let mut cgroup = if rootless {
+        for n in &edits.device_nodes {
+            may_open(n)?;
+        }
+        None
+    } else {
+        Some(DeviceCgroup::open(pid)?)
+    };
     let userns = ns_id(&format!("/proc/{pid}/ns/user"))? != ns_id("/proc/self/ns/user")?;
-    // Host nodes are opened before entering the container's namespace; with a
-    // user namespace they are bind-mounted because mknod is refused there.
-    let host_fds = if userns {
+    // Host nodes are opened before entering the container's namespace; in a
+    // user namespace (the container's or a rootless engine's own) they are
+    // bind-mounted because mknod is refused there.
+    let bind = userns || rootless;
+    let host_fds = if bind {
         edits
             .device_nodes
             .iter()
@@ -126,7 +174,7 @@ pub fn inject(
     } else {
         Vec::new()
     };
-    let placement = if userns {
+    let placement = if bind {
         Placement::Bind(&host_fds)
     } else {
         Placement::Mknod
@@ -176,7 +224,7 @@ pub fn inject(
     let mut regrouped = Vec::new();
     let user = spec.user();
     for (i, node) in edits.device_nodes.iter().enumerate() {
-        let mine = user_group(node, &user, kinds, userns);
+        let mine = user_group(node, &user, kinds, bind);
         match root.place(mine.as_ref().unwrap_or(node), &placement, i) {
             Ok(true) => {
                 created += 1;
@@ -191,17 +239,66 @@ pub fn inject(
             }
         }
     }
-    if let Err(e) = cgroup.allow(&edits.device_nodes, spec.device_rules()) {
-        root.rollback();
-        return Err(e.into());
+    if let Some(cgroup) = cgroup.as_mut() {
+        if let Err(e) = cgroup.allow(&edits.device_nodes, spec.device_rules()) {
+            root.rollback();
+            return Err(e.into());
+        }
     }
     root.commit();
     Ok(Injected {
         created,
         regrouped,
-        cgroup: cgroup.describe(),
-        bind_mounted: userns,
+        cgroup: cgroup.as_ref().map_or_else(
+            || "no device cgroup: a rootless engine's container opens what its user may".into(),
+            DeviceCgroup::describe,
+        ),
+        bind_mounted: bind,
     })
+}
+
+/// Does the hook run in the initial user namespace (a rootful engine)? Its
+/// uid map is then the identity of every id.
+fn initial_user_namespace() -> Result<bool, InjectError> {
+    let path = "/proc/self/uid_map";
+    let text = std::fs::read_to_string(path).map_err(|source| InjectError::Namespace {
+        path: path.into(),
+        source,
+    })?;
+    Ok(is_identity_map(&text))
+}
+
+fn is_identity_map(uid_map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = uid_map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    lines == [vec!["0", "0", "4294967295"]]
+}
+
+/// A rootless engine's container may have `node` only when the engine's
+/// user may open it (read and write, as the kernel checks it for this
+/// process: the user's host uid and groups).
+fn may_open(node: &DeviceNode) -> Result<(), InjectError> {
+    use nix::unistd::{access, AccessFlags};
+    access(&node.path, AccessFlags::R_OK | AccessFlags::W_OK).map_err(|_| {
+        InjectError::RootlessNoAccess {
+            path: node.path.display().to_string(),
+            mode: node.mode,
+            owner: owner(node.uid, node.gid),
+        }
+    })
+}
+
+/// A node's owner as the hook sees it; in a rootless engine's user namespace
+/// ids of the host that are not mapped there read as the overflow id.
+fn owner(uid: u32, gid: u32) -> String {
+    const OVERFLOW: u32 = 65534;
+    if uid == OVERFLOW && gid == OVERFLOW {
+        "owner and group outside the engine's user namespace".into()
+    } else {
+        format!("uid {uid}, gid {gid} in the engine's user namespace")
+    }
 }
 
 /// Device and inode of a directory, to tell two roots apart.
@@ -243,4 +340,19 @@ fn clone_mount(path: &Path) -> Result<OwnedFd, InjectError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_full_identity_map_is_the_initial_namespace() {
+        assert!(is_identity_map("         0          0 4294967295\n"));
+        assert!(!is_identity_map(
+            "         0       1000          1\n         1     100000      65536\n"
+        ));
+        assert!(!is_identity_map("         0          0      65536\n"));
+        assert!(!is_identity_map(""));
+    }
 }

@@ -1,20 +1,26 @@
 #!/bin/bash
-# Builds (or reuses) the test VM's Debian 13 root filesystem with debootstrap.
+# Builds (or reuses) the root filesystem of one test VM image with debootstrap.
+#
+#   build-rootfs.sh IMAGE      (IMAGE: trixie = Debian 13, sid = Debian unstable; packages-IMAGE.txt)
 #
 # Contract: prints the path of a finished root filesystem directory on stdout and exits 0, or exits
 # non-zero with debootstrap's log on stderr. The directory is cached under $AMD_CTK_VM_CACHE
-# (default: <repo>/target/vm) keyed on packages.txt and this script, so a second run is instant and
-# never downloads. Downloads happen here only, never while a test runs. Needs root and debootstrap.
+# (default: <repo>/target/vm) keyed on the image's package list and this script, so a second run is
+# instant and never downloads; each image has its own cache entry. Downloads happen here only, never
+# while a test runs. Needs root and debootstrap.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${AMD_CTK_VM_CACHE:-$repo/target/vm}
-suite=${AMD_CTK_VM_SUITE:-trixie}
+image=${1:?usage: build-rootfs.sh IMAGE (trixie or sid)}
+list=$here/packages-$image.txt
+[ -f "$list" ] || { echo "build-rootfs: no image '$image': no $list (images: $(cd "$here" && ls packages-*.txt | sed 's/packages-//; s/\.txt//' | paste -sd' '))" >&2; exit 1; }
+suite=$image
 mirror=${AMD_CTK_VM_MIRROR:-http://deb.debian.org/debian}
 
-packages=$(grep -v '^\s*#' "$here/packages.txt" | grep -v '^\s*$' | sort | paste -sd, -)
+packages=$(grep -v '^\s*#' "$list" | grep -v '^\s*$' | sort | paste -sd, -)
 key=$( (echo "$suite $mirror $packages"; cat "$here/build-rootfs.sh") | sha256sum | cut -c1-16)
-dir=$cache/rootfs-$key
+dir=$cache/rootfs-$image-$key
 if [ -f "$dir/.complete" ]; then
     echo "$dir"
     exit 0
@@ -23,9 +29,9 @@ fi
 command -v debootstrap >/dev/null || { echo "build-rootfs: debootstrap missing (tests/install-deps.sh)" >&2; exit 1; }
 
 mkdir -p "$cache"
-tmp=$(mktemp -d "$cache/rootfs-tmp.XXXXXX")
+tmp=$(mktemp -d "$cache/tmp-rootfs-$image.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-log=$cache/debootstrap-$key.log
+log=$cache/debootstrap-$image-$key.log
 echo "build-rootfs: debootstrap $suite into $tmp (a few minutes, once per package list)" >&2
 if ! debootstrap --variant=minbase --include="$packages" "$suite" "$tmp/root" "$mirror" >"$log" 2>&1; then
     tail -n 40 "$log" >&2
@@ -45,8 +51,8 @@ rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* 2>/dev/n
 touch "$root/.complete"
 rm -rf "$dir"
 mv "$root" "$dir"
-# Older builds of other package lists are of no further use.
-for old in "$cache"/rootfs-*; do
+# Older builds of this image's other package lists are of no further use.
+for old in "$cache"/rootfs-"$image"-*; do
     [ "$old" = "$dir" ] || [ ! -d "$old" ] || rm -rf "$old"
 done
 echo "$dir"

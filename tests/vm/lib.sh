@@ -67,6 +67,7 @@ setup_fakehw() {
 
 install_toolkit() {
     install -m 0755 "$P/bin/amd-ctk" "$P/bin/amd-container-hook" "$P/bin/amd-container-runtime" /usr/bin/
+    install -m 0755 "$P/bin/amd-ctk-cri-client" /usr/local/bin/   # the tests' CRI client, not the product
     mkdir -p /etc/amd-container-toolkit
     cat > /etc/amd-container-toolkit/config.toml <<CONF
 [hook]
@@ -187,4 +188,18 @@ show_cgroup() {
         echo "    ${dir#/sys/fs/cgroup}: $(bpftool cgroup show "$dir" 2>/dev/null | awk 'NR>1 {printf "%s(%s) ", $1, $NF}')"
         dir=$(dirname "$dir")
     done
+}
+
+# gpu_nodes all|IDX...: the nodes GPUs IDX (or every GPU) give, as expect_gpu's WANT: /dev/kfd and
+# each GPU's card and render node, read from the fixture by amd-ctk (no node names hard-coded).
+gpu_nodes() {
+    local sel
+    if [ "$1" = all ]; then sel='.gpus[]'; else sel=".gpus[] | select(.index as \$i | [$(IFS=,; echo "$*")] | index(\$i))"; fi
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk gpu list --format json \
+        | jq -r "[.kfd.path] + [$sel | .card.path, .render.path] | join(\" \")"
+}
+
+# version_at_least HAVE WANT: dotted versions compared numerically (28.5.2 >= 28.3).
+version_at_least() {
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }

@@ -21,7 +21,10 @@ for b in amd-ctk amd-container-hook amd-container-runtime; do
     [ -x "$bin/$b" ] || die "$bin/$b is not built (cargo build --release)"
     cp "$bin/$b" "$out/bin/"
 done
-cp "$here/suite.sh" "$here/lib.sh" "$here/cdi-refresh.sh" "$out/"
+# The CRI client the Kubernetes tests drive containerd with (tests/cri-client, built with the workspace).
+[ -x "$bin/amd-ctk-cri-client" ] || die "$bin/amd-ctk-cri-client is not built (cargo build --release --workspace)"
+cp "$bin/amd-ctk-cri-client" "$out/bin/"
+cp "$here/suite.sh" "$here/lib.sh" "$here/cdi-refresh.sh" "$here/cri.sh" "$here/rootless.sh" "$out/"
 # The udev rule and unit the packages install (the CDI refresh test installs them the same way).
 mkdir -p "$out/packaging"
 cp "$repo/packaging/udev/60-amd-container-toolkit-cdi.rules" "$repo/packaging/systemd/amd-cdi-refresh.service" \

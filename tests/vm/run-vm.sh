@@ -1,7 +1,7 @@
 #!/bin/bash
 # Boots the systemd + cgroup v2 test VM and runs a payload's suite inside it.
 #
-#   run-vm.sh PAYLOAD_DIR RESULTS_DIR
+#   run-vm.sh PAYLOAD_DIR RESULTS_DIR [IMAGE]      (IMAGE: trixie (default) or sid, build-rootfs.sh)
 #
 # PAYLOAD_DIR holds suite.sh and whatever it needs; it is shared read-only with the VM (9p) and
 # suite.sh runs as root after multi-user.target. Its output lands in RESULTS_DIR/suite.log, its
@@ -9,9 +9,9 @@
 # serial console in RESULTS_DIR/console.log. Exits 0 when the VM ran the suite to the end (whatever
 # the suite's status), non-zero when the VM could not be built or booted or timed out.
 #
-# The base image (Debian 13, tests/vm/packages.txt) is built once and cached beside the root
-# filesystem (build-rootfs.sh); each run boots a copy-on-write overlay of it, so runs never
-# see each other's state. No network inside the VM. Needs root, qemu-system-x86_64, mkfs.ext4.
+# The base image (IMAGE's packages-IMAGE.txt) is built once and cached beside its root filesystem
+# (build-rootfs.sh); each run boots a copy-on-write overlay of it, so runs never see each other's
+# state, and runs of different images may go on at the same time. No network inside the VM. Needs root, qemu-system-x86_64, mkfs.ext4.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,17 +19,18 @@ cache=${AMD_CTK_VM_CACHE:-$repo/target/vm}
 timeout_s=${AMD_CTK_VM_TIMEOUT:-1500}
 die() { echo "run-vm: $*" >&2; exit 1; }
 
-[ $# = 2 ] || die "usage: run-vm.sh PAYLOAD_DIR RESULTS_DIR"
+[ $# = 2 ] || [ $# = 3 ] || die "usage: run-vm.sh PAYLOAD_DIR RESULTS_DIR [IMAGE]"
 payload=$(readlink -f "$1")
 results=$(readlink -f "$2")
+image=${3:-trixie}
 [ -f "$payload/suite.sh" ] || die "no suite.sh in $payload"
 mkdir -p "$results"
 for tool in qemu-system-x86_64 qemu-img mkfs.ext4; do
     command -v "$tool" >/dev/null || die "$tool missing (tests/install-deps.sh)"
 done
 
-rootfs=$("$here/build-rootfs.sh")
-key=$( (basename "$rootfs"; cat "$here/image/"*) | sha256sum | cut -c1-16)
+rootfs=$("$here/build-rootfs.sh" "$image")
+key=$image-$( (basename "$rootfs"; cat "$here/image/"*) | sha256sum | cut -c1-16)
 base=$cache/base-$key.img
 kernel=$cache/vmlinuz-$key
 initrd=$cache/initrd-$key
@@ -46,7 +47,7 @@ if [ ! -f "$base" ]; then
     mv "$kernel.tmp" "$kernel"
     mv "$initrd.tmp" "$initrd"
     mv "$base.tmp" "$base"
-    for old in "$cache"/base-*.img "$cache"/vmlinuz-* "$cache"/initrd-*; do
+    for old in "$cache"/base-"$image"-*.img "$cache"/vmlinuz-"$image"-* "$cache"/initrd-"$image"-*; do
         case "$old" in *"$key"*) ;; *) rm -f "$old" ;; esac
     done
 fi
@@ -57,7 +58,7 @@ qemu-img create -q -f qcow2 -b "$base" -F raw "$work/overlay.qcow2"
 rm -f "$results/exit-status" "$results/suite.log"
 
 accel=${AMD_CTK_VM_ACCEL:-tcg}
-echo "run-vm: booting (qemu, $accel; timeout ${timeout_s}s)" >&2
+echo "run-vm: booting $image (qemu, $accel; timeout ${timeout_s}s)" >&2
 start=$(date +%s)
 status=0
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
@@ -69,7 +70,7 @@ timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
     -virtfs "local,path=$payload,mount_tag=payload,security_model=none,readonly=on" \
     -virtfs "local,path=$results,mount_tag=results,security_model=none" \
     > "$results/console.log" 2>&1 < /dev/null || status=$?
-echo "run-vm: qemu exited ($status) after $(( $(date +%s) - start ))s" >&2
+echo "run-vm: $image: qemu exited ($status) after $(( $(date +%s) - start ))s" >&2
 # A guest kernel crash (seen once under TCG with 2 vCPUs: "Oops: int3" in the page allocator while
 # the kernel patched its own text) is the emulator's, not the suite's: oops=panic panic=-1 make
 # it end the VM at once (-no-reboot), and exit status 75 tells tests/vm_systemd.rs to boot again.

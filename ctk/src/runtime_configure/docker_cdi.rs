@@ -17,9 +17,10 @@
 //!   `$AMD_CTK_DOCKER_CDI_STATE`) maps each daemon.json, by absolute path
 //!   with symlinks resolved, to an [`Entry`]. It is read, and written as the
 //!   run's last file (so a failure to write it takes the daemon.json edit
-//!   back, engine.rs), under an exclusive `flock` on `RECORD.lock` held for
+//!   back, engine.rs), under an exclusive `flock` on its lock file held for
 //!   the whole run: for another amd-ctk, file and record change as one.
-//!   Record and lock are 0600, a directory created for them 0700; a record
+//!   Record and lock are 0600, the lock in `DIR/locks` (0700) as every lock
+//!   of the toolkit's state, the default state directory 0700; a record
 //!   left without entries is deleted; a run with nothing to record (`--no-cdi`,
 //!   `--dry-run`, `--remove` without a record) creates nothing.
 //! - A record that does not parse stops the run before anything changed.
@@ -32,7 +33,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -271,28 +271,19 @@ fn io<'a>(
     }
 }
 
-/// `RECORD.lock`, 0600, never through a symlink; the directory made 0700
-/// if it is missing.
+/// The record's lock, `DIR/locks/docker-cdi.json.lock` (flock::lock_file:
+/// 0600 in a 0700 directory of the caller's); the default state directory is
+/// made 0700 (flock::private_dir), another one only created.
 fn lock(record: &Path) -> Result<flock::Held, ConfigureError> {
     if let Some(dir) = record.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io("create", dir))?;
+        if Path::new(DEFAULT_RECORD).parent() == Some(dir) {
+            flock::private_dir(dir).map_err(io("create", dir))?;
+        } else {
+            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
     }
-    let lock_path = PathBuf::from(format!("{}.lock", record.display()));
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&lock_path)
-        .map_err(io("open (to lock)", &lock_path))?;
+    let lock_path = flock::lock_file(record);
+    let f = flock::open_private(&lock_path).map_err(io("open (to lock)", &lock_path))?;
     let timeout = file_edit::lock_timeout();
     match flock::lock_exclusive(f, &lock_path, timeout, Duration::from_millis(20)) {
         Ok(held) => Ok(held),

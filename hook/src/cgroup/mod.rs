@@ -8,7 +8,9 @@
 //! this container — its own cgroup and, under the systemd cgroup driver, the
 //! levels up to and including its own scope (systemd's program there is
 //! changed through systemd, see [`crate::systemd`], so that it holds when
-//! systemd re-applies the unit's properties). Levels above (slices, pods)
+//! systemd re-applies the unit's properties; a device program systemd
+//! attaches from a bpffs pin, `BPFProgram=device:PIN`, is pinned anew there,
+//! see [`pin`]). Levels above (slices, pods)
 //! are shared with other containers and never changed. Afterwards every
 //! level up to the root is judged — the container's own levels by the
 //! programs the grant just examined or attached there (no syscall), every
@@ -20,6 +22,7 @@
 //! directory lists the container's pid, else through mountinfo.
 
 mod mountinfo;
+mod pin;
 mod v1;
 pub mod v2;
 
@@ -55,6 +58,16 @@ pub enum CgroupError {
     #[error(transparent)]
     Systemd(#[from] SystemdError),
     #[error(
+        "cannot {what} the device program pin {path} (systemd attaches the program pinned \
+         there to the container's scope; a grant it would undo at the next daemon-reload is \
+         refused): {source}"
+    )]
+    Pin {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error(
         "device program {program} ({name:?}) on {cgroup} denies char device {major}:{minor} to \
          this container, and that cgroup is not the container's own (a slice or pod shared with \
          other containers), so a hook cannot change it. Give the GPU through the container's \
@@ -85,7 +98,8 @@ pub enum CgroupError {
 /// namespace once opened).
 pub enum DeviceCgroup {
     V1(v1::DevicesDir),
-    V2(V2Cgroup),
+    /// Boxed: the v2 state (levels, scope, pins) is several times v1's.
+    V2(Box<V2Cgroup>),
 }
 
 /// A cgroup v2 container cgroup: its directory and every ancestor's up to
@@ -94,6 +108,8 @@ pub enum DeviceCgroup {
 pub struct V2Cgroup {
     levels: Vec<(PathBuf, File)>,
     scope: Option<Scope>,
+    /// The pins of the scope's `BPFProgram=device:…` programs.
+    pins: Vec<pin::DevicePin>,
 }
 
 /// Is the host's cgroup hierarchy unified (v2 only)? Decided the way runc
@@ -193,8 +209,18 @@ impl DeviceCgroup {
                     path,
                 });
             }
-            let scope = Scope::find(pid, rel, &path)?;
-            Ok(DeviceCgroup::V2(V2Cgroup { levels, scope }))
+            let mut scope = Scope::find(pid, rel, &path)?;
+            let mut pins = Vec::new();
+            if let Some(scope) = scope.as_mut() {
+                for p in scope.device_program_pins()? {
+                    pins.extend(pin::DevicePin::open(&p)?);
+                }
+            }
+            Ok(DeviceCgroup::V2(Box::new(V2Cgroup {
+                levels,
+                scope,
+                pins,
+            })))
         } else {
             let rel = membership
                 .lines()
@@ -313,11 +339,34 @@ impl V2Cgroup {
         if result.is_ok() {
             result = self.judge(&access, top, &changes);
         }
+        // 4. A program systemd attaches from a pin is replaced there too.
+        let mut repinned = Vec::new();
+        if result.is_ok() {
+            if let Some(scope_level) = self.scope.as_ref().and_then(|s| changes.get(s.levels_up)) {
+                for p in &self.pins {
+                    let Some((new, new_id)) = scope_level.replacement_of(p.pinned_id) else {
+                        continue;
+                    };
+                    match p.repin(new.as_fd(), new_id) {
+                        Ok(r) => repinned.push(r),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         let changed = changes.iter().any(v2::V2Change::changed)
             || scope_change.as_ref().is_some_and(|c| !c.added.is_empty());
         match result {
             Ok(()) => Ok(changed),
             Err(e) => {
+                for r in repinned.into_iter().rev() {
+                    if let Err(undo) = r.undo() {
+                        log::error!("undoing a device program pin: {undo}");
+                    }
+                }
                 for c in changes.into_iter().rev() {
                     if let Err(undo) = c.revert() {
                         log::error!("undoing a device program replacement: {undo}");

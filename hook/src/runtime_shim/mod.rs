@@ -17,7 +17,7 @@ pub mod spec;
 use amd_container_common::access::{self, ProcessUser};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{scan, Detail};
-use amd_container_common::request::{find_request, Request};
+use amd_container_common::request::{check_assignment, find_assignment, find_request, Request};
 use amd_container_common::ContainerEdits;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
@@ -47,6 +47,11 @@ pub enum ShimError {
     },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot tell which bundle runc would use for {args:?}: {why}; refusing rather than \
+         editing another bundle's config.json"
+    )]
+    Bundle { args: String, why: String },
     #[error("cannot run {runtime}: {source}")]
     Exec { runtime: String, source: io::Error },
 }
@@ -65,12 +70,21 @@ fn run(args: &[OsString], inv: &args::Invocation) -> ShimError {
         Ok(c) => c,
         Err(e) => return e.into(),
     };
-    if inv.creates() {
-        let bundle = inv
-            .bundle
-            .as_deref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(bundle) = &inv.bundle {
+        let bundle = match bundle {
+            args::Bundle::Cwd => PathBuf::from("."),
+            args::Bundle::Path(p) => PathBuf::from(p),
+            args::Bundle::Unclear(why) => {
+                return ShimError::Bundle {
+                    args: args
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    why: why.clone(),
+                }
+            }
+        };
         if let Err(e) = prepare(&bundle.join("config.json"), &config, &config_path) {
             return e;
         }
@@ -167,8 +181,10 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     if !request.is_gpu() || request == Request::NoGpus {
         return Vec::new();
     }
+    // Within the orchestrator's assignment, or the hook refuses it.
+    let assignment = find_assignment(env.iter().copied(), &config.hook.swarm_resource);
     let detail = Detail {
-        unique_ids: request.names_unique_ids(),
+        unique_ids: request.names_unique_ids() || assignment.is_some(),
         partition_modes: false,
     };
     let Ok(found) = scan(detail) else {
@@ -177,6 +193,11 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     let Ok(selection) = request.resolve(&var, found.gpus()) else {
         return Vec::new();
     };
+    if let Some(a) = &assignment {
+        if check_assignment(&var, &selection, a, found.gpus()).is_err() {
+            return Vec::new();
+        }
+    }
     let Ok(inventory) = found.with_nodes(&selection.0) else {
         return Vec::new();
     };

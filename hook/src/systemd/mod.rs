@@ -216,6 +216,39 @@ impl Scope {
         Ok(())
     }
 
+    /// The bpffs pins of the device programs systemd attaches to the scope
+    /// from the unit's `BPFProgram=device:PATH` properties (crun 1.2x under
+    /// the systemd driver hands its device program to systemd this way,
+    /// with `DevicePolicy=auto` and no `DeviceAllow`). systemd loads them
+    /// from those paths again whenever it re-applies the unit.
+    /// A systemd without the property (before 249) has none.
+    pub fn device_program_pins(&mut self) -> Result<Vec<PathBuf>, SystemdError> {
+        let reply = match self.get("BPFProgram") {
+            Ok(r) => r,
+            Err(SystemdError::Dbus(DbusError::Remote { name, .. }))
+                if name == "org.freedesktop.DBus.Error.UnknownProperty"
+                    || name == "org.freedesktop.DBus.Error.InvalidArgs" =>
+            {
+                log::debug!(
+                    "systemd unit {}: no BPFProgram property ({name})",
+                    self.unit
+                );
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut r = Reader::new(&reply.body, reply.le);
+        let pairs = r
+            .variant("a(ss)")
+            .and_then(|()| r.pair_array())
+            .map_err(|why| self.bad("BPFProgram", why))?;
+        Ok(pairs
+            .into_iter()
+            .filter(|(kind, _)| kind == "device")
+            .map(|(_, path)| PathBuf::from(path))
+            .collect())
+    }
+
     /// Adds `DeviceAllow=/dev/char/MAJ:MIN rwm` for each node the scope does
     /// not allow yet. Nothing when systemd does not restrict this scope's
     /// devices (`DevicePolicy=auto` and no `DeviceAllow`): adding an entry

@@ -27,6 +27,7 @@
 #[cfg(test)]
 mod fake;
 mod sys;
+pub use sys::{obj_get, obj_pin};
 
 use crate::bpf::insn::{self, AsmError, Insn};
 use crate::bpf::interp;
@@ -192,6 +193,15 @@ pub struct Program {
 }
 
 impl<S: BpfSys> V2Change<S> {
+    /// The program (and its id) that replaced program `old_id`, when this
+    /// change replaced it.
+    pub fn replacement_of(&self, old_id: u32) -> Option<(&S::Prog, u32)> {
+        self.replaced
+            .iter()
+            .find(|r| r.old_id == old_id)
+            .map(|r| (&r.new, r.new_id))
+    }
+
     /// Whether any program was replaced.
     pub fn changed(&self) -> bool {
         !self.replaced.is_empty()

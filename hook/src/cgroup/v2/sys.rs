@@ -414,3 +414,50 @@ fn prog_detach(cgroup: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
     // SAFETY: AttachAttr is the BPF_PROG_DETACH layout; no pointers.
     unsafe { bpf(BPF_PROG_DETACH, &mut a) }.map(|_| ())
 }
+
+// The pins of bpffs (BPF_OBJ_PIN / BPF_OBJ_GET), relative to a directory
+// descriptor (BPF_F_PATH_FD, Linux 6.5+): the hook opens the pin's directory
+// in the host's mount namespace and uses it after entering the container's.
+const BPF_OBJ_PIN: u32 = 6;
+const BPF_OBJ_GET: u32 = 7;
+const BPF_F_PATH_FD: u32 = 1 << 14;
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    _pad: u32,
+}
+
+/// The program pinned as `name` in the bpffs directory `dir`.
+pub fn obj_get(dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let mut a = ObjAttr {
+        pathname: name.as_ptr() as u64,
+        file_flags: BPF_F_PATH_FD,
+        path_fd: dir.as_raw_fd(),
+        ..Default::default()
+    };
+    // SAFETY: ObjAttr is the BPF_OBJ_* layout; `pathname` points to `name`,
+    // a NUL-terminated string alive for the call; the kernel writes nothing.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut a) }?;
+    owned(fd)
+}
+
+/// Pins `prog` as `name` (which must not exist) in the bpffs directory `dir`.
+pub fn obj_pin(prog: BorrowedFd, dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<()> {
+    let fd = u32::try_from(prog.as_raw_fd())
+        .map_err(|_| io::Error::other("a negative program descriptor"))?;
+    let mut a = ObjAttr {
+        pathname: name.as_ptr() as u64,
+        bpf_fd: fd,
+        file_flags: BPF_F_PATH_FD,
+        path_fd: dir.as_raw_fd(),
+        ..Default::default()
+    };
+    // SAFETY: ObjAttr is the BPF_OBJ_* layout; `pathname` points to `name`,
+    // a NUL-terminated string alive for the call; the kernel writes nothing.
+    unsafe { bpf(BPF_OBJ_PIN, &mut a) }.map(|_| ())
+}
