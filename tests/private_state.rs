@@ -149,7 +149,7 @@ fn nobody_cannot_stall_runtime_configure() {
         "configure",
         r#"
 mkdir -m 755 "$T/etc-docker"; echo '{}' > "$T/etc-docker/daemon.json"
-export AMD_CTK_LOCK_DIR="$T/locks" AMD_CTK_LOCK_TIMEOUT=3
+export AMD_CTK_LOCK_DIR="$T/locks" AMD_CTK_LOCK_TIMEOUT=3 AMD_CTK_DOCKER_CDI_STATE="$T/state/docker-cdi.json"
 hold "$T/etc-docker"
 echo "== configure"; took "$ctk" runtime configure --runtime docker --config "$T/etc-docker/daemon.json"
 echo "== edited"; grep -c amd-container-runtime "$T/etc-docker/daemon.json" || true
@@ -169,7 +169,17 @@ echo "== end"
         "a directory nobody holds stalled runtime configure: {all}"
     );
     assert_eq!(section(&all, "edited"), "1\n", "{all}");
-    assert_eq!(section(&all, "modes"), "700\n600\n", "{all}");
-    assert_eq!(section(&all, "nobody"), "lock refused\n", "{all}");
-    assert_eq!(section(&all, "root"), "lock taken\n", "the control: {all}");
+    // Two configure locks: daemon.json's directory and that of the record of
+    // Docker's features.cdi (which configure turns on by default).
+    assert_eq!(section(&all, "modes"), "700\n600\n600\n", "{all}");
+    assert_eq!(
+        section(&all, "nobody"),
+        "lock refused\nlock refused\n",
+        "{all}"
+    );
+    assert_eq!(
+        section(&all, "root"),
+        "lock taken\nlock taken\n",
+        "the control: {all}"
+    );
 }
