@@ -184,6 +184,9 @@ if [ "$1" = purge ]; then
     rm -f /var/lib/amd-container-toolkit/gpu-tracker.json /var/lib/amd-container-toolkit/gpu-tracker.json.lock
     # What `amd-ctk cdi generate` recorded for `amd-ctk cdi refresh`, and what refresh replaced.
     rm -f /var/lib/amd-container-toolkit/cdi-specs.json
+    # The locks of both (0600 files in a 0700 directory).
+    rm -f /var/lib/amd-container-toolkit/locks/gpu-tracker.json.lock /var/lib/amd-container-toolkit/locks/cdi-specs.json.lock
+    rmdir /var/lib/amd-container-toolkit/locks 2>/dev/null || true
     rm -rf /var/lib/amd-container-toolkit/cdi-previous
     rmdir /var/lib/amd-container-toolkit 2>/dev/null || true
 fi

@@ -78,7 +78,9 @@ fn radeon_cdi_list_is_exactly_the_documented_text() {
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout),
-        "Found 1 AMD GPU device\namd.com/gpu=all\namd.com/gpu=0\n  /dev/dri/card1\n  /dev/dri/renderD128\n"
+        "Found 1 AMD GPU device\namd.com/gpu=all\namd.com/gpu=0\n  /dev/dri/card1\n  /dev/dri/renderD128\n\
+         amd.com/gpu=0xe8421b571072defe\n  /dev/dri/card1\n  /dev/dri/renderD128\n\
+         amd.com/gpu=0000:03:00.0\n  /dev/dri/card1\n  /dev/dri/renderD128\n"
     );
 }
 
@@ -248,7 +250,8 @@ fn generate_writes_atomically_and_leaves_other_files_alone() {
     .status
     .success());
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(doc["devices"].as_array().unwrap().len(), 2);
+    // 0, 0x…, 0000:03:00.0 and all.
+    assert_eq!(doc["devices"].as_array().unwrap().len(), 4);
 }
 
 #[test]
@@ -703,7 +706,7 @@ fn refresh_leaves_specs_that_are_not_ours_byte_identical() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&specs[4]).unwrap()).unwrap();
     assert_eq!(
         doc["devices"].as_array().unwrap().len(),
-        2,
+        4,
         "ours follows the host"
     );
 }

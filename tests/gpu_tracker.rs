@@ -260,3 +260,82 @@ cat "$W"/*.err | grep -c 'GPU 0 is exclusive and held by container' || true
         "every loser was told who holds it: {out}"
     );
 }
+
+/// One container id under two runc roots (as two containerd namespaces
+/// have): two containers, not one. A (root 1) holds exclusive GPU 0 and
+/// shared GPU 1; B, the same id under root 2, is refused GPU 0 naming the
+/// holder; B2 (that id under root 2 again) shares GPU 1, and its deletion
+/// (poststop) leaves A holding GPU 1. Deleting A frees both.
+#[test]
+fn a_reused_id_under_another_root_is_another_container() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("tracker-reuse", "mi300x-8", Cgroup::V1);
+    let state = s.dir.join("tracker/state.json");
+    let config = format!(
+        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        s.dir.join("hook.log").display(),
+        state.display()
+    );
+    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    // Each its own cgroup, as containers of two namespaces have (runc's
+    // default, /ID, would be one cgroup for all three).
+    let sleeper = |label: &str, value: &str| {
+        let mut x = bundle(&s, label, value, Some("poststop"), &config);
+        x.args(&["/bin/busybox", "sleep", "300"]);
+        x.config["linux"]["cgroupsPath"] = json!(format!("/{}", x.id));
+        x.save();
+        x
+    };
+    let (a, b, b2) = (sleeper("a", "0,1"), sleeper("b", "0"), sleeper("b2", "1"));
+    let id = &a.id;
+    let script = format!(
+        r#"
+export AMD_CTK_CONFIG="$W/tracker.toml" SYSTEMD_DEVICE_VERIFY_SYSFS=0
+ctk() {{ {ctk} gpu-tracker "$@" 2>&1 || echo "exit $?"; }}
+R2="$W/runc-root2"; mkdir -p "$R2"
+ctk enable >/dev/null; ctk 0 exclusive >/dev/null
+echo "== create a"; runc --root "$RUNC_ROOT" create --bundle {a} {id} </dev/null >/dev/null 2>"$W/a.err" && echo created || cat "$W/a.err"
+echo "== create b"; runc --root "$R2" create --bundle {b} {id} </dev/null >/dev/null 2>"$W/b.err" && echo "b created" || {{ echo "b refused"; cat "$W/b.err"; }}
+runc --root "$R2" delete -f {id} >/dev/null 2>&1 || true
+echo "== create b2"; runc --root "$R2" create --bundle {b2} {id} </dev/null >/dev/null 2>"$W/b2.err" && echo "b2 created" || cat "$W/b2.err"
+echo "== delete b2"; runc --root "$R2" delete -f {id} 2>&1; ctk status
+echo "== delete a"; runc --root "$RUNC_ROOT" delete -f {id} 2>&1; ctk status
+echo "== end"
+"#,
+        ctk = bin("amd-ctk").display(),
+        a = a.dir.display(),
+        b = b.dir.display(),
+        b2 = b2.dir.display(),
+    );
+    let out = s.sh(&script);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let log = std::fs::read_to_string(s.dir.join("hook.log")).unwrap_or_default();
+    let ctx = format!("{out}\n--- tracker hook log\n{log}");
+    assert!(out.success(), "{ctx}");
+    assert_eq!(section(&all, "create a").trim(), "created", "{ctx}");
+    let refused = section(&all, "create b");
+    assert!(
+        refused.contains("b refused")
+            && refused.contains(&format!("GPU 0 is exclusive and held by container {id}")),
+        "the same id under another root got A's exclusive GPU: {ctx}"
+    );
+    assert!(section(&all, "create b2").contains("b2 created"), "{ctx}");
+    let after_b2 = section(&all, "delete b2");
+    assert!(
+        tracker_row(after_b2, 1).ends_with(&format!("Shared              {id}")),
+        "B2's poststop freed A's GPU 1: {ctx}"
+    );
+    assert!(
+        tracker_row(after_b2, 0).ends_with(&format!("Exclusive           {id}")),
+        "{ctx}"
+    );
+    let after_a = section(&all, "delete a");
+    assert!(
+        tracker_row(after_a, 0).ends_with("Exclusive           -")
+            && tracker_row(after_a, 1).ends_with("Shared              -"),
+        "{ctx}"
+    );
+    assert!(s.leftover_containers().is_empty(), "{ctx}");
+}

@@ -282,3 +282,228 @@ fn policy_scenario(cg: Cgroup) {
     );
     assert!(out.stderr.contains("allow-unprivileged-requests"), "{out}");
 }
+
+/// A container id with a newline and a forged line in it: the `[ID]` prefix
+/// is escaped like the messages, so every line of the log is the hook's.
+#[test]
+fn a_container_id_cannot_forge_a_log_line() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("idforge", "mi300x-8", Cgroup::V1);
+    let mut b = s.bundle("idforge");
+    b.env("AMD_VISIBLE_DEVICES", "0");
+    // PID 1: refused (the host's namespace), which the hook logs.
+    let state = r#"{"ociVersion":"1.0.2","id":"x\n1999-01-01T00:00:00.000Z [victim] INFO  AMD_VISIBLE_DEVICES=0: gave /dev/kfd","status":"creating","pid":1,"bundle":"'"$BUNDLE"'"}"#;
+    let out = run_hook(&s, &b, "prestart", "", Some(state));
+    assert_ne!(exit_code(&out), 0, "{out}");
+    assert!(!out.hook_log.is_empty(), "{out}");
+    for line in out.hook_log.lines() {
+        assert!(
+            !line.starts_with("1999-01-01"),
+            "a line not written by the hook: {line:?}\n{out}"
+        );
+    }
+    assert!(
+        out.hook_log.contains("[x\\n1999-01-01"),
+        "the id is escaped: {out}"
+    );
+}
+
+/// A state whose pid is in PID 1's mount namespace while the hook runs in
+/// another: refused, no node made through that namespace. The scene gets a
+/// PID namespace of its own (`unshare -p --mount-proc`), so that PID 1 is a
+/// shell of the test's, in the mount namespace standing for the host's;
+/// the hook runs in a private one below it (a runtime in a private mount
+/// namespace). Control: the same process in a mount namespace of its own
+/// gets GPU 0.
+#[test]
+fn a_pid_in_pid1s_mount_namespace_is_refused() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("pid1ns", "mi300x-8", Cgroup::V1);
+    let mut b = s.bundle("pid1ns");
+    b.env("AMD_VISIBLE_DEVICES", "0");
+    let rootfs = b.private_rootfs();
+    std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+    b.save();
+    b.write_hook_config();
+    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
+    // The process sits in a devices cgroup of its own (not the root one,
+    // which is refused for another reason).
+    let inner = format!(
+        r#"
+CG=/sys/fs/cgroup/devices/amd-ctk-pid1ns-$RANDOM
+try() {{
+    mkdir -p "$CG"
+    $1 sleep 60 </dev/null >/dev/null 2>&1 & PID=$!
+    sleep 0.3; echo "$PID" > "$CG/cgroup.procs"
+    echo '{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":'"$PID"',"bundle":"{dir}"}}' \
+        | unshare -m --propagation private env -i {env} "$HOOK" prestart; echo "exit=$?"
+    kill "$PID"; wait "$PID" 2>/dev/null || true; rmdir "$CG"
+}}
+echo "== pid1 $$"
+echo "== host"; try ""
+echo "== kfd after host"; [ -e '{rootfs}/dev/kfd' ] && echo made || echo absent
+echo "== own"; try "unshare -m --propagation private"
+echo "== end"
+"#,
+        id = b.id,
+        dir = b.dir.display(),
+        env = env.join(" "),
+        rootfs = rootfs.display(),
+    );
+    let script = format!(
+        "set +e\nunshare -p -f --mount-proc bash -c '{}'",
+        inner.replace('\'', "'\\''")
+    );
+    let out = s.sh_with(&script, Some(&b));
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("== pid1 1\n"),
+        "the scene's shell is PID 1: {out}"
+    );
+    let host = &all[all.find("== host").unwrap()..all.find("== kfd").unwrap()];
+    assert!(
+        !host.contains("exit=0"),
+        "PID 1's namespace accepted: {out}"
+    );
+    assert!(out.stderr.contains("mount namespace of PID 1"), "{out}");
+    assert!(
+        all.contains("== kfd after host\nabsent"),
+        "a node was made through PID 1's namespace: {out}"
+    );
+    let own = &all[all.find("== own").unwrap()..];
+    assert!(
+        own.contains("exit=0"),
+        "the control (a namespace of its own) failed: {out}"
+    );
+}
+
+/// An image's `AMD_VISIBLE_DEVICES=all` beside Swarm's assignment
+/// `DOCKER_RESOURCE_AMD_GPU=1`: refused, naming both; narrowing and
+/// repeating the assignment are served, with exactly GPU 1.
+#[test]
+fn an_orchestrator_assignment_is_never_widened() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("swarm", "mi300x-8", Cgroup::V1);
+    let mut b = s.bundle("swarm-wide");
+    b.env("DOCKER_RESOURCE_AMD_GPU", "1")
+        .env("AMD_VISIBLE_DEVICES", "all")
+        .hook("prestart");
+    b.probe(&[]);
+    let out = s.run(&b);
+    assert!(!out.success(), "the assignment was widened: {out}");
+    assert!(
+        out.stderr.contains("AMD_VISIBLE_DEVICES=all")
+            && out.stderr.contains("DOCKER_RESOURCE_AMD_GPU=1"),
+        "names both: {out}"
+    );
+    let mut b = s.bundle("swarm-same");
+    b.env("DOCKER_RESOURCE_AMD_GPU", "0-3")
+        .env("AMD_VISIBLE_DEVICES", "1")
+        .hook("prestart");
+    b.probe(&[]);
+    let out = s.run(&b);
+    assert!(out.success(), "narrowing refused: {out}");
+    let renders: Vec<String> = Probe::parse(&out.stdout)
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/dev/dri/renderD"))
+        .collect();
+    assert_eq!(renders.len(), 1, "exactly GPU 1: {out}");
+    assert!(
+        out.hook_log
+            .contains(&format!("gave /dev/kfd /dev/dri/card5 {}", renders[0])),
+        "GPU 1 (card5): {out}"
+    );
+}
+
+/// The Docker entry (`amd-container-runtime`) with the bundle after the id
+/// (`runc create ID --bundle B`, which runc accepts), run from another GPU
+/// bundle's directory: B gets the hook and the container is created; the
+/// other bundle is byte for byte as it was. A command line runc would
+/// reject is refused before anything is edited.
+#[test]
+fn the_docker_entry_finds_the_bundle_after_the_id() {
+    if !ready() {
+        return;
+    }
+    let s = Session::new("shim-bundle", "mi300x-8", Cgroup::V1);
+    let mut b = s.bundle("target");
+    b.env("AMD_VISIBLE_DEVICES", "0")
+        .args(&["/bin/busybox", "sleep", "60"]);
+    b.save();
+    b.write_hook_config();
+    let mut c = s.bundle("cwd");
+    c.env("AMD_VISIBLE_DEVICES", "1");
+    c.save();
+    let mut d = s.bundle("unclear");
+    d.env("AMD_VISIBLE_DEVICES", "0");
+    d.save();
+    let runtime_toml = s.dir.join("runtime.toml");
+    std::fs::write(
+        &runtime_toml,
+        format!(
+            "[hook]\nlog-file = {:?}\n[runtime]\nhook-path = {:?}\nhook-env = [{}]\n",
+            b.hook_log_path().display().to_string(),
+            bin("amd-container-hook").display().to_string(),
+            b.hook_env()
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .unwrap();
+    let before_c = std::fs::read(c.config_path()).unwrap();
+    let before_d = std::fs::read(d.config_path()).unwrap();
+    let script = format!(
+        r#"
+export AMD_CTK_CONFIG='{toml}'
+RT='{runtime}'
+cd '{c}'
+set +e
+echo "== after"; "$RT" --root "$RUNC_ROOT" create {b_id} --bundle '{b}' </dev/null >/dev/null 2>"$W/b.err"; echo "exit=$?"; cat "$W/b.err"
+runc --root "$RUNC_ROOT" delete -f {b_id} 2>/dev/null
+echo "== unclear"; "$RT" --root "$RUNC_ROOT" create --no-pivot {d_id} --bundle '{d}' </dev/null 2>&1; echo "exit=$?"
+runc --root "$RUNC_ROOT" delete -f {d_id} 2>/dev/null
+echo "== end"
+"#,
+        toml = runtime_toml.display(),
+        runtime = bin("amd-container-runtime").display(),
+        c = c.dir.display(),
+        b = b.dir.display(),
+        b_id = b.id,
+        d = d.dir.display(),
+        d_id = d.id,
+    );
+    let out = s.sh_with(&script, Some(&b));
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let after = &all[all.find("== after").unwrap()..all.find("== unclear").unwrap()];
+    let unclear = &all[all.find("== unclear").unwrap()..];
+    assert_eq!(
+        std::fs::read(c.config_path()).unwrap(),
+        before_c,
+        "the cwd's bundle was edited: {out}"
+    );
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.config_path()).unwrap()).unwrap();
+    let hooks = spec["hooks"]["createRuntime"].to_string();
+    assert!(
+        hooks.contains("amd-container-hook"),
+        "the named bundle did not get the hook: {spec}\n{out}"
+    );
+    assert!(after.contains("exit=0"), "{out}");
+    assert!(!unclear.contains("exit=0"), "{out}");
+    assert!(unclear.contains("cannot tell which bundle"), "{out}");
+    assert_eq!(
+        std::fs::read(d.config_path()).unwrap(),
+        before_d,
+        "an unclear command line edited a bundle: {out}"
+    );
+    assert!(s.leftover_containers().is_empty(), "{out}");
+}

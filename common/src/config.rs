@@ -15,6 +15,23 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub gpu_tracker: TrackerConfig,
     pub devices: DevicesConfig,
+    pub cdi: CdiConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CdiConfig {
+    /// `amd-ctk cdi generate` / `cdi refresh` put the hook (`[runtime]
+    /// hook-path`) into the spec at createRuntime and poststop, so that
+    /// containers given a GPU through CDI are tracked and logged. `false`:
+    /// plain specs (as `--no-hooks`).
+    pub hooks: bool,
+}
+
+impl Default for CdiConfig {
+    fn default() -> Self {
+        CdiConfig { hooks: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -39,7 +56,7 @@ impl Default for DevicesConfig {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TrackerConfig {
     /// The GPU tracker's state (`amd-ctk gpu-tracker`); its lock is
-    /// `FILE.lock`. The hook and amd-ctk must agree on it.
+    /// `DIR/locks/FILE.lock`. The hook and amd-ctk must agree on it.
     pub state_file: PathBuf,
 }
 
@@ -101,6 +118,49 @@ impl Default for RuntimeConfig {
             hook_timeout: 30,
             hook_env: Vec::new(),
         }
+    }
+}
+
+/// The hook's environment when something registers it (the Docker entry in
+/// a bundle, `amd-ctk cdi generate` in a CDI spec): PATH only, as the
+/// container's environment never reaches the hook.
+pub const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A `[runtime] hook-env` entry that is not `NAME=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("runtime.hook-env: {entry:?} is not of the form NAME=VALUE")]
+pub struct HookEnvError {
+    pub entry: String,
+}
+
+impl RuntimeConfig {
+    /// The registered hook's environment: [`HOOK_PATH_ENV`] and then
+    /// `hook-env`, whose `PATH=` entry, if any, replaces the default PATH;
+    /// plus `AMD_CTK_CONFIG=config_path` when the config in force is not the
+    /// default one (the hook must read the file its registrar read), unless
+    /// `hook-env` names one already.
+    pub fn hook_env(&self, config_path: &Path) -> Result<Vec<String>, HookEnvError> {
+        let mut env = vec![HOOK_PATH_ENV.to_string()];
+        for entry in &self.hook_env {
+            match entry.split_once('=') {
+                Some((name, _)) if !name.is_empty() => {}
+                _ => {
+                    return Err(HookEnvError {
+                        entry: entry.clone(),
+                    })
+                }
+            }
+            if entry.starts_with("PATH=") {
+                env[0] = entry.clone();
+            } else {
+                env.push(entry.clone());
+            }
+        }
+        let named = |e: &String| e.starts_with(&format!("{PATH_ENV}="));
+        if config_path != Path::new(DEFAULT_PATH) && !env.iter().any(named) {
+            env.push(format!("{PATH_ENV}={}", config_path.display()));
+        }
+        Ok(env)
     }
 }
 

@@ -1,5 +1,9 @@
 //! The device request: `AMD_VISIBLE_DEVICES` (or a Swarm `DOCKER_RESOURCE_*`
 //! variable), parsed, then resolved against an [`Inventory`].
+//!
+//! An orchestrator's assignment (the Swarm variable) bounds the request: an
+//! `AMD_VISIBLE_DEVICES` beside it (an image's `ENV`, say) may narrow it,
+//! never widen it ([`check_assignment`] refuses, naming both).
 
 use crate::hardware::{Inventory, PciAddress};
 use std::fmt;
@@ -48,6 +52,63 @@ where
         }
     }
     visible.or(swarm)
+}
+
+/// The orchestrator's assignment beside an `AMD_VISIBLE_DEVICES` request:
+/// the Swarm variable [`find_request`] would have taken without it. `None`
+/// without `AMD_VISIBLE_DEVICES` (the assignment is then the request itself)
+/// or without a Swarm variable.
+pub fn find_assignment<'a, I>(env: I, swarm_resource: &'a str) -> Option<RequestVar<'a>>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let mut visible = false;
+    let mut swarm = None;
+    for entry in env {
+        if let Some((name, value)) = entry.split_once('=') {
+            if name == VISIBLE_DEVICES {
+                visible = true;
+            } else if swarm_matches(swarm_resource, name) {
+                swarm = Some(RequestVar { name, value });
+            }
+        }
+    }
+    swarm.filter(|_| visible)
+}
+
+/// Checks that `selection` (what `var` resolved to) stays within the
+/// orchestrator's `assignment`: every selected GPU is one it assigned. An
+/// empty or `void` assignment assigns nothing and bounds nothing; one that
+/// does not resolve is refused as any request would be.
+pub fn check_assignment(
+    var: &RequestVar,
+    selection: &Selection,
+    assignment: &RequestVar,
+    inventory: &Inventory,
+) -> Result<(), RequestError> {
+    let assigned = Request::parse(assignment.name, assignment.value)?;
+    if !assigned.is_gpu() {
+        return Ok(());
+    }
+    let assigned = assigned.resolve(assignment, inventory)?;
+    let beyond: Vec<usize> = selection
+        .0
+        .iter()
+        .filter(|i| !assigned.0.contains(i))
+        .copied()
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(RequestError {
+        variable: var.name.to_string(),
+        value: var.value.to_string(),
+        problem: Problem::BeyondAssignment {
+            assignment: format!("{}={}", assignment.name, assignment.value),
+            assigned: assigned.0,
+            beyond,
+        },
+    })
 }
 
 /// One item of a device list.
@@ -106,6 +167,20 @@ pub enum Problem {
         address: PciAddress,
         known: Vec<String>,
     },
+    /// Wider than the orchestrator's assignment (`NAME=VALUE`).
+    BeyondAssignment {
+        assignment: String,
+        assigned: Vec<usize>,
+        beyond: Vec<usize>,
+    },
+}
+
+fn index_list(indices: &[usize]) -> String {
+    indices
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl fmt::Display for Problem {
@@ -140,6 +215,21 @@ impl fmt::Display for Problem {
                     known_list("GPUs at", known)
                 )
             }
+            Problem::BeyondAssignment {
+                assignment,
+                assigned,
+                beyond,
+            } => write!(
+                f,
+                "asks for GPUs {} beyond the orchestrator's assignment {assignment} (GPUs {}); \
+                 {VISIBLE_DEVICES} may narrow an assignment, never widen it",
+                index_list(beyond),
+                if assigned.is_empty() {
+                    "none".to_string()
+                } else {
+                    index_list(assigned)
+                }
+            ),
         }
     }
 }

@@ -9,18 +9,31 @@
 //!
 //! Contract: one JSON state file (default
 //! `/var/lib/amd-container-toolkit/gpu-tracker.json`, `[gpu-tracker]
-//! state-file`); every operation holds an exclusive `flock` on `FILE.lock`
-//! for its whole read-check-write, so concurrent hooks serialise; writes are
-//! atomic (temp file, fsync, rename). A missing file means disabled. Holders
-//! are containers by id, with the host pid of their init, its start time and
-//! the boot id: a holder whose process is gone (deleted without `poststop`,
-//! a crash, a reboot) is reclaimed by the next operation. Changes are
-//! all-or-nothing: a refused reservation or mode change writes nothing.
+//! state-file`); every operation holds an exclusive `flock` on
+//! `DIR/locks/FILE.lock` (`flock::lock_file`) for its whole
+//! read-check-write, so concurrent hooks serialise; writes are atomic (temp
+//! file, fsync, rename). A missing file means disabled. Only root can open
+//! the state and its lock (both 0600, `locks` and the default directory
+//! 0700): a lock any user could open is a lock any user could hold. An older
+//! install's `FILE.lock` (0644) is removed and its state made 0600 by the
+//! next operation.
+//!
+//! Holders are containers: their id and bundle (an id is unique only within
+//! one runtime root; two roots, e.g. two containerd namespaces, have
+//! different bundles), with the host pid of their init, its start time and
+//! the boot id. One process is one holder: a second container of the same id
+//! is another holder, never a replacement. A holder whose process is gone
+//! (deleted without `poststop`, a crash, a reboot) is reclaimed by the next
+//! operation; `poststop` forgets only the holders of its id and bundle whose
+//! process is gone. State written before holders had a bundle is read; such
+//! a holder is matched by id. Changes are all-or-nothing: a refused
+//! reservation or mode change writes nothing.
 
 use crate::hardware::Inventory;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +62,9 @@ impl std::fmt::Display for Mode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub container: String,
+    /// The container's bundle (absent in state written by older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// Host pid of the container's init when it was created.
     pub pid: i32,
     /// Its start time (`/proc/PID/stat` field 22), against pid reuse.
@@ -58,11 +74,12 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// The holder for container `id` whose init is `pid`, as the host sees it
-    /// now; `None` when that process does not exist.
-    pub fn for_process(container: &str, pid: i32) -> Option<Holder> {
+    /// The holder for container `id` (bundle `bundle`) whose init is `pid`,
+    /// as the host sees it now; `None` when that process does not exist.
+    pub fn for_process(container: &str, bundle: &str, pid: i32) -> Option<Holder> {
         Some(Holder {
             container: container.to_string(),
+            bundle: Some(bundle.to_string()),
             pid,
             start_time: start_time(pid)?,
             boot_id: boot_id(),
@@ -72,6 +89,19 @@ impl Holder {
     /// Is the holder's process still the one that was recorded?
     pub fn alive(&self) -> bool {
         self.boot_id == boot_id() && start_time(self.pid) == Some(self.start_time)
+    }
+
+    /// The same process (the same container's hook run again)?
+    pub fn same_process(&self, other: &Holder) -> bool {
+        self.pid == other.pid
+            && self.start_time == other.start_time
+            && self.boot_id == other.boot_id
+    }
+
+    /// Is this the container `container` in `bundle`? A holder recorded
+    /// without a bundle (older state) is matched by id.
+    pub fn names(&self, container: &str, bundle: &str) -> bool {
+        self.container == container && self.bundle.as_deref().is_none_or(|b| b == bundle)
     }
 }
 
@@ -151,7 +181,7 @@ pub enum TrackerError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("GPU tracker: {path}.lock is held by another process for more than {}s", LOCK_TIMEOUT.as_secs())]
+    #[error("GPU tracker: {} is held by another process for more than {}s", crate::flock::lock_file(path).display(), LOCK_TIMEOUT.as_secs())]
     LockTimeout { path: PathBuf },
     #[error(
         "GPU tracker: the GPUs changed since its state was made ({detail}); stop the GPU \
@@ -203,19 +233,23 @@ impl Tracker {
     }
 
     fn lock(&self) -> Result<Lock, TrackerError> {
-        let lock_path = PathBuf::from(format!("{}.lock", self.path.display()));
-        if let Some(dir) = lock_path.parent() {
-            fs::create_dir_all(dir).map_err(self.io("create", dir))?;
+        let lock_path = crate::flock::lock_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            if dir == Path::new(DEFAULT_STATE_FILE).parent().unwrap_or(dir) {
+                crate::flock::private_dir(dir).map_err(self.io("create", dir))?;
+            }
         }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(self.io("open", &lock_path))?;
+        let file = crate::flock::open_private(&lock_path).map_err(self.io("open", &lock_path))?;
         match crate::flock::lock_exclusive(file, &lock_path, LOCK_TIMEOUT, Duration::from_millis(5))
         {
-            Ok(held) => Ok(Lock { _guard: held }),
+            Ok(held) => {
+                // An older install: its lock (anyone could hold it) goes,
+                // its state becomes root's alone.
+                crate::flock::remove_legacy_lock(&self.path);
+                crate::flock::tighten_path(&self.path, 0o600)
+                    .map_err(self.io("open", &self.path))?;
+                Ok(Lock { _guard: held })
+            }
             Err(crate::flock::LockError::Timeout { .. }) => Err(TrackerError::LockTimeout {
                 path: self.path.clone(),
             }),
@@ -251,7 +285,12 @@ impl Tracker {
             })?;
         bytes.push(b'\n');
         let result = (|| {
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)
@@ -394,9 +433,9 @@ impl Tracker {
     }
 
     /// Records `holder` on GPUs `indices`, or refuses (writing nothing) when
-    /// one of them is exclusive and held by another live container. Nothing
-    /// happens while disabled. An entry of the same container id is replaced
-    /// (a restarted container).
+    /// one of them is exclusive and held by another live container (another
+    /// process, whatever its id). Nothing happens while disabled. An entry of
+    /// the same process is replaced (the hook run twice for one container).
     pub fn reserve(
         &self,
         inventory: &Inventory,
@@ -416,7 +455,7 @@ impl Tracker {
             let others: Vec<&str> = g
                 .holders
                 .iter()
-                .filter(|h| h.container != holder.container)
+                .filter(|h| !h.same_process(holder))
                 .map(|h| h.container.as_str())
                 .collect();
             if g.mode == Mode::Exclusive && !others.is_empty() {
@@ -436,16 +475,27 @@ impl Tracker {
         }
         for &i in indices {
             if let Some(g) = state.gpus.get_mut(i) {
-                g.holders.retain(|h| h.container != holder.container);
+                g.holders.retain(|h| !h.same_process(holder));
                 g.holders.push(holder.clone());
             }
         }
         self.write(&state)
     }
 
-    /// Forgets container `id` on every GPU (poststop, or a failed create).
-    /// Returns whether it held anything.
-    pub fn release(&self, container: &str) -> Result<bool, TrackerError> {
+    /// Forgets container `container` of `bundle` on every GPU (poststop):
+    /// its holders whose process is gone; a live process of the same id and
+    /// bundle is another container and keeps its GPUs. Returns whether it
+    /// held anything.
+    pub fn release(&self, container: &str, bundle: &str) -> Result<bool, TrackerError> {
+        self.forget(|h| h.names(container, bundle) && !h.alive())
+    }
+
+    /// Forgets `holder` itself (a create that failed after reserving).
+    pub fn release_holder(&self, holder: &Holder) -> Result<bool, TrackerError> {
+        self.forget(|h| h.same_process(holder))
+    }
+
+    fn forget(&self, gone: impl Fn(&Holder) -> bool) -> Result<bool, TrackerError> {
         let _lock = self.lock()?;
         let mut state = self.read()?;
         if !state.enabled {
@@ -454,7 +504,7 @@ impl Tracker {
         let mut held = false;
         for g in &mut state.gpus {
             let before = g.holders.len();
-            g.holders.retain(|h| h.container != container);
+            g.holders.retain(|h| !gone(h));
             held |= g.holders.len() != before;
         }
         let reclaimed = Self::reclaim(&mut state);
@@ -497,9 +547,33 @@ mod tests {
         d.join("state.json")
     }
 
-    /// A holder that is alive: this test process, under any container id.
-    fn me(id: &str) -> Holder {
-        Holder::for_process(id, std::process::id() as i32).unwrap()
+    /// A live holder: a `sleep` of its own (one process is one holder),
+    /// killed when this is dropped.
+    struct Live(Holder, std::process::Child);
+
+    impl std::ops::Deref for Live {
+        type Target = Holder;
+        fn deref(&self) -> &Holder {
+            &self.0
+        }
+    }
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            let _ = self.1.kill();
+            let _ = self.1.wait();
+        }
+    }
+
+    fn me(id: &str) -> Live {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        Live(
+            Holder::for_process(id, "/b", child.id() as i32).unwrap(),
+            child,
+        )
     }
 
     #[test]
@@ -519,8 +593,9 @@ mod tests {
         assert!(st
             .iter()
             .all(|g| g.mode == Mode::Shared && g.holders.is_empty()));
-        t.reserve(&inv, &[0, 1], &me("a")).unwrap();
-        t.reserve(&inv, &[1], &me("b")).unwrap();
+        let (a, b, c) = (me("a"), me("b"), me("c"));
+        t.reserve(&inv, &[0, 1], &a).unwrap();
+        t.reserve(&inv, &[1], &b).unwrap();
         // GPU 1 has two holders: it cannot be made exclusive; nothing changes.
         let e = t
             .set_mode(&inv, &[0, 1], Mode::Exclusive)
@@ -537,7 +612,7 @@ mod tests {
             .iter()
             .all(|g| g.mode == Mode::Shared));
         t.set_mode(&inv, &[0], Mode::Exclusive).unwrap();
-        let e = t.reserve(&inv, &[2, 0], &me("c")).unwrap_err().to_string();
+        let e = t.reserve(&inv, &[2, 0], &c).unwrap_err().to_string();
         assert!(
             e.contains("GPU 0 is exclusive and held by container a"),
             "{e}"
@@ -546,10 +621,10 @@ mod tests {
             t.status(&inv).unwrap().unwrap()[2].holders.is_empty(),
             "all or nothing"
         );
-        // The holder itself again (a restart) is fine.
-        t.reserve(&inv, &[0], &me("a")).unwrap();
-        assert!(t.release("a").unwrap());
-        t.reserve(&inv, &[0], &me("c")).unwrap();
+        // The holder itself again (the hook run twice) is fine.
+        t.reserve(&inv, &[0], &a).unwrap();
+        assert!(t.release_holder(&a).unwrap());
+        t.reserve(&inv, &[0], &c).unwrap();
         // Reset: all shared, no holders, still enabled.
         assert!(t.reset(&inv).unwrap());
         let st = t.status(&inv).unwrap().unwrap();
@@ -577,7 +652,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let holder = Holder::for_process("gone", child.id() as i32).unwrap();
+        let holder = Holder::for_process("gone", "/b", child.id() as i32).unwrap();
         t.reserve(&inv, &[0], &holder).unwrap();
         assert!(t.reserve(&inv, &[0], &me("next")).is_err());
         child.kill().unwrap();
@@ -586,9 +661,44 @@ mod tests {
         // Another boot: the same pid and start time mean nothing.
         let rebooted = Holder {
             boot_id: "other-boot".into(),
-            ..me("old")
+            ..me("old").0.clone()
         };
         assert!(!rebooted.alive());
+    }
+
+    /// One id under two runtime roots (two bundles) is two containers: the
+    /// second does not get the first's exclusive GPU, and its poststop does
+    /// not free the first's; a holder from older state (no bundle) is
+    /// matched by id.
+    #[test]
+    fn a_reused_id_is_another_holder() {
+        let inv = inventory(2);
+        let t = Tracker::new(&tmp("reuse"));
+        t.enable(&inv).unwrap();
+        t.set_mode(&inv, &[0], Mode::Exclusive).unwrap();
+        let first = me("x");
+        let mut second = me("x");
+        second.0.bundle = Some("/other".into());
+        t.reserve(&inv, &[0, 1], &first).unwrap();
+        let e = t.reserve(&inv, &[0], &second).unwrap_err().to_string();
+        assert!(e.contains("held by container x"), "{e}");
+        t.reserve(&inv, &[1], &second).unwrap();
+        // The second's poststop (its process gone): the first keeps GPU 1.
+        drop(second);
+        assert!(t.release("x", "/other").unwrap());
+        let st = t.status(&inv).unwrap().unwrap();
+        assert_eq!(st[1].holders, vec![first.0.clone()]);
+        // Not while its process lives: poststop of the first's id and bundle
+        // leaves a live one alone.
+        assert!(!t.release("x", "/b").unwrap());
+        // Older state: holders without a bundle are read and matched by id.
+        let old = r#"{"enabled":true,"gpus":[{"index":0,"location":"0000:03:00.0",
+            "unique_id":"0x1000","mode":"shared","holders":[{"container":"old","pid":1,
+            "start_time":1,"boot_id":"b"}]},{"index":1,"location":"0000:04:00.0",
+            "unique_id":"0x1001","mode":"shared"}]}"#;
+        let state: State = serde_json::from_str(old).unwrap();
+        assert!(state.gpus[0].holders[0].names("old", "/any/bundle"));
+        assert!(!state.gpus[0].holders[0].names("new", "/any/bundle"));
     }
 
     #[test]
@@ -625,19 +735,16 @@ mod tests {
             .map(|i| {
                 let (inv, barrier, path) = (Arc::clone(&inv), Arc::clone(&barrier), path.clone());
                 std::thread::spawn(move || {
+                    // Each its own live process, alive until all are done.
+                    let holder = me(&format!("c{i}"));
                     barrier.wait();
-                    Tracker::new(&path)
-                        .reserve(&inv, &[0], &me(&format!("c{i}")))
-                        .is_ok()
+                    let ok = Tracker::new(&path).reserve(&inv, &[0], &holder).is_ok();
+                    (ok, holder)
                 })
             })
             .collect();
-        let winners = handles
-            .into_iter()
-            .filter(|_| true)
-            .map(|h| h.join().unwrap())
-            .filter(|ok| *ok)
-            .count();
+        let results: Vec<(bool, Live)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners = results.iter().filter(|(ok, _)| *ok).count();
         assert_eq!(winners, 1);
         assert_eq!(t.status(&inv).unwrap().unwrap()[0].holders.len(), 1);
     }

@@ -231,6 +231,56 @@ fn swarm_pattern_like_upstream() {
     assert!(!swarm_matches("", ""));
 }
 
+/// With an orchestrator's assignment beside it, `AMD_VISIBLE_DEVICES` may
+/// narrow it (or repeat it), never widen it; the refusal names both.
+#[test]
+fn an_assignment_is_narrowed_never_widened() {
+    use amd_container_common::request::{check_assignment, find_assignment};
+    let inv = inventory();
+    let swarm = "DOCKER_RESOURCE_*";
+    let check = |env: &[&'static str]| {
+        let var = find_request(env.iter().copied(), swarm).unwrap();
+        let selection = Request::parse(var.name, var.value)
+            .unwrap()
+            .resolve(&var, &inv)
+            .unwrap();
+        match find_assignment(env.iter().copied(), swarm) {
+            None => Ok(selection.0),
+            Some(a) => check_assignment(&var, &selection, &a, &inv)
+                .map(|()| selection.0)
+                .map_err(|e| e.to_string()),
+        }
+    };
+    // No AMD_VISIBLE_DEVICES: the assignment is the request.
+    assert_eq!(check(&["DOCKER_RESOURCE_AMD_GPU=0xaa01"]), Ok(vec![1]));
+    // Narrowing and repeating are fine.
+    assert_eq!(
+        check(&["DOCKER_RESOURCE_AMD_GPU=0-3", "AMD_VISIBLE_DEVICES=1"]),
+        Ok(vec![1])
+    );
+    assert_eq!(
+        check(&["DOCKER_RESOURCE_AMD_GPU=0xaa01", "AMD_VISIBLE_DEVICES=1"]),
+        Ok(vec![1])
+    );
+    assert_eq!(
+        check(&["DOCKER_RESOURCE_AMD_GPU=1", "AMD_VISIBLE_DEVICES=none"]),
+        Ok(vec![])
+    );
+    // Widening is refused, naming both variables.
+    assert_eq!(
+        check(&["DOCKER_RESOURCE_AMD_GPU=1", "AMD_VISIBLE_DEVICES=all"]).unwrap_err(),
+        "AMD_VISIBLE_DEVICES=all: asks for GPUs 0,2,3,4 beyond the orchestrator's assignment \
+         DOCKER_RESOURCE_AMD_GPU=1 (GPUs 1); AMD_VISIBLE_DEVICES may narrow an assignment, \
+         never widen it"
+    );
+    assert!(check(&["AMD_VISIBLE_DEVICES=2", "DOCKER_RESOURCE_AMD_GPU=0xaa01"]).is_err());
+    // An empty assignment bounds nothing.
+    assert_eq!(
+        check(&["DOCKER_RESOURCE_AMD_GPU=", "AMD_VISIBLE_DEVICES=3"]),
+        Ok(vec![3])
+    );
+}
+
 /// Partitions that share their GPU's unique id (real MI300X CPX captures,
 /// KFD before ROCm 7.0.1): the id selects every one of them, as the PCI
 /// address does; the error lists each id once.

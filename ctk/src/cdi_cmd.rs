@@ -44,9 +44,16 @@ pub struct GenerateArgs {
     /// Class part of the CDI kind.
     #[arg(long, default_value = cdi::DEFAULT_CLASS)]
     class: String,
-    /// How to name devices: index, uuid, or both (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', default_value = "index")]
+    /// How to name devices: index, uuid (`0x…` as `gpu list` prints it),
+    /// pci (`0000:c1:00.0`, all the GPU's partitions); comma-separated or
+    /// repeated. Default: all three, so every `AMD_VISIBLE_DEVICES` selector
+    /// (and Docker's `--gpus device=…`) has its CDI name.
+    #[arg(long, value_delimiter = ',', default_value = "index,uuid,pci")]
     device_name_strategy: Vec<NameStrategy>,
+    /// Leave our hook out of the spec (also `[cdi] hooks = false`): containers
+    /// given these devices are then neither tracked (GPU tracker) nor logged.
+    #[arg(long)]
+    no_hooks: bool,
     /// Leave out `additionalGids` (the host groups of nodes that are not
     /// world-rw, for non-root container users), which need cdiVersion 0.7.0:
     /// a spec older engines read; non-root containers then need `--group-add`.
@@ -121,6 +128,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     }
     let config_path = Config::default_path();
     let config = Config::load(&config_path)?;
+    let no_hooks = args.no_hooks || !config.cdi.hooks;
     let options = GenerateOptions {
         vendor: args.vendor.clone(),
         class: args.class.clone(),
@@ -130,6 +138,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
         } else {
             config.devices.user_access.clone()
         },
+        hook: hook_options(&config, &config_path, no_hooks)?,
     };
     let spec = cdi::generate(&inventory, &options)?;
     let gids = &spec.container_edits.additional_gids;
@@ -149,9 +158,30 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     }
     let path = Path::new(&args.output);
     // Recorded for `cdi refresh` (the state file), under the same lock.
-    cdi_refresh::write_and_record(path, format, &options, args.no_additional_gids, &text)?;
+    let flags = cdi_refresh::Flags {
+        no_additional_gids: args.no_additional_gids,
+        no_hooks: args.no_hooks,
+    };
+    cdi_refresh::write_and_record(path, format, &options, flags, &text)?;
     println!("Generated CDI spec: {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Our hook as the spec carries it (`[runtime] hook-path`, its environment
+/// and timeout), or `None` for a plain spec.
+pub fn hook_options(
+    config: &Config,
+    config_path: &Path,
+    no_hooks: bool,
+) -> Result<Option<cdi::HookOptions>, CliError> {
+    if no_hooks {
+        return Ok(None);
+    }
+    Ok(Some(cdi::HookOptions {
+        path: config.runtime.hook_path.display().to_string(),
+        env: config.runtime.hook_env(config_path)?,
+        timeout: config.runtime.hook_timeout,
+    }))
 }
 
 fn dedup(strategies: &[NameStrategy]) -> Vec<NameStrategy> {
@@ -171,34 +201,41 @@ struct ListedDevice {
     nodes: Vec<String>,
 }
 
-fn listed_devices(inventory: &Inventory, kind: &str) -> Vec<ListedDevice> {
-    let paths = |gpus: &mut dyn Iterator<Item = &amd_container_common::Gpu>| {
-        gpus.flat_map(|g| g.nodes())
-            .map(|n| n.path.display().to_string())
-            .collect()
+/// The devices `cdi generate` would write by default (every name form),
+/// with each one's GPU nodes (`/dev/kfd`, given with any of them, aside).
+fn listed_devices(
+    inventory: &Inventory,
+    vendor: &str,
+    class: &str,
+) -> Result<Vec<ListedDevice>, CliError> {
+    let options = GenerateOptions {
+        vendor: vendor.into(),
+        class: class.into(),
+        ..Default::default()
     };
-    let mut out = Vec::new();
-    if !inventory.is_empty() {
-        out.push(ListedDevice {
-            name: format!("{kind}=all"),
-            nodes: paths(&mut inventory.gpus.iter()),
-        });
-    }
-    for gpu in &inventory.gpus {
-        out.push(ListedDevice {
-            name: format!("{kind}={}", gpu.index),
-            nodes: paths(&mut std::iter::once(gpu)),
-        });
-    }
-    out
+    let spec = cdi::generate(inventory, &options)?;
+    // `all` first, as upstream lists it.
+    let mut devices: Vec<&cdi::Device> = spec.devices.iter().filter(|d| d.name == "all").collect();
+    devices.extend(spec.devices.iter().filter(|d| d.name != "all"));
+    Ok(devices
+        .into_iter()
+        .map(|d| ListedDevice {
+            name: format!("{}={}", spec.kind, d.name),
+            nodes: d
+                .container_edits
+                .device_nodes
+                .iter()
+                .map(|n| n.path.clone())
+                .collect(),
+        })
+        .collect())
 }
 
 fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
     cdi::validate_kind(&args.vendor, &args.class)?;
     let inventory = discover()?;
     require_gpus(&inventory)?;
-    let kind = format!("{}/{}", args.vendor, args.class);
-    let devices = listed_devices(&inventory, &kind);
+    let devices = listed_devices(&inventory, &args.vendor, &args.class)?;
     match args.format {
         ListFormat::Json => {
             let doc = serde_json::json!({ "count": inventory.gpus.len(), "devices": devices });
@@ -216,8 +253,9 @@ fn list(args: &ListArgs) -> Result<ExitCode, CliError> {
             );
             for (i, d) in devices.iter().enumerate() {
                 println!("{}", d.name);
-                // `all` is a name only; the nodes are shown under each GPU.
-                if i > 0 {
+                // `all` and a partitioned GPU's PCI name are names only;
+                // the nodes are shown under each GPU.
+                if i > 0 && d.nodes.len() <= 2 {
                     d.nodes.iter().for_each(|p| println!("  {p}"));
                 }
             }
@@ -253,6 +291,8 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
         .into_iter()
         .map(|v| format!("schema: {v}"))
         .collect();
+    let mut notes: Vec<String> = Vec::new();
+    let mut hooked = None;
     if problems.is_empty() {
         let spec: Spec = serde_json::from_value(doc).map_err(|source| CliError::NotASpec {
             path: path.clone(),
@@ -265,18 +305,32 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
                 .iter()
                 .map(|d| format!("stale: {d}")),
         );
+        notes.extend(cdi::layout_notes(&spec, &inventory));
+        hooked = Some(cdi::has_our_hook(&spec));
     }
+    let which = match hooked {
+        Some(true) => " (with amd-container-hook: GPU tracker and log)",
+        Some(false) => {
+            " (plain: no amd-container-hook, so the GPU tracker does not see its containers)"
+        }
+        None => "",
+    };
     if problems.is_empty() {
-        println!("{}: valid and up to date with this host", path.display());
+        println!(
+            "{}: valid and up to date with this host{which}",
+            path.display()
+        );
+        notes.iter().for_each(|n| println!("  note: {n}"));
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{}: {} problem{}",
+        "{}: {} problem{}{which}",
         path.display(),
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
     problems.iter().for_each(|p| println!("  {p}"));
+    notes.iter().for_each(|n| println!("  note: {n}"));
     Ok(ExitCode::from(EXIT_INVALID))
 }
 

@@ -6,7 +6,10 @@
 //!   the options the spec was written with (format, vendor, class, name
 //!   strategies) and a digest of the bytes it wrote, keyed by PATH made
 //!   absolute. The record is replaced atomically under an exclusive `flock`
-//!   on the state file's directory, which the spec's write happens under too.
+//!   on `STATE_DIR/locks/cdi-specs.json.lock` (`flock::lock_file`), which the
+//!   spec's write happens under too. Record and lock are 0600, `locks` and
+//!   the default state directory 0700 (an older record is made 0600): a lock
+//!   others can open, others can hold.
 //! - `cdi refresh` regenerates each recorded spec with its recorded options:
 //!   only when the file is still byte-for-byte what amd-ctk last wrote there
 //!   (otherwise it is the admin's now: left byte-identical, the record kept,
@@ -25,7 +28,6 @@
 
 use crate::cdi_cmd::{render_spec, SpecFormat};
 use crate::CliError;
-use amd_container_common::access::NodeKind;
 use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;
@@ -63,14 +65,16 @@ pub enum RefreshError {
     },
     #[error("{path} has version {found}; this amd-ctk knows version {STATE_VERSION}")]
     Version { path: PathBuf, found: u32 },
-    #[error("{path} records device name strategy {found:?} for {spec}; known: index, uuid")]
+    #[error("{path} records device name strategy {found:?} for {spec}; known: index, uuid, pci")]
     Strategy {
         path: PathBuf,
         spec: String,
         found: String,
     },
-    #[error("cannot lock {dir} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
-    LockTimeout { dir: PathBuf },
+    #[error("{spec}: cannot write our hook into it: {reason}")]
+    Hook { spec: String, reason: String },
+    #[error("cannot lock {path} within {}s: another amd-ctk holds it", LOCK_TIMEOUT.as_secs())]
+    LockTimeout { path: PathBuf },
     /// `cdi refresh` on a host whose GPUs are gone: the recorded specs are kept.
     #[error(
         "{source}; kept {kept} as it was (a GPU event with no GPU left is taken for a driver being \
@@ -82,6 +86,14 @@ pub enum RefreshError {
         /// The recorded specs, comma-separated.
         kept: String,
     },
+}
+
+/// The options of `cdi generate` a record keeps besides [`GenerateOptions`]
+/// (which holds what the config file said at the time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub no_additional_gids: bool,
+    pub no_hooks: bool,
 }
 
 /// What `cdi generate` wrote to one path, and how.
@@ -96,6 +108,10 @@ pub struct Record {
     /// config's `[devices] user-access` says (a spec for older engines).
     #[serde(default)]
     pub no_additional_gids: bool,
+    /// `--no-hooks`: a plain spec whatever `[cdi] hooks` says. A record
+    /// from before hooks existed reads as `false` (refresh adds the hook).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_hooks: bool,
     /// FNV-1a 64 of the bytes written, `0x…`: tells our file from an edited one.
     pub written: String,
 }
@@ -135,13 +151,6 @@ fn digest(bytes: &[u8]) -> String {
     format!("0x{h:016x}")
 }
 
-fn strategy_name(s: NameStrategy) -> &'static str {
-    match s {
-        NameStrategy::Index => "index",
-        NameStrategy::Uuid => "uuid",
-    }
-}
-
 fn format_name(f: SpecFormat) -> &'static str {
     match f {
         SpecFormat::Json => "json",
@@ -149,8 +158,8 @@ fn format_name(f: SpecFormat) -> &'static str {
     }
 }
 
-/// An exclusive `flock` on the state file's directory (nothing left behind),
-/// with SIGTERM blocked until it is dropped: what runs under it is never torn.
+/// An exclusive `flock` on the state file's lock file (root's alone), with
+/// SIGTERM blocked until it is dropped: what runs under it is never torn.
 pub struct StateLock {
     _held: flock::Held,
     path: PathBuf,
@@ -181,13 +190,24 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let f = std::fs::File::open(&dir).map_err(io("open", &dir))?;
-    let held = match flock::lock_exclusive(f, &dir, LOCK_TIMEOUT, Duration::from_millis(20)) {
+    if Path::new(DEFAULT_STATE_FILE).parent() == Some(dir.as_path()) {
+        flock::private_dir(&dir).map_err(io("create", &dir))?;
+    } else {
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    }
+    let lock_path = flock::lock_file(path);
+    let f = flock::open_private(&lock_path).map_err(io("open", &lock_path))?;
+    let held = match flock::lock_exclusive(f, &lock_path, LOCK_TIMEOUT, Duration::from_millis(20)) {
         Ok(held) => held,
-        Err(flock::LockError::Timeout { .. }) => return Err(RefreshError::LockTimeout { dir }),
-        Err(flock::LockError::Lock { source, .. }) => return Err(io("lock", &dir)(source.into())),
+        Err(flock::LockError::Timeout { .. }) => {
+            return Err(RefreshError::LockTimeout { path: lock_path })
+        }
+        Err(flock::LockError::Lock { source, .. }) => {
+            return Err(io("lock", &lock_path)(source.into()))
+        }
     };
+    // A record from before it was private: root's alone.
+    flock::tighten_path(path, 0o600).map_err(io("open", path))?;
     Ok(StateLock {
         _held: held,
         path: path.to_path_buf(),
@@ -223,7 +243,8 @@ impl StateLock {
                 source,
             })?;
         text.push('\n');
-        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))
+        atomic_file::write_atomic(&self.path, text.as_bytes()).map_err(io("write", &self.path))?;
+        flock::tighten_path(&self.path, 0o600).map_err(io("write", &self.path))
     }
 
     /// Records that `spec` now holds `bytes`, written with these options.
@@ -232,7 +253,7 @@ impl StateLock {
         spec: &Path,
         format: SpecFormat,
         options: &GenerateOptions,
-        no_additional_gids: bool,
+        flags: Flags,
         bytes: &[u8],
     ) -> Result<(), RefreshError> {
         let mut state = self.read()?;
@@ -243,12 +264,9 @@ impl StateLock {
                 format: format_name(format).into(),
                 vendor: options.vendor.clone(),
                 class: options.class.clone(),
-                device_name_strategy: options
-                    .strategies
-                    .iter()
-                    .map(|s| strategy_name(*s).into())
-                    .collect(),
-                no_additional_gids,
+                device_name_strategy: options.strategies.iter().map(|s| s.name().into()).collect(),
+                no_additional_gids: flags.no_additional_gids,
+                no_hooks: flags.no_hooks,
                 written: digest(bytes),
             },
         );
@@ -267,7 +285,7 @@ pub fn write_and_record(
     spec: &Path,
     format: SpecFormat,
     options: &GenerateOptions,
-    no_additional_gids: bool,
+    flags: Flags,
     text: &str,
 ) -> Result<(), RefreshError> {
     let spec = absolute(spec)?;
@@ -283,7 +301,7 @@ pub fn write_and_record(
     let guard = lock(&state_path).map_err(not_recorded).ok();
     atomic_file::write_atomic(&spec, text.as_bytes()).map_err(io("write", &spec))?;
     if let Some(guard) = guard {
-        if let Err(e) = guard.record(&spec, format, options, no_additional_gids, text.as_bytes()) {
+        if let Err(e) = guard.record(&spec, format, options, flags, text.as_bytes()) {
             not_recorded(e);
         }
     }
@@ -304,14 +322,17 @@ fn previous_copy(state_path: &Path, spec: &str) -> PathBuf {
         .join(name)
 }
 
-/// The options `r` was generated with; `user_access` is the config's
-/// `[devices] user-access` now (what `cdi generate` would read).
+/// The options `r` was generated with; `config` is the config file now
+/// (what `cdi generate` would read: `[devices] user-access`, `[cdi] hooks`
+/// and the hook's path and environment).
 fn options_of(
     state_path: &Path,
     spec: &str,
     r: &Record,
-    user_access: &[NodeKind],
+    config: &Config,
+    config_path: &Path,
 ) -> Result<GenerateOptions, RefreshError> {
+    let user_access = &config.devices.user_access;
     let mut strategies = Vec::new();
     for s in &r.device_name_strategy {
         let parsed = s
@@ -334,6 +355,11 @@ fn options_of(
         } else {
             user_access.to_vec()
         },
+        hook: crate::cdi_cmd::hook_options(config, config_path, r.no_hooks || !config.cdi.hooks)
+            .map_err(|e| RefreshError::Hook {
+                spec: spec.into(),
+                reason: e.to_string(),
+            })?,
     })
 }
 
@@ -351,7 +377,8 @@ fn refresh_one(
     spec: &str,
     record: &mut Record,
     inventory: &Inventory,
-    user_access: &[NodeKind],
+    config: &Config,
+    config_path: &Path,
 ) -> RefreshOutcome {
     let path = Path::new(spec);
     let current = match std::fs::read(path) {
@@ -367,7 +394,7 @@ fn refresh_one(
              something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
         ));
     }
-    let options = match options_of(state_path, spec, record, user_access) {
+    let options = match options_of(state_path, spec, record, config, config_path) {
         Ok(o) => o,
         Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
     };
@@ -417,7 +444,8 @@ pub fn run() -> Result<ExitCode, CliError> {
         println!("No CDI spec generated by amd-ctk is recorded: nothing to refresh");
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::load(&Config::default_path())?;
+    let config_path = Config::default_path();
+    let config = Config::load(&config_path)?;
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
         let kept: Vec<&str> = state.specs.keys().map(String::as_str).collect();
@@ -430,13 +458,7 @@ pub fn run() -> Result<ExitCode, CliError> {
     let mut failed = false;
     let mut forget = Vec::new();
     for (spec, record) in state.specs.iter_mut() {
-        match refresh_one(
-            &state_path,
-            spec,
-            record,
-            &inventory,
-            &config.devices.user_access,
-        ) {
+        match refresh_one(&state_path, spec, record, &inventory, &config, &config_path) {
             RefreshOutcome::Refreshed(n) => println!(
                 "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
                 inventory.gpus.len()
@@ -467,6 +489,7 @@ pub fn run() -> Result<ExitCode, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amd_container_common::access::NodeKind;
 
     #[test]
     fn digest_is_fnv1a_64() {
@@ -499,19 +522,38 @@ mod tests {
             class: "gpu".into(),
             device_name_strategy: vec!["index".into()],
             no_additional_gids,
+            no_hooks: no_additional_gids,
             written: digest(b""),
         };
-        let config = NodeKind::default_user_access();
+        let config = Config::default();
         let state = Path::new("/s.json");
-        let o = options_of(state, "/etc/cdi/amd.json", &record(true), &config).unwrap();
+        let cp = Path::new(amd_container_common::config::DEFAULT_PATH);
+        let o = options_of(state, "/etc/cdi/amd.json", &record(true), &config, cp).unwrap();
         assert!(o.user_access.is_empty());
-        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &config).unwrap();
-        assert_eq!(o.user_access, config);
+        assert!(o.hook.is_none());
+        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &config, cp).unwrap();
+        assert_eq!(o.user_access, NodeKind::default_user_access());
+        assert_eq!(
+            o.strategies,
+            [NameStrategy::Index],
+            "the record's strategy is kept"
+        );
+        assert_eq!(
+            o.hook.map(|h| h.path),
+            Some("/usr/bin/amd-container-hook".to_string())
+        );
+        let plain = Config {
+            cdi: amd_container_common::config::CdiConfig { hooks: false },
+            ..Config::default()
+        };
+        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &plain, cp).unwrap();
+        assert!(o.hook.is_none(), "[cdi] hooks = false");
         let old: Record = serde_json::from_str(
             r#"{"format": "json", "vendor": "amd.com", "class": "gpu",
                 "device-name-strategy": ["index"], "written": "0x0"}"#,
         )
         .unwrap();
         assert!(!old.no_additional_gids);
+        assert!(!old.no_hooks);
     }
 }

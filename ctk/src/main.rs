@@ -76,6 +76,8 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] amd_container_common::config::ConfigError),
     #[error(transparent)]
+    HookEnv(#[from] amd_container_common::config::HookEnvError),
+    #[error(transparent)]
     Refresh(#[from] cdi_refresh::RefreshError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),

@@ -253,13 +253,22 @@ fn a_stuck_lock_holder_is_named_after_the_timeout() {
     let d = Dir::new("stuck-lock");
     let f = d.p("daemon.json");
     fs::write(&f, "{}\n").unwrap();
-    let dir = fs::File::open(f.parent().unwrap()).unwrap();
+    // The lock of the directory's files: a file named after its device and
+    // inode in the lock directory.
+    use std::os::unix::fs::MetadataExt;
+    let locks = d.p("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let meta = fs::metadata(f.parent().unwrap()).unwrap();
+    let dir =
+        fs::File::create(locks.join(format!("configure-{:x}-{}.lock", meta.dev(), meta.ino())))
+            .unwrap();
     // SAFETY: flock on a descriptor this test owns; released when it closes.
     assert_eq!(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) }, 0);
     let start = std::time::Instant::now();
     let out = Command::new(CTK)
         .args(["runtime", "configure", "--config", f.to_str().unwrap()])
         .env("AMD_CTK_LOCK_TIMEOUT", "1")
+        .env("AMD_CTK_LOCK_DIR", &locks)
         .output()
         .unwrap();
     let took = start.elapsed();

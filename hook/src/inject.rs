@@ -7,6 +7,10 @@
 //! host's (the host's mode bits kept; [`user_group`]); the host's node is
 //! never changed, so a bind-mounted node (user namespace) is left as it is,
 //! with a warning.
+//!
+//! A process in the host's mount namespace is refused before anything is
+//! done: the hook's own namespace, or PID 1's (when the runtime and the hook
+//! run in a private one; when the hook may read it).
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
@@ -28,6 +32,11 @@ pub enum InjectError {
          (the host's), so it is not a container being created"
     )]
     HostNamespace { pid: i32 },
+    #[error(
+        "refusing to inject into process {pid}: it is in the mount namespace of PID 1 (the \
+         host's), so it is not a container being created"
+    )]
+    InitNamespace { pid: i32 },
     #[error("cannot open host node {path}: {source}")]
     HostNode { path: String, source: io::Error },
     #[error(transparent)]
@@ -110,8 +119,18 @@ pub fn inject(
     edits: &ContainerEdits,
     kinds: &[NodeKind],
 ) -> Result<Injected, InjectError> {
-    if ns_id(&format!("/proc/{pid}/ns/mnt"))? == ns_id("/proc/self/ns/mnt")? {
+    // The host's mount namespace is the hook's own, or PID 1's when the
+    // runtime and the hook run in a private one.
+    let target = ns_id(&format!("/proc/{pid}/ns/mnt"))?;
+    if target == ns_id("/proc/self/ns/mnt")? {
         return Err(InjectError::HostNamespace { pid });
+    }
+    // PID 1's may be closed to the hook (an init it may not trace, as a
+    // VM's agent can be): then the hook's own is the one reference.
+    match ns_id("/proc/1/ns/mnt") {
+        Ok(init) if init == target => return Err(InjectError::InitNamespace { pid }),
+        Ok(_) => {}
+        Err(e) => log::debug!("PID 1's mount namespace not compared: {e}"),
     }
     let mut cgroup = DeviceCgroup::open(pid)?;
     let userns = ns_id(&format!("/proc/{pid}/ns/user"))? != ns_id("/proc/self/ns/user")?;

@@ -16,6 +16,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod cdi_stage;
 pub mod cgroup;
 pub mod container;
 pub mod inject;
@@ -34,7 +35,7 @@ pub mod tracking;
 use std::path::PathBuf;
 
 pub const USAGE: &str =
-    "usage: amd-container-hook [--config FILE] prestart|createRuntime|precreate|poststop";
+    "usage: amd-container-hook [--config FILE] [--cdi] prestart|createRuntime|precreate|poststop";
 /// The Swarm variable must carry this prefix (Docker names generic resources
 /// so); it lets the fast path decide without reading the config file.
 pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
@@ -62,9 +63,13 @@ impl Stage {
     }
 }
 
-/// Command line of `amd-container-hook`: `[--config FILE] STAGE`.
+/// Command line of `amd-container-hook`: `[--config FILE] [--cdi] STAGE`.
 pub struct Args {
     pub config: PathBuf,
+    /// `--cdi`: registered by a CDI spec of ours (`amd-ctk cdi generate`):
+    /// the container's GPUs are those in its `linux.devices`, already given
+    /// by the engine ([`cdi_stage`]).
+    pub cdi: bool,
     /// `None` when the command line is malformed or names no stage (a usage
     /// error).
     pub stage: Option<Stage>,
@@ -74,8 +79,10 @@ impl Args {
     pub fn parse(mut args: impl Iterator<Item = String>) -> Args {
         let mut config = amd_container_common::config::Config::default_path();
         let mut stage = None;
+        let mut cdi = false;
         while let Some(a) = args.next() {
             match a.as_str() {
+                "--cdi" if stage.is_none() => cdi = true,
                 "--config" => match args.next() {
                     Some(p) => config = PathBuf::from(p),
                     None => stage = Some(String::new()),
@@ -86,6 +93,7 @@ impl Args {
         }
         Args {
             config,
+            cdi,
             stage: stage.as_deref().and_then(Stage::parse),
         }
     }

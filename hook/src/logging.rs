@@ -4,7 +4,8 @@
 //! the hook knows it has work to do.
 //!
 //! Messages carry container input (the request's value, paths from the spec):
-//! every message is escaped ([`escape`]: control characters as `\n`, `\u{1b}`…)
+//! every message and the `[ID]` prefix are escaped ([`escape`]: control
+//! characters as `\n`, `\u{1b}`…)
 //! and bounded to [`MAX_MESSAGE`] bytes before it reaches stderr or the file,
 //! so one event is one line and a container cannot forge or flood the log.
 
@@ -100,7 +101,9 @@ pub fn open_file(container_id: &str, log_file: &Path, level: &str) {
         Ok(file) => {
             if let Ok(mut guard) = LOGGER.sink.lock() {
                 *guard = Some(FileSink {
-                    container_id: container_id.to_string(),
+                    // The id comes from the runtime's state, as the
+                    // container's creator chose it: escaped like a message.
+                    container_id: escape(container_id),
                     file,
                     level,
                 });

@@ -9,10 +9,14 @@
 //! the log file or libudev. Errors are reported once, here, on stderr (and in
 //! the log file once a request was seen); the return value is the exit status.
 
-use crate::{container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE};
+use crate::{
+    cdi_stage, container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE,
+};
 use amd_container_common::config::{Config, ConfigError};
 use amd_container_common::hardware::{scan, Detail, DiscoveryError};
-use amd_container_common::request::{find_request, Request, RequestError};
+use amd_container_common::request::{
+    check_assignment, find_assignment, find_request, Request, RequestError, RequestVar,
+};
 use amd_container_common::ContainerEdits;
 use std::io::{Read, Write};
 
@@ -37,6 +41,14 @@ enum HookError {
     Inject(#[from] inject::InjectError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),
+    #[error(transparent)]
+    Cdi(#[from] cdi_stage::CdiStageError),
+    #[error("{name}={value}: {source}")]
+    NoGpuFor {
+        name: String,
+        value: String,
+        source: amd_container_common::hardware::NoGpuError,
+    },
     #[error("cannot read stdin: {0}")]
     Stdin(std::io::Error),
     #[error("the config on stdin is not JSON: {0}")]
@@ -79,6 +91,13 @@ fn check_policy(
 pub fn run(args: &Args) -> u8 {
     logging::init();
     let result = match args.stage {
+        Some(Stage::Prestart | Stage::CreateRuntime) if args.cdi => {
+            read_stdin().and_then(|input| Ok(cdi_stage::run(&args.config, &input)?))
+        }
+        Some(Stage::Poststop) if args.cdi => read_stdin().and_then(|input| {
+            let state = container::read_state(&input)?;
+            Ok(cdi_stage::release(&args.config, &state)?)
+        }),
         Some(Stage::Prestart | Stage::CreateRuntime) => {
             read_stdin().and_then(|input| live(&args.config, &input))
         }
@@ -117,13 +136,45 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     Ok(config)
 }
 
-/// Discovery reads what resolving `request` needs, nothing for the log;
-/// the GPU tracker, when enabled, identifies GPUs by unique id too.
-fn detail_for(request: &Request, config: &Config) -> Detail {
+/// A request for GPUs (`all` or any selector; not `none`, not `void`) on a
+/// host without any fails the start with the reason (driver not loaded, or
+/// no GPU), rather than starting a container without its GPUs.
+fn require_gpus_for(
+    var: &amd_container_common::request::RequestVar,
+    gpus: &amd_container_common::Inventory,
+) -> Result<(), HookError> {
+    amd_container_common::hardware::require_gpus(gpus).map_err(|e| HookError::NoGpuFor {
+        name: var.name.to_string(),
+        value: var.value.to_string(),
+        source: e,
+    })
+}
+
+/// Discovery reads what resolving `request` (and the orchestrator's
+/// `assignment` beside it) needs, nothing for the log; the GPU tracker, when
+/// enabled, identifies GPUs by unique id too.
+fn detail_for(request: &Request, assignment: Option<&RequestVar>, config: &Config) -> Detail {
+    let assigned_ids = assignment
+        .is_some_and(|a| Request::parse(a.name, a.value).is_ok_and(|r| r.names_unique_ids()));
     Detail {
-        unique_ids: request.names_unique_ids() || tracking::enabled(config),
+        unique_ids: request.names_unique_ids() || assigned_ids || tracking::enabled(config),
         partition_modes: false,
     }
+}
+
+/// The selection of `request` (from `var`), within the orchestrator's
+/// `assignment` when there is one.
+fn select(
+    request: &Request,
+    var: &RequestVar,
+    assignment: Option<&RequestVar>,
+    gpus: &amd_container_common::Inventory,
+) -> Result<amd_container_common::Selection, RequestError> {
+    let selection = request.resolve(var, gpus)?;
+    if let Some(a) = assignment {
+        check_assignment(var, &selection, a, gpus)?;
+    }
+    Ok(selection)
 }
 
 fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
@@ -162,8 +213,10 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     let spec = container::parse_spec(&spec_path, &bytes)?;
     check_policy(&config, config_path, &var, spec.has_sys_admin_bounding())?;
     // The order first (sysfs), then libudev for the selected GPUs' nodes only.
-    let scan = scan(detail_for(&request, &config))?;
-    let selection = request.resolve(&var, scan.gpus())?;
+    let assignment = find_assignment(env.env(), &config.hook.swarm_resource);
+    let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
+    require_gpus_for(&var, scan.gpus())?;
+    let selection = select(&request, &var, assignment.as_ref(), scan.gpus())?;
     let inventory = scan.with_nodes(&selection.0)?;
     let edits = ContainerEdits::for_selection(&inventory, &selection);
     if edits.is_empty() {
@@ -172,11 +225,18 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     }
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
     let rootfs = container::rootfs(&spec, state.bundle())?;
-    tracking::hold(&config, state.id(), pid, &inventory, &selection)?;
+    let held = tracking::hold(
+        &config,
+        state.id(),
+        state.bundle(),
+        pid,
+        &inventory,
+        &selection,
+    )?;
     let outcome = match inject::inject(pid, &rootfs, &spec, &edits, &config.devices.user_access) {
         Ok(o) => o,
         Err(e) => {
-            if let Err(r) = tracking::release(&config, state.id()) {
+            if let Some(Err(r)) = held.map(|h| tracking::unhold(&config, &h)) {
                 log::error!("{r}");
             }
             return Err(e.into());
@@ -225,7 +285,7 @@ fn release(
     let config = load_config(config_path)?;
     // The log file is opened only when this container held GPUs: poststop
     // runs for every container, and one without GPUs leaves no trace.
-    if tracking::release(&config, state.id())? {
+    if tracking::release(&config, state.id(), state.bundle())? {
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         log::info!("GPU tracker: released the GPUs of {}", state.id());
     }
@@ -257,8 +317,13 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
                     if request != Request::NoGpus {
                         check_policy(&config, config_path, &var, privileged)?;
                     }
-                    let scan = scan(detail_for(&request, &config))?;
-                    let selection = request.resolve(&var, scan.gpus())?;
+                    let assignment =
+                        find_assignment(env.iter().copied(), &config.hook.swarm_resource);
+                    let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
+                    if request != Request::NoGpus {
+                        require_gpus_for(&var, scan.gpus())?;
+                    }
+                    let selection = select(&request, &var, assignment.as_ref(), scan.gpus())?;
                     let inventory = scan.with_nodes(&selection.0)?;
                     Some(ContainerEdits::for_selection(&inventory, &selection))
                 } else {

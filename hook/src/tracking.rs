@@ -4,13 +4,16 @@
 //! happens while the tracker is disabled (no state file: the default).
 //!
 //! Contract: [`hold`] runs after the request resolved and before anything
-//! is injected; if injection then fails the caller calls [`release`], so a
-//! failed create holds nothing. [`release`] is the `poststop` stage; holders
-//! deleted without it are reclaimed by the tracker when their process is gone.
+//! is injected; if injection then fails the caller calls [`unhold`] with
+//! what it returned, so a failed create holds nothing. [`release`] is the
+//! `poststop` stage; holders deleted without it are reclaimed by the tracker
+//! when their process is gone. A container is its id and bundle (the OCI
+//! state's), the id alone being unique only within one runtime root.
 
 use amd_container_common::config::Config;
 use amd_container_common::tracker::{Holder, Tracker, TrackerError};
 use amd_container_common::{Inventory, Selection};
+use std::path::Path;
 
 fn tracker(config: &Config) -> Tracker {
     Tracker::new(&config.gpu_tracker.state_file)
@@ -21,34 +24,40 @@ pub fn enabled(config: &Config) -> bool {
     tracker(config).state_file().exists()
 }
 
-/// Records container `id` (init `pid`) on the selected GPUs, or refuses.
+/// Records container `id` of `bundle` (init `pid`) on the selected GPUs, or
+/// refuses. Returns the holder recorded (`None`: tracker disabled).
 pub fn hold(
     config: &Config,
     id: &str,
+    bundle: &Path,
     pid: i32,
     inventory: &Inventory,
     selection: &Selection,
-) -> Result<(), TrackerError> {
+) -> Result<Option<Holder>, TrackerError> {
     let t = tracker(config);
     if !t.state_file().exists() {
-        return Ok(());
+        return Ok(None);
     }
     // The init process exists during create; if it does not, there is
     // nothing to hold (the create fails on its own).
-    let Some(holder) = Holder::for_process(id, pid) else {
-        return Ok(());
+    let Some(holder) = Holder::for_process(id, &bundle.to_string_lossy(), pid) else {
+        return Ok(None);
     };
     t.reserve(inventory, &selection.0, &holder)?;
     log::debug!("GPU tracker: {id} holds GPUs {:?}", selection.0);
-    Ok(())
+    Ok(Some(holder))
 }
 
-/// Forgets container `id` (poststop, or a create that failed after [`hold`]);
-/// whether it held any GPU.
-pub fn release(config: &Config, id: &str) -> Result<bool, TrackerError> {
+/// Forgets `holder` (a create that failed after [`hold`]).
+pub fn unhold(config: &Config, holder: &Holder) -> Result<bool, TrackerError> {
+    tracker(config).release_holder(holder)
+}
+
+/// Forgets container `id` of `bundle` (poststop); whether it held any GPU.
+pub fn release(config: &Config, id: &str, bundle: &Path) -> Result<bool, TrackerError> {
     let t = tracker(config);
     if !t.state_file().exists() {
         return Ok(false);
     }
-    t.release(id)
+    t.release(id, &bundle.to_string_lossy())
 }

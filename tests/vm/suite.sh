@@ -128,7 +128,7 @@ podman_setup() {
         jq --arg fe "$FAKE_SYSFS_ENV" '.hook.env += [$fe]' "$f" > "$f.new" && mv "$f.new" "$f"
     done
     cat "$W"/hooks-pre*/*.json
-    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output /etc/cdi/amd.json
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --no-hooks --output /etc/cdi/amd.json
 }
 
 # podman_gpu WHAT HOOKS_DIR|- RUN_ARGS...: the hooks directory is a global option of every podman
@@ -213,7 +213,7 @@ podman_cdi_nonroot() {
         podman run --rm --network none --user 1000:1000 --device "amd.com/gpu=$REQ" \
             localhost/bb:test sh -c "$PROBE" probe /dev/kfd "$render" "$card" 2>&1
     }
-    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --output "$spec"
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --no-hooks --output "$spec"
     jq -c '{cdiVersion, additionalGids: .containerEdits.additionalGids, shared: .containerEdits.deviceNodes}' "$spec"
     podman run --rm --network none --user 1000:1000 --device "amd.com/gpu=$REQ" localhost/bb:test \
         sh -c 'id; ls -ln /dev/kfd /dev/dri' 2>&1 | sed 's/^/  container | /'
@@ -227,7 +227,7 @@ podman_cdi_nonroot() {
     else
         echo "uid 1000 with additionalGids: want kfd and $render usable, $card Permission denied"; ok=1
     fi
-    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --no-additional-gids --output "$spec"
+    SYSTEMD_DEVICE_VERIFY_SYSFS=0 amd-ctk cdi generate --no-hooks --no-additional-gids --output "$spec"
     jq -c '{cdiVersion, additionalGids: .containerEdits.additionalGids}' "$spec"
     out=$(probe_user) || true
     echo "$out" | sed 's/^/  | /'

@@ -1,16 +1,46 @@
-//! Builds the CDI spec for an inventory: one device per GPU (or partition) by
-//! index and, when asked, by unique id, plus `all`; `/dev/kfd` once at the
-//! spec level, with the host groups a non-root user needs for the nodes
-//! (`additionalGids`, CDI 0.7.0) when the host's nodes are not world-rw.
+//! Builds the CDI spec for an inventory: a device for every selector form of
+//! every GPU (or partition) — its index, its unique id as `gpu list` prints it
+//! (`0x…`) and its PCI address (`0000:c1:00.0`: the physical GPU with all its
+//! partitions) — plus `all`; `/dev/kfd` once at the spec level, with the host
+//! groups a non-root user needs for the nodes (`additionalGids`, CDI 0.7.0)
+//! when the host's nodes are not world-rw; and, unless asked not to, our hook
+//! at `createRuntime` and `poststop` at the spec level (so once per
+//! container, whichever of our devices it got).
+//!
+//! Contract: what each name gives is what `AMD_VISIBLE_DEVICES=NAME` selects
+//! (the name goes through [`Request::parse`] and [`Request::resolve`]), so
+//! the two paths agree. Names of different forms cannot collide: an index is
+//! decimal digits only, a unique id starts with `0x` and has no `:`, a PCI
+//! address always has `:`, and `all` has none of these; within a form a name
+//! is written once (partitions sharing a unique id or a PCI address share
+//! the device).
 
 use super::names::{validate_device_name, validate_kind, NameError};
-use super::spec::{CdiContainerEdits, CdiDeviceNode, Device, Spec};
+use super::spec::{CdiContainerEdits, CdiDeviceNode, Device, Hook, Spec};
 use super::version::minimum_version;
 use crate::access::{cdi_gids, NodeKind};
 use crate::edits::ContainerEdits;
 use crate::hardware::{DeviceNode, Inventory};
-use crate::request::Selection;
+use crate::request::{Request, RequestVar, Selection, VISIBLE_DEVICES};
 use std::str::FromStr;
+
+/// The arguments of our hook in a CDI spec, before the stage:
+/// `amd-container-hook --cdi STAGE` (the hook then takes the container's
+/// GPUs from its `linux.devices`).
+pub const HOOK_CDI_FLAG: &str = "--cdi";
+/// The stages our hook is registered at in a CDI spec.
+pub const HOOK_STAGES: [&str; 2] = ["createRuntime", "poststop"];
+
+/// Our hook as a CDI spec carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookOptions {
+    /// `[runtime] hook-path`.
+    pub path: String,
+    /// The hook's whole environment (`RuntimeConfig::hook_env`).
+    pub env: Vec<String>,
+    /// Seconds; ≤ 0: none.
+    pub timeout: i64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameStrategy {
@@ -18,6 +48,35 @@ pub enum NameStrategy {
     Index,
     /// `amd.com/gpu=0x1a2b…` (the KFD unique id)
     Uuid,
+    /// `amd.com/gpu=0000:c1:00.0` (the physical GPU, all its partitions)
+    Pci,
+}
+
+impl NameStrategy {
+    /// Every form, the default.
+    pub const ALL: [NameStrategy; 3] = [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
+
+    /// The word `--device-name-strategy` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            NameStrategy::Index => "index",
+            NameStrategy::Uuid => "uuid",
+            NameStrategy::Pci => "pci",
+        }
+    }
+
+    /// The form a device name has (`all` has none).
+    pub fn of_name(name: &str) -> Option<NameStrategy> {
+        if name.contains(':') {
+            Some(NameStrategy::Pci)
+        } else if name.starts_with("0x") {
+            Some(NameStrategy::Uuid)
+        } else if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+            Some(NameStrategy::Index)
+        } else {
+            None
+        }
+    }
 }
 
 impl FromStr for NameStrategy {
@@ -26,8 +85,9 @@ impl FromStr for NameStrategy {
         match s.trim() {
             "index" => Ok(NameStrategy::Index),
             "uuid" => Ok(NameStrategy::Uuid),
+            "pci" => Ok(NameStrategy::Pci),
             other => Err(format!(
-                "unknown device name strategy {other:?} (use index or uuid)"
+                "unknown device name strategy {other:?} (use index, uuid or pci)"
             )),
         }
     }
@@ -43,6 +103,8 @@ pub struct GenerateOptions {
     /// user-access`); empty: none, and the spec keeps a version old
     /// engines read.
     pub user_access: Vec<NodeKind>,
+    /// Our hook at the spec level; `None`: a plain spec (`--no-hooks`).
+    pub hook: Option<HookOptions>,
 }
 
 impl Default for GenerateOptions {
@@ -50,8 +112,9 @@ impl Default for GenerateOptions {
         GenerateOptions {
             vendor: super::DEFAULT_VENDOR.into(),
             class: super::DEFAULT_CLASS.into(),
-            strategies: vec![NameStrategy::Index],
+            strategies: NameStrategy::ALL.to_vec(),
             user_access: NodeKind::default_user_access(),
+            hook: None,
         }
     }
 }
@@ -82,32 +145,77 @@ fn cdi_edits(edits: &ContainerEdits) -> CdiContainerEdits {
     }
 }
 
+/// The name of `gpu` in the form `strategy`; `None` for a GPU without a
+/// unique id (uuid form).
+fn name_of(gpu: &crate::hardware::Gpu, strategy: NameStrategy) -> Option<String> {
+    match strategy {
+        NameStrategy::Index => Some(gpu.index.to_string()),
+        NameStrategy::Uuid => gpu.unique_id_hex(),
+        NameStrategy::Pci => Some(gpu.pci_address.to_string()),
+    }
+}
+
+/// What `name` selects, as `AMD_VISIBLE_DEVICES=name` would; `None` (with
+/// a warning) if the resolver does not take it, which a name built from the
+/// inventory never is.
+fn select(inventory: &Inventory, kind: &str, name: &str) -> Option<Selection> {
+    let var = RequestVar {
+        name: kind,
+        value: name,
+    };
+    let resolved = Request::parse(VISIBLE_DEVICES, name).and_then(|r| r.resolve(&var, inventory));
+    match resolved {
+        Ok(s) if !s.0.is_empty() => Some(s),
+        Ok(_) => None,
+        Err(e) => {
+            log::warn!("no CDI device {kind}={name}: {e}");
+            None
+        }
+    }
+}
+
+/// Our hook's two entries (createRuntime, poststop).
+pub fn hook_entries(hook: &HookOptions) -> Vec<Hook> {
+    HOOK_STAGES
+        .iter()
+        .map(|stage| Hook {
+            hook_name: (*stage).into(),
+            path: hook.path.clone(),
+            args: vec![
+                "amd-container-hook".into(),
+                HOOK_CDI_FLAG.into(),
+                (*stage).into(),
+            ],
+            env: hook.env.clone(),
+            timeout: (hook.timeout > 0).then_some(hook.timeout),
+        })
+        .collect()
+}
+
 /// The spec for `inventory`, with the lowest `cdiVersion` it needs.
 pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec, NameError> {
     validate_kind(&options.vendor, &options.class)?;
-    let mut devices = Vec::new();
+    let kind = format!("{}/{}", options.vendor, options.class);
+    let mut devices: Vec<Device> = Vec::new();
     for strategy in &options.strategies {
         for gpu in &inventory.gpus {
-            let name = match strategy {
-                NameStrategy::Index => gpu.index.to_string(),
-                NameStrategy::Uuid => match gpu.unique_id_hex() {
-                    Some(id) => id,
-                    None => {
-                        log::warn!(
-                            "GPU {} has no unique id: no uuid-named CDI device for it",
-                            gpu.index
-                        );
-                        continue;
-                    }
-                },
+            let Some(name) = name_of(gpu, *strategy) else {
+                log::warn!(
+                    "GPU {} has no unique id: no uuid-named CDI device for it",
+                    gpu.index
+                );
+                continue;
             };
+            if devices.iter().any(|d| d.name == name) {
+                continue; // another partition of the same GPU named it
+            }
             validate_device_name(&name)?;
+            let Some(selection) = select(inventory, &kind, &name) else {
+                continue;
+            };
             devices.push(Device {
                 name,
-                container_edits: cdi_edits(&ContainerEdits::gpus(
-                    inventory,
-                    &Selection(vec![gpu.index]),
-                )),
+                container_edits: cdi_edits(&ContainerEdits::gpus(inventory, &selection)),
                 ..Default::default()
             });
         }
@@ -124,7 +232,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
     }
     let mut spec = Spec {
         cdi_version: String::new(),
-        kind: format!("{}/{}", options.vendor, options.class),
+        kind,
         devices,
         // /dev/kfd once, at spec level: CDI applies it with any of the devices.
         container_edits: cdi_edits(&ContainerEdits::shared(inventory)),
@@ -136,6 +244,9 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Result<Spec
     let mut nodes = ContainerEdits::shared(inventory).device_nodes;
     nodes.extend(inventory.gpus.iter().flat_map(|g| g.nodes().cloned()));
     spec.container_edits.additional_gids = cdi_gids(&nodes, &options.user_access);
+    if let Some(hook) = &options.hook {
+        spec.container_edits.hooks = hook_entries(hook);
+    }
     spec.cdi_version = minimum_version(&spec).to_string();
     Ok(spec)
 }

@@ -9,11 +9,13 @@ mod spec;
 mod stale;
 mod version;
 
-pub use generate::{generate, GenerateOptions, NameStrategy};
+pub use generate::{
+    generate, hook_entries, GenerateOptions, HookOptions, NameStrategy, HOOK_CDI_FLAG, HOOK_STAGES,
+};
 pub use names::{validate_device_name, validate_kind, NameError};
 pub use read::{parse_document, read_spec, Format, ReadError, MAX_DEPTH};
 pub use spec::{CdiContainerEdits, CdiDeviceNode, Device, Hook, Mount, Spec};
-pub use stale::{compare_with_hardware, Discrepancy};
+pub use stale::{compare_with_hardware, has_our_hook, layout_notes, Discrepancy};
 pub use version::minimum_version;
 
 pub const DEFAULT_VENDOR: &str = "amd.com";

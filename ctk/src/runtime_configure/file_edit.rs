@@ -127,11 +127,33 @@ fn io_err<'a>(
     }
 }
 
-/// An exclusive `flock` on a directory, released on drop. Locking the
-/// directory rather than a lock file beside the file leaves nothing behind
-/// (a stray file in a drop-in directory could be read as configuration).
+/// An exclusive `flock` for the files of one directory, released on drop.
+/// Not a lock on the directory itself (anyone who can read `/etc/docker`
+/// could hold that one) nor a file beside the config (a stray file in a
+/// drop-in directory could be read as configuration): a 0600 file named
+/// after the directory's device and inode in the caller's own lock directory
+/// ([`lock_root`]), which only the caller can open.
 struct DirLock {
     _held: flock::Held,
+}
+
+/// Where the locks live: `$AMD_CTK_LOCK_DIR`, else `/run/amd-container-toolkit`
+/// for root, else a directory of the caller's own in the temp directory.
+fn lock_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("AMD_CTK_LOCK_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match nix::unistd::geteuid().as_raw() {
+        0 => PathBuf::from("/run/amd-container-toolkit"),
+        uid => std::env::temp_dir().join(format!("amd-container-toolkit-{uid}")),
+    }
+}
+
+/// The lock file for the files of `dir`.
+pub fn lock_path(dir: &Path) -> Result<PathBuf, EditError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).map_err(io_err("open (to lock)", dir))?;
+    Ok(lock_root().join(format!("configure-{:x}-{}.lock", meta.dev(), meta.ino())))
 }
 
 /// How long a run waits for another holder of the lock (a stopped or hung
@@ -147,16 +169,19 @@ fn lock_timeout() -> std::time::Duration {
 }
 
 fn lock_dir(dir: &Path) -> Result<DirLock, EditError> {
-    let f = fs::File::open(dir).map_err(io_err("open (to lock)", dir))?;
+    let path = lock_path(dir)?;
+    let root = lock_root();
+    flock::owned_private_dir(&root).map_err(io_err("create", &root))?;
+    let f = flock::open_private(&path).map_err(io_err("open (to lock)", &path))?;
     let timeout = lock_timeout();
-    match flock::lock_exclusive(f, dir, timeout, std::time::Duration::from_millis(20)) {
+    match flock::lock_exclusive(f, &path, timeout, std::time::Duration::from_millis(20)) {
         Ok(held) => Ok(DirLock { _held: held }),
         Err(e @ flock::LockError::Timeout { .. }) => Err(EditError::LockTimeout {
             dir: dir.to_path_buf(),
             holder: e.holder(),
             secs: timeout.as_secs_f64(),
         }),
-        Err(flock::LockError::Lock { source, .. }) => Err(io_err("lock", dir)(source.into())),
+        Err(flock::LockError::Lock { source, .. }) => Err(io_err("lock", &path)(source.into())),
     }
 }
 

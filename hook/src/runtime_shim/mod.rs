@@ -17,7 +17,7 @@ pub mod spec;
 use amd_container_common::access::{self, ProcessUser};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{scan, Detail};
-use amd_container_common::request::{find_request, Request};
+use amd_container_common::request::{check_assignment, find_assignment, find_request, Request};
 use amd_container_common::ContainerEdits;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 pub enum ShimError {
     #[error(transparent)]
     Config(#[from] amd_container_common::config::ConfigError),
-    #[error("runtime.hook-env: {entry:?} is not of the form NAME=VALUE")]
-    HookEnv { entry: String },
+    #[error(transparent)]
+    HookEnv(#[from] amd_container_common::config::HookEnvError),
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     #[error("{}: not valid JSON: {source}", path.display())]
@@ -47,6 +47,11 @@ pub enum ShimError {
     },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot tell which bundle runc would use for {args:?}: {why}; refusing rather than \
+         editing another bundle's config.json"
+    )]
+    Bundle { args: String, why: String },
     #[error("cannot run {runtime}: {source}")]
     Exec { runtime: String, source: io::Error },
 }
@@ -65,12 +70,21 @@ fn run(args: &[OsString], inv: &args::Invocation) -> ShimError {
         Ok(c) => c,
         Err(e) => return e.into(),
     };
-    if inv.creates() {
-        let bundle = inv
-            .bundle
-            .as_deref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(bundle) = &inv.bundle {
+        let bundle = match bundle {
+            args::Bundle::Cwd => PathBuf::from("."),
+            args::Bundle::Path(p) => PathBuf::from(p),
+            args::Bundle::Unclear(why) => {
+                return ShimError::Bundle {
+                    args: args
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    why: why.clone(),
+                }
+            }
+        };
         if let Err(e) = prepare(&bundle.join("config.json"), &config, &config_path) {
             return e;
         }
@@ -103,19 +117,9 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
         return Ok(());
     }
-    let mut env = spec::hook_env(&config.runtime.hook_env)?;
     // The hook must read the same config file as the runtime that registers
     // it (log file, Swarm variable), also when that is not the default one.
-    let named = |e: &String| e.starts_with(&format!("{}=", amd_container_common::config::PATH_ENV));
-    if config_path != Path::new(amd_container_common::config::DEFAULT_PATH)
-        && !env.iter().any(named)
-    {
-        env.push(format!(
-            "{}={}",
-            amd_container_common::config::PATH_ENV,
-            config_path.display()
-        ));
-    }
+    let env = config.runtime.hook_env(config_path)?;
     let hook = spec::hook_entry(
         &config.runtime.hook_path.to_string_lossy(),
         config.runtime.hook_timeout,
@@ -177,8 +181,10 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     if !request.is_gpu() || request == Request::NoGpus {
         return Vec::new();
     }
+    // Within the orchestrator's assignment, or the hook refuses it.
+    let assignment = find_assignment(env.iter().copied(), &config.hook.swarm_resource);
     let detail = Detail {
-        unique_ids: request.names_unique_ids(),
+        unique_ids: request.names_unique_ids() || assignment.is_some(),
         partition_modes: false,
     };
     let Ok(found) = scan(detail) else {
@@ -187,6 +193,11 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     let Ok(selection) = request.resolve(&var, found.gpus()) else {
         return Vec::new();
     };
+    if let Some(a) = &assignment {
+        if check_assignment(&var, &selection, a, found.gpus()).is_err() {
+            return Vec::new();
+        }
+    }
     let Ok(inventory) = found.with_nodes(&selection.0) else {
         return Vec::new();
     };

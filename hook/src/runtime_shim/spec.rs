@@ -5,8 +5,8 @@ use amd_container_common::request::{find_request, Request};
 use serde_json::{json, Map, Value};
 
 /// The hook's environment: PATH only (the container's environment never
-/// reaches the hook).
-pub const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// reaches the hook); one definition, in common's config.
+pub use amd_container_common::config::HOOK_PATH_ENV;
 
 /// Does the spec's `process.env` ask for GPUs? Any request that is not
 /// "no GPU" (unset, empty, `void`) counts, an invalid value too: the hook
@@ -26,23 +26,13 @@ pub fn requests_gpu(doc: &Value, swarm_resource: &str) -> bool {
 /// (`runtime.hook-env`), whose `PATH=` entry, if any, replaces the default
 /// PATH. An entry that is not `NAME=VALUE` is an error.
 pub fn hook_env(extra: &[String]) -> Result<Vec<String>, super::ShimError> {
-    let mut env = vec![HOOK_PATH_ENV.to_string()];
-    for entry in extra {
-        match entry.split_once('=') {
-            Some((name, _)) if !name.is_empty() => {}
-            _ => {
-                return Err(super::ShimError::HookEnv {
-                    entry: entry.clone(),
-                })
-            }
-        }
-        if entry.starts_with("PATH=") {
-            env[0] = entry.clone();
-        } else {
-            env.push(entry.clone());
-        }
-    }
-    Ok(env)
+    let runtime = amd_container_common::config::RuntimeConfig {
+        hook_env: extra.to_vec(),
+        ..Default::default()
+    };
+    Ok(runtime.hook_env(std::path::Path::new(
+        amd_container_common::config::DEFAULT_PATH,
+    ))?)
 }
 
 /// The `hooks.createRuntime` entry, with the environment `env` (see

@@ -5,18 +5,24 @@
 //! authenticates as the caller's uid (`EXTERNAL`); with `hello` it registers
 //! on a message bus (the system bus), without it talks peer to peer (systemd's
 //! `/run/systemd/private`). [`Connection::call`] sends one method call and
-//! returns the body of its reply, or the peer's error name and message. Every
-//! read and write has a timeout, so a peer that hangs cannot hang the hook.
-//! The socket is connected once; it keeps working after the process changes
-//! its mount namespace.
+//! returns the body of its reply, or the peer's error name and message.
+//!
+//! Bounded: [`Connection::open`] and each [`Connection::call`] have one
+//! deadline for the whole exchange (every read and write gets what is left
+//! of it), so a peer that hangs, or keeps sending other messages, cannot
+//! hold the hook past it. The reply is a METHOD_RETURN or ERROR carrying
+//! our serial from the peer we called (on a bus: its unique name, as
+//! `GetNameOwner` gives it, or the bus itself); any other message is
+//! skipped. The socket is connected once; it keeps working after the process
+//! changes its mount namespace.
 //!
 //! Wire format: D-Bus specification, "Message Protocol" (little-endian out;
 //! either endianness in).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbusError {
@@ -26,6 +32,12 @@ pub enum DbusError {
     Auth { path: String, reply: String },
     #[error("D-Bus I/O on {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error("no D-Bus reply from {path} within {}s to {method}", timeout.as_secs_f64())]
+    Timeout {
+        path: String,
+        method: String,
+        timeout: Duration,
+    },
     #[error("malformed D-Bus message from {path}: {what}")]
     Malformed { path: String, what: &'static str },
     #[error("{method}: {name}: {message}")]
@@ -257,11 +269,13 @@ pub fn encode_call(serial: u32, m: &Method, args: &[Value]) -> Vec<u8> {
     h.buf
 }
 
-/// A received message: its type, reply serial, error name and body.
+/// A received message: its type, reply serial, sender, error name and body.
 #[derive(Debug)]
 pub struct Message {
     pub kind: u8,
     pub reply_serial: Option<u32>,
+    /// The SENDER header field (set by a bus; absent peer to peer).
+    pub sender: Option<String>,
     pub error_name: Option<String>,
     pub body: Vec<u8>,
     pub le: bool,
@@ -294,6 +308,7 @@ pub fn decode(buf: &[u8]) -> Parse<Option<(Message, usize)>> {
     let mut msg = Message {
         kind: buf[1],
         reply_serial: None,
+        sender: None,
         error_name: None,
         body: buf[header_end..total].to_vec(),
         le,
@@ -307,11 +322,15 @@ pub fn decode(buf: &[u8]) -> Parse<Option<(Message, usize)>> {
         match (code, sig.as_str()) {
             (5, "u") => msg.reply_serial = Some(f.u32()?),
             (4, "s") => msg.error_name = Some(f.str()?),
+            (7, "s") => msg.sender = Some(f.str()?),
             _ => f.skip_basic(&sig)?,
         }
     }
     Ok(Some((msg, total)))
 }
+
+/// The bus's own name: the sender of its replies (Hello, GetNameOwner).
+const BUS_NAME: &str = "org.freedesktop.DBus";
 
 /// A connected, authenticated D-Bus socket.
 pub struct Connection {
@@ -319,6 +338,19 @@ pub struct Connection {
     path: String,
     serial: u32,
     pending: Vec<u8>,
+    /// The deadline of each call (and of opening).
+    timeout: Duration,
+    /// Is the peer a message bus (replies carry a SENDER)?
+    bus: bool,
+    /// Well-known name → the unique name that owns it (on a bus).
+    owners: Vec<(String, String)>,
+}
+
+/// The time left until `deadline`, or the timeout error.
+fn left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
 }
 
 impl Connection {
@@ -333,6 +365,7 @@ impl Connection {
             path: name.clone(),
             source,
         };
+        let deadline = Instant::now() + timeout;
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|()| stream.set_write_timeout(Some(timeout)))
@@ -342,6 +375,9 @@ impl Connection {
             path: name.clone(),
             serial: 0,
             pending: Vec::new(),
+            timeout,
+            bus: false,
+            owners: Vec::new(),
         };
         let uid: String = nix::unistd::geteuid()
             .as_raw()
@@ -355,8 +391,30 @@ impl Connection {
         let w = conn.stream.get_mut();
         w.write_all(format!("\0AUTH EXTERNAL {uid}\r\nBEGIN\r\n").as_bytes())
             .map_err(io_err)?;
-        let mut line = String::new();
-        conn.stream.read_line(&mut line).map_err(io_err)?;
+        // The reply line, byte by byte under the deadline (at most 512
+        // bytes: a peer that trickles bytes or never ends the line is cut).
+        let mut line = Vec::new();
+        while !line.ends_with(b"\n") && line.len() < 512 {
+            let Some(rest) = left(deadline) else {
+                return Err(DbusError::Timeout {
+                    path: name,
+                    method: "AUTH EXTERNAL".into(),
+                    timeout,
+                });
+            };
+            conn.stream
+                .get_ref()
+                .set_read_timeout(Some(rest))
+                .map_err(io_err)?;
+            let mut byte = [0u8];
+            match conn.stream.read(&mut byte) {
+                Ok(0) => break,
+                Ok(_) => line.push(byte[0]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
         log::debug!("D-Bus {name}: {}", line.trim_end());
         if !line.starts_with("OK ") {
             return Err(DbusError::Auth {
@@ -365,17 +423,44 @@ impl Connection {
             });
         }
         if hello {
+            conn.bus = true;
             conn.call(
                 &Method {
-                    destination: Some("org.freedesktop.DBus"),
+                    destination: Some(BUS_NAME),
                     path: "/org/freedesktop/DBus",
-                    interface: "org.freedesktop.DBus",
+                    interface: BUS_NAME,
                     member: "Hello",
                 },
                 &[],
             )?;
         }
         Ok(conn)
+    }
+
+    /// Who must send the reply to a call to `destination`: on a bus, the
+    /// unique name owning it (asked once); peer to peer, anyone (`None`).
+    fn replier(&mut self, destination: Option<&str>) -> Result<Option<String>, DbusError> {
+        let Some(d) = destination.filter(|_| self.bus) else {
+            return Ok(None);
+        };
+        if d == BUS_NAME || d.starts_with(':') {
+            return Ok(Some(d.to_string()));
+        }
+        if let Some((_, owner)) = self.owners.iter().find(|(n, _)| n == d) {
+            return Ok(Some(owner.clone()));
+        }
+        let m = Method {
+            destination: Some(BUS_NAME),
+            path: "/org/freedesktop/DBus",
+            interface: BUS_NAME,
+            member: "GetNameOwner",
+        };
+        let reply = self.exchange(&m, &[Value::Str(d.to_string())], Some(BUS_NAME))?;
+        let owner = Reader::new(&reply.body, reply.le)
+            .str()
+            .map_err(|what| self.malformed(what))?;
+        self.owners.push((d.to_string(), owner.clone()));
+        Ok(Some(owner))
     }
 
     fn io(&self, source: io::Error) -> DbusError {
@@ -388,6 +473,20 @@ impl Connection {
     /// Calls a method and returns its reply (a `Reader` over the body is
     /// `Reader::new(&reply.body, reply.le)`).
     pub fn call(&mut self, m: &Method, args: &[Value]) -> Result<Message, DbusError> {
+        let replier = self.replier(m.destination)?;
+        self.exchange(m, args, replier.as_deref())
+    }
+
+    /// One call under one deadline; the reply must come from `replier`
+    /// (when set).
+    fn exchange(
+        &mut self,
+        m: &Method,
+        args: &[Value],
+        replier: Option<&str>,
+    ) -> Result<Message, DbusError> {
+        let method = format!("{}.{}", m.interface, m.member);
+        let deadline = Instant::now() + self.timeout;
         self.serial += 1;
         let serial = self.serial;
         log::debug!(
@@ -398,38 +497,38 @@ impl Connection {
         );
         let bytes = encode_call(serial, m, args);
         self.stream
+            .get_ref()
+            .set_write_timeout(Some(self.timeout))
+            .map_err(|e| self.io(e))?;
+        self.stream
             .get_mut()
             .write_all(&bytes)
             .map_err(|e| self.io(e))?;
         loop {
-            let msg = self.next_message()?;
-            if msg.reply_serial != Some(serial) {
+            let msg = self.next_message(deadline, &method)?;
+            if !is_reply(&msg, serial, replier) {
                 log::debug!(
-                    "D-Bus: skipping a message of type {} (reply to {:?})",
+                    "D-Bus: skipping a message of type {} (reply to {:?}, from {:?})",
                     msg.kind,
-                    msg.reply_serial
+                    msg.reply_serial,
+                    msg.sender
                 );
-                continue; // a signal or another reply: not ours
+                continue; // a signal, a call, another reply: not ours
             }
-            return match msg.kind {
-                METHOD_RETURN => Ok(msg),
-                ERROR => {
-                    let message = Reader::new(&msg.body, msg.le).str().unwrap_or_default();
-                    Err(DbusError::Remote {
-                        method: format!("{}.{}", m.interface, m.member),
-                        name: msg.error_name.unwrap_or_default(),
-                        message,
-                    })
-                }
-                _ => Err(DbusError::Malformed {
-                    path: self.path.clone(),
-                    what: "reply of an unexpected type",
-                }),
-            };
+            if msg.kind == ERROR {
+                let message = Reader::new(&msg.body, msg.le).str().unwrap_or_default();
+                return Err(DbusError::Remote {
+                    method,
+                    name: msg.error_name.unwrap_or_default(),
+                    message,
+                });
+            }
+            return Ok(msg);
         }
     }
 
-    fn next_message(&mut self) -> Result<Message, DbusError> {
+    /// The next message, read before `deadline` (then [`DbusError::Timeout`]).
+    fn next_message(&mut self, deadline: Instant, method: &str) -> Result<Message, DbusError> {
         loop {
             match decode(&self.pending) {
                 Ok(Some((msg, len))) => {
@@ -444,8 +543,30 @@ impl Connection {
                     })
                 }
             }
+            let timeout = || DbusError::Timeout {
+                path: self.path.clone(),
+                method: method.to_string(),
+                timeout: self.timeout,
+            };
+            let rest = left(deadline).ok_or_else(timeout)?;
+            self.stream
+                .get_ref()
+                .set_read_timeout(Some(rest))
+                .map_err(|e| self.io(e))?;
             let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).map_err(|e| self.io(e))?;
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(timeout())
+                }
+                Err(e) => return Err(self.io(e)),
+            };
             if n == 0 {
                 return Err(self.io(io::ErrorKind::UnexpectedEof.into()));
             }
@@ -459,6 +580,14 @@ impl Connection {
             what,
         }
     }
+}
+
+/// Is `msg` the reply to our call `serial`: a METHOD_RETURN or ERROR with
+/// that reply serial, from `replier` when one is required?
+pub fn is_reply(msg: &Message, serial: u32, replier: Option<&str>) -> bool {
+    matches!(msg.kind, METHOD_RETURN | ERROR)
+        && msg.reply_serial == Some(serial)
+        && replier.is_none_or(|r| msg.sender.as_deref() == Some(r))
 }
 
 #[cfg(test)]
