@@ -96,6 +96,8 @@ libudev! {
     fn udev_device_get_parent(device: Ptr) -> Ptr, or NULL;
     fn udev_device_get_syspath(device: Ptr) -> Str, or std::ptr::null();
     fn udev_device_get_sysname(device: Ptr) -> Str, or std::ptr::null();
+    fn udev_device_get_subsystem(device: Ptr) -> Str, or std::ptr::null();
+    fn udev_device_get_driver(device: Ptr) -> Str, or std::ptr::null();
     fn udev_device_get_devnode(device: Ptr) -> Str, or std::ptr::null();
     fn udev_device_get_devnum(device: Ptr) -> libc::dev_t, or 0;
     fn udev_enumerate_new(udev: Ptr) -> Ptr, or NULL;

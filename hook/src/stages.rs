@@ -212,7 +212,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     }
     let spec = container::parse_spec(&spec_path, &bytes)?;
     check_policy(&config, config_path, &var, spec.has_sys_admin_bounding())?;
-    // The order first (sysfs), then libudev for the selected GPUs' nodes only.
+    // The GPUs and their order first (libudev), then the selected GPUs' nodes only (sysfs).
     let assignment = find_assignment(env.env(), &config.hook.swarm_resource);
     let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
     require_gpus_for(&var, scan.gpus())?;

@@ -1,25 +1,27 @@
-//! Discovery through libudev: amdgpu PCI devices, their drm nodes, compute
-//! partitions (`amdgpu_xcp` platform devices) and `/dev/kfd`.
+//! Discovery: libudev says which GPUs exist, sysfs gives their nodes.
 //!
-//! Contract: the GPUs and their order come from sysfs ([`scan`]: the drm
-//! class directory, each entry's link, its parent's driver or subsystem
-//! link, the KFD topology); every device node a caller gets (path, device
-//! number) comes from a libudev device, one per drm minor, created only for
-//! the GPUs the caller asks for ([`Scan::with_nodes`]; [`discover`] asks for
-//! all) and for `/dev/kfd`. This runs in the hook at every GPU container
-//! start, so each device is opened by its resolved sysfs path through one
-//! shared libudev context (libudev then walks that path once, instead of
-//! probing the bus and class directories and walking the class symlink as
-//! well), nodes of other drivers' GPUs and of GPUs a container does not get
-//! cost no libudev device at all, and sysfs attributes are read with one
-//! read(2) each ([`read_attr`]).
+//! Contract: a GPU is an amdgpu PCI device as libudev reports it (a libudev
+//! device per GPU: subsystem `pci`, driver `amdgpu`, its PCI address from its
+//! sysname; [`scan`]), found from the drm class directory (each entry's link
+//! names the node's parent; a parent whose driver link is not amdgpu's costs
+//! no libudev device). Compute partitions (`amdgpu_xcp` platform devices) are
+//! parts of a GPU already found: the KFD topology places them by their render
+//! node. Each node's numbers and name (card, render, `/dev/kfd`) come from its
+//! own sysfs `uevent` (`MAJOR`, `MINOR`, `DEVNAME`: what libudev reads for
+//! them), read only for the GPUs a caller asks for ([`Scan::with_nodes`];
+//! [`discover`] asks for all), with one read(2) per file ([`read_attr`]).
+//! This runs in the hook at every GPU container start: libudev is loaded
+//! only once a host has an amdgpu device, opened by resolved sysfs path
+//! through one context (libudev then walks that path once, instead of
+//! probing the bus and class directories), and GPUs of other drivers and
+//! nodes of GPUs a container does not get cost nothing more.
 
 use super::kfd_topology::{place, read_topology, KfdNode};
 use super::{DeviceNode, Gpu, Inventory, PciAddress};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 const AMDGPU_DRIVER: &str = "amdgpu";
 
@@ -29,7 +31,7 @@ pub enum DiscoveryError {
     Udev(#[from] std::io::Error),
 }
 
-/// A drm node as sysfs shows it, before libudev is asked about it.
+/// A drm node as sysfs shows it: its device directory and minor.
 #[derive(Debug, Clone)]
 struct Found {
     name: String,
@@ -65,9 +67,10 @@ struct PciGpu {
 /// What a caller needs besides the GPUs, their nodes and the index order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detail {
-    /// KFD unique ids ([`Gpu::unique_id`]; without them `None`, and GPUs
-    /// without a KFD node are not warned about). The KFD topology is read
-    /// anyway when the host has compute partitions: it places them.
+    /// KFD unique ids ([`Gpu::unique_id`]; without them `None`, and unusable
+    /// GPUs (no KFD node, no drm node) are not warned about). The KFD
+    /// topology is read anyway when the host has compute partitions: it
+    /// places them.
     pub unique_ids: bool,
     /// `current_compute_partition` / `current_memory_partition`.
     pub partition_modes: bool,
@@ -93,13 +96,15 @@ pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
     scan.with_nodes(&all)
 }
 
-/// The host's GPUs in index order, before any libudev device exists: what
-/// resolving a request needs. [`Scan::with_nodes`] adds the nodes.
+/// The host's GPUs in index order, before any node is read: what resolving
+/// a request needs. [`Scan::with_nodes`] adds the nodes.
 pub struct Scan {
     /// Every GPU, no node (`card`, `render` and `kfd` are `None`).
     gpus: Inventory,
     /// The nodes of `gpus[i]`.
     nodes: Vec<DrmPair>,
+    /// The kfd device's directory, when the host has one.
+    kfd: Option<PathBuf>,
 }
 
 impl Scan {
@@ -109,22 +114,12 @@ impl Scan {
     }
 
     /// The inventory with the nodes of the GPUs at `indices` and `/dev/kfd`,
-    /// each from its libudev device; the other GPUs keep none.
+    /// each from its sysfs `uevent`; the other GPUs keep none.
     pub fn with_nodes(self, indices: &[usize]) -> Result<Inventory, DiscoveryError> {
         let mut inventory = self.gpus;
-        if inventory.gpus.is_empty() && class_syspath(KFD_CLASS, "kfd").is_none() {
-            return Ok(inventory); // nothing to ask libudev about
-        }
-        let udev = udev::Udev::new()?;
         let node = |found: &Option<Found>| {
             let found = found.as_ref()?;
-            match udev::Device::from_syspath_with_context(udev.clone(), &found.syspath) {
-                Ok(dev) => device_node(&dev),
-                Err(e) => {
-                    log::warn!("drm device {}: {e}; skipped", found.name);
-                    None
-                }
-            }
+            device_node(&found.syspath, &found.name)
         };
         for &i in indices {
             if let (Some(gpu), Some(pair)) = (inventory.gpus.get_mut(i), self.nodes.get(i)) {
@@ -132,14 +127,15 @@ impl Scan {
                 gpu.render = node(&pair.render);
             }
         }
-        inventory.kfd = kfd_node(&udev);
+        inventory.kfd = self.kfd.as_deref().and_then(|dir| device_node(dir, "kfd"));
         Ok(inventory)
     }
 }
 
-/// The GPUs in index order with their nodes' sysfs paths (no libudev).
+/// The GPUs in index order with their nodes' sysfs paths: libudev for the
+/// GPUs themselves, sysfs for everything else.
 pub fn scan(detail: Detail) -> Result<Scan, DiscoveryError> {
-    let mut pci_gpus: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
+    let mut candidates: BTreeMap<PathBuf, PciGpu> = BTreeMap::new();
     let mut partitions: BTreeMap<String, DrmPair> = BTreeMap::new();
 
     // Several nodes share a parent: classify each parent once.
@@ -157,7 +153,7 @@ pub fn scan(detail: Detail) -> Result<Scan, DiscoveryError> {
             .or_insert_with_key(|path| classify_parent(path, detail));
         let slot = match owner {
             Owner::Gpu(gpu) => {
-                &mut pci_gpus
+                &mut candidates
                     .entry(gpu.syspath.clone())
                     .or_insert_with(|| gpu.clone())
                     .nodes
@@ -176,19 +172,60 @@ pub fn scan(detail: Detail) -> Result<Scan, DiscoveryError> {
         }
     }
 
-    warn_about_gpus_without_drm(&pci_gpus);
-    let topology = (detail.unique_ids || !partitions.is_empty()).then(kfd_topology);
-    let (gpus, nodes) = assemble(
-        pci_gpus.into_values().collect(),
-        partitions,
-        topology.as_ref(),
-    );
+    let pci_gpus = confirm_with_udev(candidates)?;
+    if detail.unique_ids {
+        warn_about_gpus_without_drm(&pci_gpus);
+    }
+    let kfd = class_syspath(KFD_CLASS, "kfd");
+    let topology = (detail.unique_ids || !partitions.is_empty())
+        .then(|| kfd_dir(kfd.as_deref()).map_or_else(HashMap::new, |dir| read_topology(&dir)));
+    let (gpus, nodes) = assemble(pci_gpus, partitions, topology.as_ref());
     Ok(Scan {
         gpus: Inventory { kfd: None, gpus },
         nodes,
+        kfd,
     })
 }
 
+/// libudev decides which of the amdgpu parents sysfs pointed at are GPUs:
+/// one libudev device each, by its resolved sysfs path; a GPU is one that
+/// libudev reports as a PCI device driven by amdgpu, at the PCI address of
+/// its sysname. A host without candidates does not load libudev.
+fn confirm_with_udev(candidates: BTreeMap<PathBuf, PciGpu>) -> Result<Vec<PciGpu>, DiscoveryError> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let udev = udev::Udev::new()?;
+    let mut gpus = Vec::with_capacity(candidates.len());
+    for (syspath, mut gpu) in candidates {
+        let dev = match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
+            Ok(dev) => dev,
+            Err(e) => {
+                log::warn!("amdgpu device {}: libudev: {e}; skipped", syspath.display());
+                continue;
+            }
+        };
+        let subsystem = dev.subsystem().and_then(|s| s.to_str());
+        let driver = dev.driver().and_then(|s| s.to_str());
+        if subsystem != Some("pci") || driver != Some(AMDGPU_DRIVER) {
+            log::warn!(
+                "{}: libudev reports subsystem {}, driver {}, not an amdgpu PCI device; skipped",
+                syspath.display(),
+                subsystem.unwrap_or("none"),
+                driver.unwrap_or("none")
+            );
+            continue;
+        }
+        match dev.sysname().to_string_lossy().parse::<PciAddress>() {
+            Ok(address) => {
+                gpu.address = address;
+                gpus.push(gpu);
+            }
+            Err(e) => log::warn!("amdgpu device {}: {e}; skipped", syspath.display()),
+        }
+    }
+    Ok(gpus)
+}
 /// Puts GPUs and partitions in the documented order and numbers them: one
 /// entry per KFD GPU node, by PCI address with the partition as the KFD
 /// `location_id` encodes it ([`place`]; rocm-smi's and amd-smi's order), then
@@ -268,14 +305,14 @@ fn assemble(
 /// amdgpu PCI devices without drm nodes are unusable, but worth a word. The
 /// driver's sysfs directory lists its devices: one readdir instead of a udev
 /// scan of every PCI device on the host.
-fn warn_about_gpus_without_drm(found: &BTreeMap<PathBuf, PciGpu>) {
+fn warn_about_gpus_without_drm(found: &[PciGpu]) {
     let Ok(entries) = std::fs::read_dir("/sys/bus/pci/drivers/amdgpu") else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Ok(address) = name.parse::<PciAddress>() {
-            if !found.values().any(|g| g.address == address) {
+            if !found.iter().any(|g| g.address == address) {
                 log::warn!("amdgpu device {address} has no drm nodes; skipped");
             }
         }
@@ -311,20 +348,30 @@ fn drm_minors() -> Result<Vec<(String, DrmKind, u32)>, DiscoveryError> {
 /// to `../../devices/…/drm/card1`) stands for: the link target resolved
 /// against the class directory. `None` when the entry is not such a link.
 fn class_syspath(class: &str, name: &str) -> Option<PathBuf> {
-    let entry = Path::new(class).join(name);
-    let target = std::fs::read_link(&entry).ok()?;
-    let mut path = PathBuf::from(class);
-    for c in target.components() {
-        match c {
-            Component::ParentDir => {
-                path.pop();
+    let target = std::fs::read_link(format!("{class}/{name}")).ok()?;
+    resolve_link(class, target.to_str()?).map(PathBuf::from)
+}
+
+/// `target`, a link in directory `dir`, resolved lexically (sysfs links
+/// name device directories, never other links); only a path below
+/// `/sys/devices/` is a device's.
+fn resolve_link(dir: &str, target: &str) -> Option<String> {
+    let mut path = if target.starts_with('/') {
+        String::new()
+    } else {
+        dir.to_string()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => path.truncate(path.rfind('/').unwrap_or(0)),
+            part => {
+                path.push('/');
+                path.push_str(part);
             }
-            Component::Normal(n) => path.push(n),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => path = PathBuf::from("/"),
         }
     }
-    path.starts_with("/sys/devices").then_some(path)
+    path.starts_with("/sys/devices/").then_some(path)
 }
 
 /// `PREFIX` followed by decimal digits only.
@@ -429,11 +476,26 @@ fn is_partition_name(name: &str) -> bool {
     numbered(name, "amdgpu_xcp.") || numbered(name, "amdgpu_xcp_")
 }
 
-/// The node udev reports for `dev`, with mode and owner from the host file.
-fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
-    let path = dev.devnode()?.to_path_buf();
-    let Some(devnum) = dev.devnum() else {
-        log::warn!("{}: udev reports no device number; skipped", path.display());
+/// A device node from its device directory's `uevent`, as libudev gives
+/// devnode and devnum (`DEVNAME` under `/dev`, `MAJOR`, `MINOR`), with mode
+/// and owner from the host file. `name` is for messages.
+fn device_node(syspath: &Path, name: &str) -> Option<DeviceNode> {
+    let uevent = syspath.join("uevent");
+    let text = match read_attr(&uevent) {
+        Ok(text) => text,
+        Err(e) => {
+            log::warn!("{name}: {}: {e}; skipped", uevent.display());
+            return None;
+        }
+    };
+    let keys = Uevent::parse(&text);
+    let path = keys.devname.and_then(devnode_path)?;
+    let (Some(major), Some(minor)) = (keys.major, keys.minor) else {
+        log::warn!(
+            "{}: {} has no device number; skipped",
+            path.display(),
+            uevent.display()
+        );
         return None;
     };
     let (mode, uid, gid) = match std::fs::metadata(&path) {
@@ -443,7 +505,6 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
             (0o666, 0, 0)
         }
     };
-    let (major, minor) = dev_major_minor(devnum);
     Some(DeviceNode {
         path,
         major,
@@ -454,31 +515,48 @@ fn device_node(dev: &udev::Device) -> Option<DeviceNode> {
     })
 }
 
-/// The sysfs directory of the kfd device: its class entry resolved, or the
-/// class entry itself (some kernels expose the topology without a device
-/// libudev accepts); `None` on a host without amdgpu.
-fn kfd_dir() -> Option<PathBuf> {
-    class_syspath(KFD_CLASS, "kfd").or_else(|| {
+/// The keys of a device's `uevent` that name its node.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Uevent<'a> {
+    devname: Option<&'a str>,
+    major: Option<u32>,
+    minor: Option<u32>,
+}
+
+impl<'a> Uevent<'a> {
+    /// `KEY=value` lines; other keys and malformed lines are ignored.
+    fn parse(text: &'a str) -> Self {
+        let mut keys = Uevent::default();
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("DEVNAME", v)) => keys.devname = Some(v),
+                Some(("MAJOR", v)) => keys.major = v.parse().ok(),
+                Some(("MINOR", v)) => keys.minor = v.parse().ok(),
+                _ => {}
+            }
+        }
+        keys
+    }
+}
+
+/// The node's path, as libudev makes it from `DEVNAME`: below `/dev`
+/// (`dri/card1`, or already `/dev/dri/card1`); `None` for an empty name or
+/// one that would leave `/dev`.
+fn devnode_path(devname: &str) -> Option<PathBuf> {
+    let rel = devname.strip_prefix("/dev/").unwrap_or(devname);
+    let plain = !rel.is_empty() && rel.split('/').all(|c| !matches!(c, "" | "." | ".."));
+    plain.then(|| Path::new("/dev").join(rel))
+}
+
+/// The sysfs directory of the kfd device: its class entry resolved
+/// (`kfd_class`), or the class entry itself (some kernels expose the
+/// topology without a device libudev accepts); `None` on a host without
+/// amdgpu.
+fn kfd_dir(kfd_class: Option<&Path>) -> Option<PathBuf> {
+    kfd_class.map(Path::to_path_buf).or_else(|| {
         let entry = Path::new(KFD_CLASS).join("kfd");
         entry.exists().then_some(entry)
     })
-}
-
-/// The KFD topology (empty without one).
-fn kfd_topology() -> HashMap<u32, KfdNode> {
-    kfd_dir().map_or_else(HashMap::new, |dir| read_topology(&dir))
-}
-
-/// `/dev/kfd` from its libudev device.
-fn kfd_node(udev: &udev::Udev) -> Option<DeviceNode> {
-    let syspath = class_syspath(KFD_CLASS, "kfd")?;
-    match udev::Device::from_syspath_with_context(udev.clone(), &syspath) {
-        Ok(dev) => device_node(&dev),
-        Err(e) => {
-            log::debug!("{}: {e}; no kfd device node", syspath.display());
-            None
-        }
-    }
 }
 
 /// A sysfs attribute's contents: open, one read, close. Sysfs renders an
@@ -486,26 +564,27 @@ fn kfd_node(udev: &udev::Udev) -> Option<DeviceNode> {
 /// left, so a read that does not fill the buffer has reached the end; only
 /// a full one is followed by more reads. (`fs::read_to_string` also stats the
 /// file and reads once more to see the end: five syscalls instead of three.)
+/// The read buffer is zeroed once per thread, not per file (discovery reads
+/// one file per node).
 pub(crate) fn read_attr(path: &Path) -> std::io::Result<String> {
     const CHUNK: usize = 4096;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut len = 0;
-    loop {
-        let n = file.read(&mut buf[len..])?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
-        }
-        buf.resize(buf.len() + CHUNK, 0);
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; CHUNK]);
     }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
-/// The major and minor numbers of a `dev_t` (the C library's split).
-fn dev_major_minor(dev: libc::dev_t) -> (u32, u32) {
-    (libc::major(dev), libc::minor(dev))
+    let mut file = std::fs::File::open(path)?;
+    BUF.with_borrow_mut(|buf| {
+        let mut len = 0;
+        loop {
+            let n = file.read(&mut buf[len..])?;
+            len += n;
+            if n == 0 || len < buf.len() {
+                break;
+            }
+            buf.resize(buf.len() + CHUNK, 0);
+        }
+        String::from_utf8(buf[..len].to_vec())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    })
 }
 
 #[cfg(test)]
@@ -672,13 +751,64 @@ mod tests {
         assert!(drm_kind("controlD64").is_none());
     }
 
+    /// What the kernel writes (`DEVNAME=dri/card1`) and what umockdev
+    /// records (`/dev/dri/card1`) give the same node.
     #[test]
-    fn dev_t_split() {
-        // makedev(238, 0) and makedev(226, 128), and a large major.
-        assert_eq!(dev_major_minor(0xee00), (238, 0));
-        assert_eq!(dev_major_minor(0xe280), (226, 128));
-        let big = (511u64 & 0xfff) << 8 | 0x1234u64 & 0xff | ((0x1234u64 & !0xff) << 12);
-        assert_eq!(dev_major_minor(big), (511, 0x1234));
-        assert_eq!(libc::makedev(511, 0x1234), big);
+    fn uevent_names_the_node() {
+        let kernel = "MAJOR=226\nMINOR=1\nDEVNAME=dri/card1\nDEVTYPE=drm_minor\n";
+        let keys = Uevent::parse(kernel);
+        assert_eq!(
+            keys,
+            Uevent {
+                devname: Some("dri/card1"),
+                major: Some(226),
+                minor: Some(1)
+            }
+        );
+        assert_eq!(devnode_path("dri/card1"), Some("/dev/dri/card1".into()));
+        assert_eq!(
+            devnode_path("/dev/dri/card1"),
+            Some("/dev/dri/card1".into())
+        );
+        assert_eq!(devnode_path("kfd"), Some("/dev/kfd".into()));
+        let none = Uevent::parse("DRIVER=amdgpu\nMAJOR=x\n");
+        assert_eq!((none.devname, none.major, none.minor), (None, None, None));
+    }
+
+    #[test]
+    fn devname_never_leaves_dev() {
+        for bad in [
+            "",
+            "/dev/",
+            "../etc/passwd",
+            "dri/../../etc",
+            "dri//card1",
+            "./kfd",
+        ] {
+            assert_eq!(devnode_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn class_links_resolve_below_sys_devices() {
+        let drm = "/sys/class/drm";
+        assert_eq!(
+            resolve_link(
+                drm,
+                "../../devices/pci0000:00/0000:00:01.1/0000:05:00.0/drm/card1"
+            )
+            .as_deref(),
+            Some("/sys/devices/pci0000:00/0000:00:01.1/0000:05:00.0/drm/card1")
+        );
+        assert_eq!(
+            resolve_link(drm, "../../devices/platform/./amdgpu_xcp.0/drm/renderD129").as_deref(),
+            Some("/sys/devices/platform/amdgpu_xcp.0/drm/renderD129")
+        );
+        assert_eq!(resolve_link(drm, "../../devicesX/card1"), None);
+        assert_eq!(resolve_link(drm, "../../../../../etc/card1"), None);
+        assert_eq!(
+            resolve_link(drm, "/sys/devices/virtual/drm/card0").as_deref(),
+            Some("/sys/devices/virtual/drm/card0")
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! What the host has: AMD GPUs, their compute partitions and device nodes.
 //!
-//! Discovery goes through libudev ([`discover`]); the rest of the crate only
-//! sees the plain [`Inventory`] it returns, so tests can also build one by hand.
+//! Discovery: libudev finds the GPUs, sysfs gives their nodes ([`discover`]);
+//! the rest of the crate only sees the plain [`Inventory`] it returns, so
+//! tests can also build one by hand.
 
 mod discover;
 mod driver;
