@@ -5,7 +5,7 @@
 //! `AMD_VISIBLE_DEVICES` beside it (an image's `ENV`, say) may narrow it,
 //! never widen it ([`check_assignment`] refuses, naming both).
 
-use crate::hardware::{Inventory, PciAddress};
+use crate::hardware::{Gpu, Inventory, PciAddress};
 use std::fmt;
 
 /// The variable a container sets to ask for GPUs.
@@ -334,35 +334,38 @@ impl Request {
                 // Partitions that share their GPU's unique id (KFD before
                 // ROCm 7.0.1) are all selected, as the PCI address selects them.
                 Selector::UniqueId(id) => {
-                    let mut found = false;
-                    for g in gpus.iter().filter(|g| g.unique_id == Some(id)) {
-                        add(g.index);
-                        found = true;
-                    }
-                    if !found {
-                        let mut known: Vec<String> =
-                            gpus.iter().filter_map(|g| g.unique_id_hex()).collect();
-                        known.dedup();
+                    let named = named_by(gpus, |g| g.unique_id == Some(id));
+                    if named.is_empty() {
+                        let known = distinct(gpus.iter().filter_map(|g| g.unique_id_hex()));
                         return Err(fail(Problem::UnknownUniqueId { id, known }));
                     }
+                    named.into_iter().for_each(&mut add);
                 }
                 Selector::Pci(address) => {
-                    let mut found = false;
-                    for g in gpus.iter().filter(|g| g.pci_address == address) {
-                        add(g.index);
-                        found = true;
-                    }
-                    if !found {
-                        let mut known: Vec<String> =
-                            gpus.iter().map(|g| g.pci_address.to_string()).collect();
-                        known.dedup();
+                    let named = named_by(gpus, |g| g.pci_address == address);
+                    if named.is_empty() {
+                        let known = distinct(gpus.iter().map(|g| g.pci_address.to_string()));
                         return Err(fail(Problem::UnknownPciAddress { address, known }));
                     }
+                    named.into_iter().for_each(&mut add);
                 }
             }
         }
         Ok(Selection(picked))
     }
+}
+
+/// The indices of the GPUs `names` picks, in index order.
+fn named_by(gpus: &[Gpu], names: impl Fn(&Gpu) -> bool) -> Vec<usize> {
+    gpus.iter().filter(|g| names(g)).map(|g| g.index).collect()
+}
+
+/// What exists, for an error: each value once (a GPU's partitions share its
+/// PCI address, and before ROCm 7.0.1 its unique id; they sit in a row).
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut known: Vec<String> = values.collect();
+    known.dedup();
+    known
 }
 
 fn parse_item(item: &str) -> Result<Selector, Problem> {
