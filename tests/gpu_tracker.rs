@@ -43,12 +43,17 @@ fn bundle(
     b
 }
 
-fn section<'a>(all: &'a str, name: &str) -> &'a str {
-    let start = all
-        .find(&format!("== {name}\n"))
-        .unwrap_or_else(|| panic!("no section {name}:\n{all}"));
-    let rest = &all[start + name.len() + 4..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
+/// The session's config with the tracker on (state in the session's
+/// directory, debug log), written as `tracker.toml`: (state file, config).
+fn tracker_config(s: &Session) -> (std::path::PathBuf, String) {
+    let state = s.dir.join("tracker/state.json");
+    let config = format!(
+        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        s.dir.join("hook.log").display(),
+        state.display()
+    );
+    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    (state, config)
 }
 
 #[test]
@@ -57,13 +62,7 @@ fn exclusive_gpu_is_held_refused_released_and_reclaimed() {
         return;
     }
     let s = Session::new("tracker", "mi300x-8", Cgroup::V1);
-    let state = s.dir.join("tracker/state.json");
-    let config = format!(
-        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
-        s.dir.join("hook.log").display(),
-        state.display()
-    );
-    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let (state, config) = tracker_config(&s);
     let mut a = bundle(&s, "a", "0", Some("poststop"), &config);
     a.args(&["/bin/busybox", "sleep", "300"]);
     a.save();
@@ -272,13 +271,7 @@ fn a_reused_id_under_another_root_is_another_container() {
         return;
     }
     let s = Session::new("tracker-reuse", "mi300x-8", Cgroup::V1);
-    let state = s.dir.join("tracker/state.json");
-    let config = format!(
-        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
-        s.dir.join("hook.log").display(),
-        state.display()
-    );
-    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let (_, config) = tracker_config(&s);
     // Each its own cgroup, as containers of two namespaces have (runc's
     // default, /ID, would be one cgroup for all three).
     let sleeper = |label: &str, value: &str| {

@@ -22,14 +22,6 @@ fn ready() -> bool {
         && require(have("flock"), "flock (util-linux)")
 }
 
-fn section<'a>(all: &'a str, name: &str) -> &'a str {
-    let start = all
-        .find(&format!("== {name}\n"))
-        .unwrap_or_else(|| panic!("no section {name}:\n{all}"));
-    let rest = &all[start + name.len() + 4..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
-}
-
 /// Runs `script` after a prelude: `T`, a fresh directory everyone may
 /// enter; `nobody CMD…`; `hold PATH` (nobody holds a flock on PATH in the
 /// background, if it can open it); `took CMD…` (runs CMD, prints its exit

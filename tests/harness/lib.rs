@@ -165,6 +165,16 @@ pub fn assert_golden(name: &str, actual: &str) {
     );
 }
 
+/// The lines of a script's output after its `== NAME` line, up to the next
+/// `== ` line (panics, showing the output, when there is none).
+pub fn section<'a>(all: &'a str, name: &str) -> &'a str {
+    let start = all
+        .find(&format!("== {name}\n"))
+        .unwrap_or_else(|| panic!("no section {name}:\n{all}"));
+    let rest = &all[start + name.len() + 4..];
+    &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
+}
+
 /// The row of GPU `index` in `amd-ctk gpu-tracker status`, and the holder
 /// lines under it.
 pub fn tracker_row(status: &str, index: usize) -> String {
