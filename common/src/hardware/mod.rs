@@ -1,6 +1,6 @@
 //! What the host has: AMD GPUs, their compute partitions and device nodes.
 //!
-//! Discovery: libudev finds the GPUs, sysfs gives their nodes ([`discover`]);
+//! Discovery: libudev finds the GPUs, sysfs gives their nodes ([`discover()`]);
 //! the rest of the crate only sees the plain [`Inventory`] it returns, so
 //! tests can also build one by hand.
 //!
