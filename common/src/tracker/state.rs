@@ -1,8 +1,9 @@
 //! The tracker's state as the state file holds it ([`State`]): per GPU its
 //! identity when the state was made, its [`Mode`] and its holders; and the
-//! rules on it that read nothing but the host's GPUs and `/proc`: a fresh
-//! state, the check that it was made for these GPUs, reclaiming dead
-//! holders.
+//! rules on it: a fresh state for an inventory, the check that it was made
+//! for these GPUs, reclaiming holders whose process is gone (the one read
+//! here: `/proc`, through [`Holder::alive`]). Nothing here touches the
+//! state file.
 
 use super::error::TrackerError;
 use super::holder::Holder;
