@@ -9,12 +9,12 @@
 //! SELinux label) are copied to the temp file before the rename. A temp file
 //! is removed on every failure path: a failed write leaves nothing behind.
 
-use std::ffi::{CStr, CString};
+use crate::sys;
+use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Mode of a file that did not exist before.
@@ -159,7 +159,7 @@ pub fn copy_identity(from: &Path, meta: &fs::Metadata, to: &fs::File) -> std::io
 fn copy_xattrs(from: &Path, to: &fs::File) -> std::io::Result<()> {
     let c_from = CString::new(from.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let names = match xattr_list(&c_from) {
+    let names = match sys::xattr_list(&c_from) {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(()),
         Err(e) => return Err(e),
@@ -168,65 +168,23 @@ fn copy_xattrs(from: &Path, to: &fs::File) -> std::io::Result<()> {
         let Ok(c_name) = CString::new(name) else {
             continue;
         };
-        let value = match xattr_get(&c_from, &c_name) {
+        let value = match sys::xattr_get(&c_from, &c_name) {
             Ok(v) => v,
             // Removed since it was listed.
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
             Err(e) => return Err(e),
         };
-        // SAFETY: valid C string, buffer and length; fd owned by `to`.
-        let r = unsafe {
-            libc::fsetxattr(
-                to.as_raw_fd(),
-                c_name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(std::io::Error::new(
+        sys::fxattr_set(to, &c_name, &value).map_err(|e| {
+            std::io::Error::new(
                 e.kind(),
                 format!(
                     "cannot copy extended attribute {} to the new file: {e}",
                     String::from_utf8_lossy(name)
                 ),
-            ));
-        }
+            )
+        })?;
     }
     Ok(())
-}
-
-/// Calls a size-then-fill xattr syscall until the buffer is big enough.
-fn sized_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> std::io::Result<Vec<u8>> {
-    for _ in 0..8 {
-        let n = call(std::ptr::null_mut(), 0);
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut buf = vec![0u8; n.unsigned_abs()];
-        let m = call(buf.as_mut_ptr(), buf.len());
-        if m >= 0 {
-            buf.truncate(m.unsigned_abs());
-            return Ok(buf);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ERANGE) {
-            return Err(e);
-        }
-    }
-    Err(std::io::Error::from_raw_os_error(libc::ERANGE))
-}
-
-fn xattr_list(path: &CStr) -> std::io::Result<Vec<u8>> {
-    // SAFETY: valid C string; the buffer is `len` bytes (or null with 0).
-    sized_call(|buf, len| unsafe { libc::listxattr(path.as_ptr(), buf.cast(), len) })
-}
-
-fn xattr_get(path: &CStr, name: &CStr) -> std::io::Result<Vec<u8>> {
-    // SAFETY: valid C strings; the buffer is `len` bytes (or null with 0).
-    sized_call(|buf, len| unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.cast(), len) })
 }
 
 #[cfg(test)]
@@ -258,16 +216,8 @@ mod tests {
             std::os::unix::fs::chown(&path, Some(1234), Some(5678)).unwrap();
         }
         let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: valid C strings and buffer.
-        let have_xattr = unsafe {
-            libc::setxattr(
-                c_path.as_ptr(),
-                c"user.amd-ctk-test".as_ptr(),
-                b"v1".as_ptr().cast(),
-                2,
-                0,
-            )
-        } == 0;
+        let have_xattr =
+            sys::fxattr_set(fs::File::open(&path).unwrap(), c"user.amd-ctk-test", b"v1").is_ok();
         write_atomic(&path, b"{\"a\": 1}").unwrap();
         let m = fs::metadata(&path).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o640);
@@ -276,7 +226,7 @@ mod tests {
         }
         if have_xattr {
             assert_eq!(
-                xattr_get(&c_path, c"user.amd-ctk-test").unwrap(),
+                sys::xattr_get(&c_path, c"user.amd-ctk-test").unwrap(),
                 b"v1".to_vec()
             );
         }
@@ -300,7 +250,6 @@ mod tests {
     }
 
     fn nix_is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
+        nix::unistd::geteuid().is_root()
     }
 }

@@ -5,6 +5,7 @@
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
@@ -15,6 +16,8 @@ pub mod edits;
 pub mod flock;
 pub mod hardware;
 pub mod request;
+#[allow(unsafe_code)]
+mod sys;
 pub mod timestamp;
 pub mod tracker;
 

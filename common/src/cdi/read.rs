@@ -3,14 +3,14 @@
 //! libyaml, under serde_yaml_ng, takes time quadratic in the nesting depth of
 //! flow collections (100 000 nested `{a: ` take a minute), and serde_yaml_ng
 //! parses the whole document before its recursion limit applies. So YAML is
-//! first walked event by event with libyaml's own parser, stopping at the
-//! first collection nested deeper than [`MAX_DEPTH`]: the work done is
-//! linear in the input, and the error names the position. A CDI spec nests
-//! fewer than 10 levels. JSON is bounded the same way with a scan of its
+//! first walked event by event with libyaml's own parser (`cdi::ffi`),
+//! stopping at the first collection nested deeper than [`MAX_DEPTH`]: the
+//! work done is linear in the input, and the error names the position. A
+//! CDI spec nests fewer than 10 levels. JSON is bounded the same way with a scan of its
 //! brackets (serde_json's own limit is 128).
 
+use super::ffi::{Event, EventParser};
 use super::spec::Spec;
-use std::mem::MaybeUninit;
 
 /// The deepest nesting of collections accepted in a spec document.
 pub const MAX_DEPTH: usize = 64;
@@ -116,65 +116,20 @@ fn json_depth(text: &str, limit: usize) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// A libyaml parser on the heap (it keeps pointers to itself), deleted on drop.
-struct YamlParser(Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>);
-
-impl YamlParser {
-    /// A parser over `text`; `None` if libyaml cannot allocate.
-    fn new(text: &str) -> Option<YamlParser> {
-        use unsafe_libyaml as unsafe_sys;
-        let mut parser = YamlParser(Box::new(MaybeUninit::uninit()));
-        let p = parser.0.as_mut_ptr();
-        // SAFETY: `p` points to writable, pinned (boxed) memory for a parser;
-        // initialize zeroes and sets it up before anything reads it. The
-        // input outlives the parser: both live only inside `yaml_depth`.
-        unsafe {
-            if unsafe_sys::yaml_parser_initialize(p).fail {
-                return None;
-            }
-            unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
-            unsafe_sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
-        }
-        Some(parser)
-    }
-}
-
-impl Drop for YamlParser {
-    fn drop(&mut self) {
-        // SAFETY: initialized in `new` (a `YamlParser` exists only then).
-        unsafe { unsafe_libyaml::yaml_parser_delete(self.0.as_mut_ptr()) }
-    }
-}
-
 /// Fails at the first sequence or mapping nested deeper than `limit`,
 /// reading events one at a time and stopping there. A syntax error ends the
 /// walk quietly: the real parse reports it.
 fn yaml_depth(text: &str, limit: usize) -> Result<(), ReadError> {
-    use unsafe_libyaml as unsafe_sys;
-    let Some(mut parser) = YamlParser::new(text) else {
+    let Some(mut parser) = EventParser::new(text) else {
         return Err(ReadError::Syntax {
             format: Format::Yaml,
             message: "out of memory".into(),
         });
     };
-    let p = parser.0.as_mut_ptr();
     let mut depth = 0usize;
     loop {
-        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
-        let e = event.as_mut_ptr();
-        // SAFETY: `p` is an initialized parser over `text`, which is alive;
-        // `e` is written by yaml_parser_parse on success and deleted once
-        // its fields are read.
-        let (kind, mark) = unsafe {
-            if unsafe_sys::yaml_parser_parse(p, e).fail {
-                return Ok(());
-            }
-            let read = ((*e).type_, (*e).start_mark);
-            unsafe_sys::yaml_event_delete(e);
-            read
-        };
-        match kind {
-            unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
+        match parser.next_event() {
+            Some(Event::CollectionStart(mark)) => {
                 depth += 1;
                 if depth > limit {
                     return Err(ReadError::TooDeep {
@@ -185,11 +140,9 @@ fn yaml_depth(text: &str, limit: usize) -> Result<(), ReadError> {
                     });
                 }
             }
-            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
-                depth = depth.saturating_sub(1)
-            }
-            unsafe_sys::YAML_STREAM_END_EVENT | unsafe_sys::YAML_NO_EVENT => return Ok(()),
-            _ => {}
+            Some(Event::CollectionEnd) => depth = depth.saturating_sub(1),
+            None | Some(Event::StreamEnd) => return Ok(()),
+            Some(Event::Other) => {}
         }
     }
 }

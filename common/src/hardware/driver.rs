@@ -7,7 +7,7 @@
 //! GPU without looking at /sys; for an empty one it reads only whether
 //! [`MODULE_DIR`] exists. Nothing is written.
 
-use super::Inventory;
+use super::inventory::Inventory;
 use std::path::Path;
 
 /// Present while the amdgpu module is loaded (or built in).

@@ -11,7 +11,8 @@
 //! - older kernels that gave every partition its GPU's own `location_id`
 //!   (partition unknown: the caller orders those by render minor).
 
-use super::PciAddress;
+use super::pci_address::PciAddress;
+use super::sysfs::read_attr;
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
@@ -100,7 +101,7 @@ pub fn read_topology(kfd_syspath: &Path) -> HashMap<u32, KfdNode> {
     };
     for entry in entries.flatten() {
         let path = entry.path().join("properties");
-        match super::discover::read_attr(&path) {
+        match read_attr(&path) {
             Ok(text) => {
                 if let Some(node) = parse_properties(&text) {
                     nodes.insert(node.render_minor, node);
