@@ -268,8 +268,6 @@ fn nonroot_scenario(cg: Cgroup) {
     }
 }
 
-const EACCES: &str = "Permission denied";
-
 /// `amd-ctk gpu-tracker ARGS` in the fake-hardware namespace (it reads the
 /// GPUs), with the daemon's toolkit config (the state file the hook uses).
 fn tracker(d: &Dockerd, args: &str) -> String {

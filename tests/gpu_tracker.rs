@@ -13,14 +13,9 @@
 //! - E holds exclusive GPU 2 with no poststop registered and is deleted (as
 //!   after a crash): the entry is reclaimed, F gets GPU 2
 
-use amd_ctk_e2e::runc::{prerequisites, Bundle, Cgroup, Session};
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, Session};
 use amd_ctk_e2e::*;
 use serde_json::json;
-
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
 
 /// A bundle asking for `value`, hooks at prestart and (unless `None`)
 /// at poststop with argv `poststop_argv`; the hook reads `config`.
@@ -31,8 +26,7 @@ fn bundle(
     poststop_argv: Option<&str>,
     config: &str,
 ) -> Bundle {
-    let mut b = s.bundle(label);
-    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+    let mut b = s.gpu_bundle(label, value);
     if let Some(argv) = poststop_argv {
         let mut entry = b.config["hooks"]["prestart"][0].clone();
         entry["args"] = json!(["amd-container-hook", argv]);

@@ -11,16 +11,13 @@
 //!   ~/.docker) is never used or touched.
 
 use crate::runc::{fakehw_node, Cgroup, Probe, PROBE};
-use crate::{bin, fixture, repo, text};
+use crate::{bin, fixture, repo, text, ENOENT, ENXIO};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-pub const ENXIO: &str = "No such device or address";
-pub const ENOENT: &str = "No such file or directory";
 
 /// mi300x-8: GPU 0's nodes (plus the shared /dev/kfd).
 pub const GPU0_NODES: [&str; 3] = ["/dev/dri/card1", "/dev/dri/renderD128", "/dev/kfd"];

@@ -85,6 +85,16 @@ pub const FIXTURES: &[&str] = &[
     "no-amdgpu",
 ];
 
+/// What `cat NODE` says in a container (CONTRIBUTING.md, "Tests"): allowed
+/// by the device cgroup, there being no driver here.
+pub const ENXIO: &str = "No such device or address";
+/// Denied by the device cgroup.
+pub const EPERM: &str = "Operation not permitted";
+/// Denied by the file mode.
+pub const EACCES: &str = "Permission denied";
+/// No such node in the container.
+pub const ENOENT: &str = "No such file or directory";
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -115,8 +125,28 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether the tests that run a binary under [`under_fixture`] can run.
+pub fn umockdev_ready() -> bool {
+    require(
+        have("umockdev-run"),
+        "umockdev-run (apt-get install umockdev)",
+    )
+}
+
 /// Runs `program args` under `umockdev-run` with `fixture`'s fake hardware.
 pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Output {
+    // What `cdi generate` records for `cdi refresh` stays in the repo's scratch, never in
+    // the host's /var/lib.
+    under_fixture_recording(fixture_name, program, args, &cdi_state_scratch())
+}
+
+/// [`under_fixture`] with what `cdi generate` records kept in `state`.
+pub fn under_fixture_recording(
+    fixture_name: &str,
+    program: &Path,
+    args: &[&str],
+    state: &Path,
+) -> Output {
     Command::new("umockdev-run")
         .arg("-d")
         .arg(fixture(fixture_name))
@@ -124,11 +154,14 @@ pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Outpu
         .arg(program)
         .args(args)
         .env_remove("RUST_LOG")
-        // What `cdi generate` records for `cdi refresh` stays in the repo's scratch, never in
-        // the host's /var/lib.
-        .env("AMD_CTK_CDI_STATE", cdi_state_scratch())
+        .env("AMD_CTK_CDI_STATE", state)
         .output()
         .expect("umockdev-run runs (apt-get install umockdev)")
+}
+
+/// Runs the built `amd-ctk args` under `fixture`'s fake hardware.
+pub fn ctk_under(fixture_name: &str, args: &[&str]) -> Output {
+    under_fixture(fixture_name, &bin("amd-ctk"), args)
 }
 
 /// The state file `cdi generate` records into, for this test process.

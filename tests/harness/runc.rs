@@ -59,6 +59,13 @@ pub fn prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the runc tests can run here ([`prerequisites`]): skipped with a
+/// note outside CI, a failure under CI=true.
+pub fn ready() -> bool {
+    let p = prerequisites();
+    crate::require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
+}
+
 fn scratch_root() -> PathBuf {
     repo().join("target/e2e-scratch")
 }
@@ -175,6 +182,14 @@ impl Session {
     pub fn strict_nodes(mut self) -> Session {
         self.strict_nodes = true;
         self
+    }
+
+    /// A [`Session::bundle`] asking for `AMD_VISIBLE_DEVICES=value`, with the
+    /// hook registered at prestart.
+    pub fn gpu_bundle(&self, label: &str, value: &str) -> Bundle {
+        let mut b = self.bundle(label);
+        b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+        b
     }
 
     /// A new bundle with a unique container id: the template's spec with the
@@ -393,6 +408,12 @@ impl Bundle {
             "SYSTEMD_DEVICE_VERIFY_SYSFS=0".into(),
             format!("AMD_CTK_CONFIG={}", self.hook_config_path().display()),
         ]
+    }
+
+    /// [`Bundle::hook_env`] as shell words for `env -i`: `'K=V' …`.
+    pub fn hook_env_sh(&self) -> String {
+        let words: Vec<String> = self.hook_env().iter().map(|e| format!("'{e}'")).collect();
+        words.join(" ")
     }
 
     pub fn write_hook_config(&self) {
