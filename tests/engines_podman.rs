@@ -206,46 +206,30 @@ fn scenario(cg: Cgroup, precreate: bool) {
     eprintln!("{stage} {cg}: {:.1?}", start.elapsed());
 }
 
-/// `amd-ctk runtime configure --runtime podman --hooks-dir D` installs
-/// exactly amd-container-toolkit.json (stage prestart, hook path as given);
-/// `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets GPU 0's card1,
-/// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent, and the hook
-/// logs it; without the variable no /dev/kfd and no /dev/dri; after
-/// `--remove` D is empty and the variable gives nothing.
-mod prestart {
-    use super::*;
-    #[test]
-    fn v1() {
-        if ready() {
-            scenario(Cgroup::V1, false);
-        }
-    }
-    #[test]
-    fn v2() {
-        if ready() {
-            scenario(Cgroup::V2, false);
-        }
-    }
+on_v1_and_v2!(
+    /// `amd-ctk runtime configure --runtime podman --hooks-dir D` installs
+    /// exactly amd-container-toolkit.json (stage prestart, hook path as given);
+    /// `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets GPU 0's card1,
+    /// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent, and the hook
+    /// logs it; without the variable no /dev/kfd and no /dev/dri; after
+    /// `--remove` D is empty and the variable gives nothing.
+    prestart => prestart_scenario
+);
+
+fn prestart_scenario(cg: Cgroup) {
+    scenario(cg, false);
 }
 
-/// The same with `--precreate`: only amd-container-toolkit-precreate.json
-/// (stage precreate) is installed, the hook edits the spec (no live
-/// injection, nothing logged) and the container gets exactly GPU 0's nodes;
-/// `--remove` takes it away.
-mod precreate {
-    use super::*;
-    #[test]
-    fn v1() {
-        if ready() {
-            scenario(Cgroup::V1, true);
-        }
-    }
-    #[test]
-    fn v2() {
-        if ready() {
-            scenario(Cgroup::V2, true);
-        }
-    }
+on_v1_and_v2!(
+    /// The same with `--precreate`: only amd-container-toolkit-precreate.json
+    /// (stage precreate) is installed, the hook edits the spec (no live
+    /// injection, nothing logged) and the container gets exactly GPU 0's nodes;
+    /// `--remove` takes it away.
+    precreate => precreate_scenario
+);
+
+fn precreate_scenario(cg: Cgroup) {
+    scenario(cg, true);
 }
 
 /// The GPU tracker with the live hook (`prestart` + `poststop` hooks JSON):

@@ -13,7 +13,6 @@
 use crate::runc::{fakehw_node, Cgroup, Probe, PROBE};
 use crate::{bin, fixture, repo, text, ENOENT, ENXIO};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -100,27 +99,6 @@ pub fn assert_no_gpu(out: &str, what: &str) {
             "{what}: {path} must be absent:\n{out}"
         );
     }
-}
-
-/// Splits a script's stdout at `== NAME` lines: NAME → the lines after it.
-pub fn sections(stdout: &str) -> BTreeMap<String, String> {
-    let mut map = BTreeMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in stdout.lines() {
-        if let Some(name) = line.strip_prefix("== ") {
-            if let Some((n, body)) = current.take() {
-                map.insert(n, body);
-            }
-            current = Some((name.trim().to_string(), String::new()));
-        } else if let Some((_, body)) = current.as_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    if let Some((n, body)) = current {
-        map.insert(n, body);
-    }
-    map
 }
 
 /// The toolkit config file of a test: the hook logs to `log` at debug level;

@@ -30,6 +30,7 @@ macro_rules! on_v1_and_v2 {
     };
 }
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -206,6 +207,27 @@ pub fn section<'a>(all: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no section {name}:\n{all}"));
     let rest = &all[start + name.len() + 4..];
     &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
+}
+
+/// Splits a script's stdout at `== NAME` lines: NAME → the lines after it.
+pub fn sections(stdout: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in stdout.lines() {
+        if let Some(name) = line.strip_prefix("== ") {
+            if let Some((n, body)) = current.take() {
+                map.insert(n, body);
+            }
+            current = Some((name.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some((n, body)) = current {
+        map.insert(n, body);
+    }
+    map
 }
 
 /// The row of GPU `index` in `amd-ctk gpu-tracker status`, and the holder
