@@ -11,6 +11,7 @@
 //! allows `No such device or address` (no driver on this host).
 
 use amd_ctk_e2e::engines::*;
+use amd_ctk_e2e::probe::*;
 use amd_ctk_e2e::runc::Cgroup;
 use amd_ctk_e2e::*;
 use serde_json::{json, Value};

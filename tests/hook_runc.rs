@@ -10,7 +10,8 @@
 //! Each scenario that depends on the cgroup version is a module with a `v1`
 //! and a `v2` test.
 
-use amd_ctk_e2e::runc::{fakehw_node, ready, Bundle, Cgroup, Probe, RunOutput, Session};
+use amd_ctk_e2e::probe::{fakehw_node, Probe};
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, RunOutput, Session};
 use amd_ctk_e2e::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};

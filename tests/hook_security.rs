@@ -7,7 +7,8 @@
 //! (The mknod/chown race is proven deterministically by a unit test in
 //! hook/src/rootfs.rs, which swaps the node between the two steps.)
 
-use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, Probe, RunOutput, Session};
+use amd_ctk_e2e::probe::Probe;
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, RunOutput, Session};
 use amd_ctk_e2e::*;
 
 fn gpu0_bundle(s: &Session, label: &str) -> Bundle {

@@ -10,7 +10,8 @@
 //! nodes in that order, each with its own render node; the hook under real
 //! runc must give exactly what an index, a unique id or a PCI address names.
 
-use amd_ctk_e2e::runc::{ready, Cgroup, Probe, Session};
+use amd_ctk_e2e::probe::Probe;
+use amd_ctk_e2e::runc::{ready, Cgroup, Session};
 use amd_ctk_e2e::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,105 +1,24 @@
 //! Real container engines (podman, dockerd) on the fake hardware of
 //! tests/fakehw/, configured by `amd-ctk runtime configure`.
 //!
-//! - The container side: [`crate::runc::PROBE`] run in a busybox image
+//! - The container side: [`crate::probe::PROBE`] run in a busybox image
 //!   (`localhost/bb:test` / `bb:test`, imported from tests/fakehw/make-bundle.sh's
-//!   rootfs), judged by [`assert_gpu0_only`] / [`assert_no_gpu`] with the device
-//!   oracle of README.md, "Testing without a GPU".
+//!   rootfs), judged by [`crate::probe::assert_gpu0_only`] /
+//!   [`crate::probe::assert_no_gpu`] with the device oracle of README.md,
+//!   "Testing without a GPU".
 //! - [`Dockerd`]: a private dockerd inside the fake-hardware mount namespace,
 //!   stopped (and its state removed) when dropped, also when the test panics.
 //!   The host's Docker (daemon, /etc/docker, /run/docker, /var/lib/docker,
 //!   ~/.docker) is never used or touched.
 
-use crate::runc::{fakehw_node, Cgroup, Probe, PROBE};
-use crate::{bin, fixture, repo, text, ENOENT, ENXIO};
+use crate::probe::{probe_args, probe_targets};
+use crate::runc::Cgroup;
+use crate::{bin, fixture, repo, text};
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// mi300x-8: GPU 0's nodes (plus the shared /dev/kfd).
-pub const GPU0_NODES: [&str; 3] = ["/dev/dri/card1", "/dev/dri/renderD128", "/dev/kfd"];
-/// mi300x-8: GPU 1's nodes.
-pub const GPU1_NODES: [&str; 2] = ["/dev/dri/card5", "/dev/dri/renderD132"];
-
-/// The paths the container probes (opens): GPU 0's and GPU 1's nodes and
-/// /dev/dri itself.
-pub fn probe_targets() -> Vec<&'static str> {
-    GPU0_NODES
-        .iter()
-        .chain(GPU1_NODES.iter())
-        .copied()
-        .chain(["/dev/dri"])
-        .collect()
-}
-
-/// The container's command: `sh -c PROBE probe TARGETS…`.
-pub fn probe_command() -> Vec<String> {
-    let mut v = vec!["sh".to_string(), "-c".into(), PROBE.into(), "probe".into()];
-    v.extend(probe_targets().into_iter().map(String::from));
-    v
-}
-
-/// Writes [`PROBE`] to `work/probe.sh` and the probe targets to
-/// `work/probe-targets` (one a line), for scripts: `sh -c "$(cat
-/// "$W/probe.sh")" probe $(cat "$W/probe-targets")`.
-pub fn write_probe(work: &Path) {
-    std::fs::write(work.join("probe.sh"), PROBE).unwrap();
-    std::fs::write(
-        work.join("probe-targets"),
-        probe_targets().join("\n") + "\n",
-    )
-    .unwrap();
-}
-
-/// Asserts the container saw exactly GPU 0's card and render nodes and
-/// /dev/kfd, with the host's major:minor, mode and gid, each allowed by the
-/// device cgroup (opening reaches the absent driver: ENXIO), and none of GPU
-/// 1's nodes. `out` is what the container printed; `what` names the case.
-pub fn assert_gpu0_only(out: &str, what: &str) {
-    let probe = Probe::parse(out);
-    let mut want: Vec<String> = GPU0_NODES.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(probe.paths(), want, "{what}: node set:\n{out}");
-    for (path, seen) in &probe.nodes {
-        assert_eq!(
-            seen,
-            &fakehw_node(path),
-            "{what}: {path}: major:minor/mode/gid differ from the host's node:\n{out}"
-        );
-    }
-    for path in GPU0_NODES {
-        assert_eq!(
-            probe.open(path),
-            ENXIO,
-            "{what}: {path} must be present and allowed by the device cgroup:\n{out}"
-        );
-    }
-    for path in GPU1_NODES {
-        assert_eq!(
-            probe.open(path),
-            ENOENT,
-            "{what}: GPU 1's {path} must be absent:\n{out}"
-        );
-    }
-}
-
-/// Asserts the container has no GPU node at all: no /dev/kfd, no /dev/dri.
-pub fn assert_no_gpu(out: &str, what: &str) {
-    let probe = Probe::parse(out);
-    assert!(
-        probe.nodes.is_empty(),
-        "{what}: no GPU node may appear:\n{out}"
-    );
-    for path in probe_targets() {
-        assert_eq!(
-            probe.open(path),
-            ENOENT,
-            "{what}: {path} must be absent:\n{out}"
-        );
-    }
-}
 
 /// The toolkit config file of a test: the hook logs to `log` at debug level;
 /// `runtime` is an extra `[runtime]` section body (may be empty).
@@ -430,7 +349,7 @@ impl Dockerd {
 
     /// `docker run --rm --network none EXTRA… bb:test` running the probe.
     pub fn run_probe(&self, extra: &[&str]) -> Output {
-        let cmd = probe_command();
+        let cmd = probe_args(&probe_targets());
         let mut args = vec!["run", "--rm", "--network", "none"];
         args.extend_from_slice(extra);
         args.push("bb:test");

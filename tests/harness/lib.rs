@@ -1,8 +1,12 @@
 //! Shared helpers of the end-to-end tests: where the built binaries and the
-//! fixtures are, running a binary under umockdev, and the root/CI policy.
+//! fixtures are, running a binary under umockdev, the root/CI policy, and
+//! reading a script's `== NAME` sections. Containers: [`runc`] (bundles under
+//! real runc), [`engines`] (podman, dockerd), [`probe`] (what a container
+//! sees of the GPU nodes, and the oracle); [`fuzzkit`] for the property tests.
 
 pub mod engines;
 pub mod fuzzkit;
+pub mod probe;
 pub mod runc;
 
 /// Declares `mod $name { fn v1(); fn v2() }`: one test per cgroup version,
