@@ -717,12 +717,8 @@ fn strict_nodes_give_additional_gids_and_cdi_070() {
         "$BIN/amd-ctk" cdi validate --path "$W/strict.json"
         "$BIN/amd-ctk" cdi generate --no-additional-gids --output "$W/old.json" 2> "$W/old.err"
     "#;
-    let out = std::process::Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
-        .arg("--fixture")
-        .arg(fixture("mi300x-8"))
-        .args(["--cgroup", "v1", "--strict-nodes", "--workdir"])
-        .arg(work.join("fakehw"))
-        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+    let out = fakehw_command("mi300x-8", "v1", &work.join("fakehw"), true)
+        .args(["bash", "-euo", "pipefail", "-c", script])
         .env("W", &work)
         .env("BIN", bin("amd-ctk").parent().unwrap())
         .env_remove("AMD_CTK_CONFIG")

@@ -29,9 +29,10 @@ fn ready() -> bool {
         )
 }
 
-/// Runs in the namespace after PODMAN_SETUP. `@MODE@` is `--precreate` or
-/// empty, `@FILE@` the registration file amd-ctk installs for it.
-const SCRIPT: &str = r#"
+/// Runs in the namespace after PODMAN_SETUP, before each script: podman's
+/// host state kept in the namespace, `D` the hooks directory, `PROBE` and
+/// `TARGETS` from [`write_probe`].
+const PRIVATE_STATE: &str = r#"
 # What podman writes on the host despite --root/--runroot (the blob info cache
 # /var/lib/containers/cache, runc's state under /run/runc) stays in the
 # namespace: /var/lib gets an overlay whose upper layer is under $W, /run a
@@ -42,7 +43,11 @@ mount -t tmpfs -o mode=755 podman-run /run
 D=$W/hooks.d
 PROBE=$(cat "$W/probe.sh")
 TARGETS=$(cat "$W/probe-targets")
-# --pids-limit 0: on cgroup v2 this host's cgroup2 mount has no pids
+"#;
+
+/// Runs after PRIVATE_STATE. `@MODE@` is `--precreate` or empty, `@FILE@`
+/// the registration file amd-ctk installs for it.
+const SCRIPT: &str = r#"# --pids-limit 0: on cgroup v2 this host's cgroup2 mount has no pids
 # controller (it is bound to v1); harmless on v1.
 probe_run() {
     podman --hooks-dir "$D" run --rm --network none --pids-limit 0 "$@" localhost/bb:test \
@@ -141,7 +146,7 @@ fn scenario(cg: Cgroup, precreate: bool) {
     )
     .unwrap();
     let script = format!(
-        "{PODMAN_SETUP}\n{}",
+        "{PODMAN_SETUP}\n{PRIVATE_STATE}{}",
         SCRIPT.replace("@MODE@", mode).replace("@FILE@", file)
     );
     let run = PodmanRun::new(&work, &cg.to_string(), &script, &log);
@@ -234,16 +239,9 @@ fn precreate_scenario(cg: Cgroup) {
 }
 
 /// The GPU tracker with the live hook (`prestart` + `poststop` hooks JSON):
-/// the script, after PODMAN_SETUP. A holds exclusive GPU 0, B is refused
+/// the script, after PRIVATE_STATE. A holds exclusive GPU 0, B is refused
 /// naming A, `podman rm -f A` releases at poststop, C gets GPU 0.
-const TRACKER_SCRIPT: &str = r#"
-mkdir -p "$W/var-lib/up" "$W/var-lib/work"
-mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$W/var-lib/up,workdir=$W/var-lib/work" /var/lib
-mount -t tmpfs -o mode=755 podman-run /run
-D=$W/hooks.d
-PROBE=$(cat "$W/probe.sh")
-TARGETS=$(cat "$W/probe-targets")
-"$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
+const TRACKER_SCRIPT: &str = r#""$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
     --hook-path "$BIN/amd-container-hook" >/dev/null
 python3 - "$D/amd-container-toolkit.json" "AMD_CTK_CONFIG=$W/amd-container-toolkit.toml" <<'PY'
 import json, sys
@@ -302,7 +300,7 @@ fn tracker_exclusive_gpu_is_enforced_and_released_prestart() {
         ),
     )
     .unwrap();
-    let script = format!("{PODMAN_SETUP}\n{TRACKER_SCRIPT}");
+    let script = format!("{PODMAN_SETUP}\n{PRIVATE_STATE}{TRACKER_SCRIPT}");
     let run = PodmanRun::new(&work, "v1", &script, &log);
     let all = &run.all;
     let section = |name: &str| run.section(name);

@@ -13,7 +13,7 @@
 
 use crate::probe::{probe_args, probe_targets};
 use crate::runc::Cgroup;
-use crate::{bin, fixture, repo, text};
+use crate::{bin, fakehw_command, fixture, repo, text};
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -153,20 +153,19 @@ impl Dockerd {
                 --pidfile "$W/docker.pid" -H "unix://$SOCK" --iptables=false --bridge=none
         "#;
         let log = File::create(self.log_path(n)).unwrap();
-        let mut command = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
+        let mut command = fakehw_command(
+            &self.fixture,
+            &self.cgroup.to_string(),
+            &self.work.join("fakehw"),
+            self.strict_nodes,
+        );
         if self.strict_nodes {
-            command
-                .arg("--strict-nodes")
-                .env("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
+            command.env("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
         }
         let child = command
-            .arg("--fixture")
-            .arg(fixture(&self.fixture))
-            .args(["--cgroup", &self.cgroup.to_string(), "--workdir"])
-            .arg(self.work.join("fakehw"))
             // If the test process dies without dropping us (killed by a
             // timeout), dockerd gets SIGTERM and stops its containerd.
-            .args(["--", "setpriv", "--pdeathsig", "TERM"])
+            .args(["setpriv", "--pdeathsig", "TERM"])
             .args(["bash", "-euo", "pipefail", "-c", script])
             .env("W", &self.work)
             .env("N", n.to_string())

@@ -255,18 +255,36 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The `tests/fakehw/run-in-fakehw.sh … --` prefix: the fake hardware of
+/// `fixture`, cgroup `cgroup` ("v1" or "v2"), its cache in `workdir`;
+/// `strict_nodes`: kfd and render nodes 0660 root:109 instead of 0666. The
+/// command to run in the namespace follows.
+pub fn fakehw_command(
+    fixture_name: &str,
+    cgroup: &str,
+    workdir: &Path,
+    strict_nodes: bool,
+) -> Command {
+    let mut c = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
+    c.arg("--fixture")
+        .arg(fixture(fixture_name))
+        .args(["--cgroup", cgroup, "--workdir"])
+        .arg(workdir);
+    if strict_nodes {
+        c.arg("--strict-nodes");
+    }
+    c.arg("--");
+    c
+}
+
 /// Runs a bash `script` inside the fake-hardware mount namespace
 /// (tests/fakehw/run-in-fakehw.sh) for `fixture` and cgroup `cgroup` ("v1" or
 /// "v2"). `W` in the script's environment is a scratch directory; `REPO` the
 /// repository; `BIN` the directory of the built binaries.
 pub fn fakehw_sh(fixture_name: &str, cgroup: &str, work: &Path, script: &str) -> Output {
     let bin_dir = bin("amd-ctk").parent().unwrap().to_path_buf();
-    Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
-        .arg("--fixture")
-        .arg(fixture(fixture_name))
-        .args(["--cgroup", cgroup, "--workdir"])
-        .arg(work.join("fakehw"))
-        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+    fakehw_command(fixture_name, cgroup, &work.join("fakehw"), false)
+        .args(["bash", "-euo", "pipefail", "-c", script])
         .env("W", work)
         .env("REPO", repo())
         .env("BIN", bin_dir)

@@ -212,18 +212,12 @@ impl Session {
 
     /// The `run-in-fakehw.sh … --` command prefix of this session.
     pub fn fakehw(&self) -> Command {
-        let mut c = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
-        c.arg("--fixture")
-            .arg(fixture(&self.fixture))
-            .arg("--cgroup")
-            .arg(self.cgroup.to_string())
-            .arg("--workdir")
-            .arg(scratch_root().join("fakehw-cache"));
-        if self.strict_nodes {
-            c.arg("--strict-nodes");
-        }
-        c.arg("--");
-        c
+        crate::fakehw_command(
+            &self.fixture,
+            &self.cgroup.to_string(),
+            &scratch_root().join("fakehw-cache"),
+            self.strict_nodes,
+        )
     }
 
     /// `runc run ID` of the bundle (its config.json written first), inside the
