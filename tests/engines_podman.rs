@@ -18,11 +18,7 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 fn ready() -> bool {
-    require(is_root(), "root (mount namespaces, podman)")
-        && require(
-            have("podman") && have("runc"),
-            "podman and runc (apt-get install podman runc)",
-        )
+    podman_ready()
         && require(
             have("umockdev-run") && have("busybox") && have("python3"),
             "umockdev-run, busybox and python3 (apt-get install umockdev busybox-static python3)",

@@ -4,19 +4,12 @@
 //! hook (`amd-container-hook --cdi`) enforces the GPU tracker on that path:
 //! a GPU asked for by index, unique id or PCI address name is the same GPU.
 
+use amd_ctk_e2e::engines::podman_ready;
 use amd_ctk_e2e::*;
-
-fn ready() -> bool {
-    require(is_root(), "root (mount namespaces, podman)")
-        && require(
-            have("podman") && have("runc"),
-            "podman and runc (apt-get install podman runc)",
-        )
-}
 
 #[test]
 fn podman_uses_generated_cdi_spec_for_one_gpu_and_for_all() {
-    if !ready() {
+    if !podman_ready() {
         return;
     }
     let work = scratch("podman-cdi");
@@ -96,7 +89,7 @@ podman run --rm --network none --pids-limit 0 localhost/bb:test sh -c "ls /dev/d
 /// (`--no-hooks`) has no hook, so E is not tracked.
 #[test]
 fn cdi_hook_enforces_the_gpu_tracker_for_every_name_form() {
-    if !ready() {
+    if !podman_ready() {
         return;
     }
     let work = scratch("podman-cdi-tracker");

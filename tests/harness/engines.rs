@@ -20,6 +20,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether the podman tests can run here (root, podman and runc; see
+/// [`crate::require`]).
+pub fn podman_ready() -> bool {
+    crate::require(crate::is_root(), "root (mount namespaces, podman)")
+        && crate::require(
+            crate::have("podman") && crate::have("runc"),
+            "podman and runc (apt-get install podman runc)",
+        )
+}
+
 /// The toolkit config file of a test: the hook logs to `log` at debug level;
 /// `runtime` is an extra `[runtime]` section body (may be empty).
 pub fn toolkit_config(log: &Path, runtime: &str) -> String {
