@@ -351,7 +351,7 @@ echo "== end"
         all.contains("== pid1 1\n"),
         "the scene's shell is PID 1: {out}"
     );
-    let host = &all[all.find("== host").unwrap()..all.find("== kfd").unwrap()];
+    let host = section(&all, "host");
     assert!(
         !host.contains("exit=0"),
         "PID 1's namespace accepted: {out}"
@@ -361,7 +361,7 @@ echo "== end"
         all.contains("== kfd after host\nabsent"),
         "a node was made through PID 1's namespace: {out}"
     );
-    let own = &all[all.find("== own").unwrap()..];
+    let own = section(&all, "own");
     assert!(
         own.contains("exit=0"),
         "the control (a namespace of its own) failed: {out}"
@@ -470,8 +470,8 @@ echo "== end"
     );
     let out = s.sh_with(&script, Some(&b));
     let all = format!("{}{}", out.stdout, out.stderr);
-    let after = &all[all.find("== after").unwrap()..all.find("== unclear").unwrap()];
-    let unclear = &all[all.find("== unclear").unwrap()..];
+    let after = section(&all, "after");
+    let unclear = section(&all, "unclear");
     assert_eq!(
         std::fs::read(c.config_path()).unwrap(),
         before_c,
