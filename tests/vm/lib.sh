@@ -173,6 +173,15 @@ expect_null() {
     fi
 }
 
+# expect_no_gpu WHAT CMD...: expect_gpu with no node wanted, then expect_null (the container works,
+# only without a GPU); fails when either does.
+expect_no_gpu() {
+    local what=$1 ok=0; shift
+    expect_gpu "$what" "" "$@" || ok=1
+    expect_null "$what" "$@" || ok=1
+    return $ok
+}
+
 # A systemd daemon-reload (what re-applies a unit's device list). A failed reload ends the test,
 # also where a caller's `||` turns errexit off.
 reload_systemd() {
