@@ -6,10 +6,6 @@ use amd_ctk_e2e::*;
 use serde_json::Value;
 use std::path::Path;
 
-fn ctk(fixture: &str, args: &[&str]) -> std::process::Output {
-    under_fixture(fixture, &bin("amd-ctk"), args)
-}
-
 /// stdout, then stderr and the exit code when they say anything.
 fn transcript(out: &std::process::Output) -> String {
     let mut s = text(&out.stdout);
@@ -22,13 +18,6 @@ fn transcript(out: &std::process::Output) -> String {
         s.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
     }
     s
-}
-
-fn umockdev_ready() -> bool {
-    require(
-        have("umockdev-run"),
-        "umockdev-run (apt-get install umockdev)",
-    )
 }
 
 const COMMANDS: &[(&str, &[&str])] = &[
@@ -63,7 +52,7 @@ fn golden_outputs_on_every_fixture() {
         for (name, args) in COMMANDS {
             assert_golden(
                 &format!("{fixture}/{name}"),
-                &transcript(&ctk(fixture, args)),
+                &transcript(&ctk_under(fixture, args)),
             );
         }
     }
@@ -74,7 +63,7 @@ fn radeon_cdi_list_is_exactly_the_documented_text() {
     if !umockdev_ready() {
         return;
     }
-    let out = ctk("radeon", &["cdi", "list"]);
+    let out = ctk_under("radeon", &["cdi", "list"]);
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout),
@@ -142,7 +131,7 @@ fn generated_specs_validate_against_the_official_schema() {
                 "--device-name-strategy",
                 strategy,
             ];
-            let json_out = ctk(fixture, &base);
+            let json_out = ctk_under(fixture, &base);
             assert!(
                 json_out.status.success(),
                 "{fixture}: {}",
@@ -161,7 +150,7 @@ fn generated_specs_validate_against_the_official_schema() {
             let expected = if numeric { "0.5.0" } else { "0.3.0" };
             assert_eq!(doc["cdiVersion"], expected, "{fixture} {strategy}");
 
-            let yaml_out = ctk(fixture, &[&base[..], &["--format", "yaml"]].concat());
+            let yaml_out = ctk_under(fixture, &[&base[..], &["--format", "yaml"]].concat());
             assert!(yaml_out.status.success());
             let ydoc: Value = serde_yaml_ng::from_slice(&yaml_out.stdout).unwrap();
             assert_schema_valid(&v, &ydoc, &format!("{fixture} yaml {strategy}"));
@@ -219,7 +208,7 @@ fn generate_writes_atomically_and_leaves_other_files_alone() {
         ("new/dir/amd.yml", true),
     ] {
         let path = dir.join(file);
-        let out = ctk(
+        let out = ctk_under(
             "mi300x-8",
             &["cdi", "generate", "--output", path.to_str().unwrap()],
         );
@@ -243,7 +232,7 @@ fn generate_writes_atomically_and_leaves_other_files_alone() {
     assert_eq!(names.len(), 3, "no temp files left: {names:?}");
     // Overwriting keeps the file valid (regenerate in place).
     let path = dir.join("cdi/amd.json");
-    assert!(ctk(
+    assert!(ctk_under(
         "radeon",
         &["cdi", "generate", "--output", path.to_str().unwrap()]
     )
@@ -261,7 +250,7 @@ fn generate_without_gpus_fails_and_writes_nothing() {
     }
     let dir = scratch("generate-none");
     let path = dir.join("amd.json");
-    let out = ctk(
+    let out = ctk_under(
         "no-amdgpu",
         &["cdi", "generate", "--output", path.to_str().unwrap()],
     );
@@ -305,7 +294,7 @@ fn no_driver_and_no_gpu_are_errors_with_different_messages() {
     for args in commands {
         for (out, want, not) in [
             (
-                ctk("no-amdgpu", args),
+                ctk_under("no-amdgpu", args),
                 "the amdgpu driver is not loaded (/sys/module/amdgpu does not exist)",
                 "is loaded",
             ),
@@ -327,12 +316,16 @@ fn no_driver_and_no_gpu_are_errors_with_different_messages() {
             "{args:?}: {}",
             text(&with_gpu.stderr)
         );
-        assert_eq!(with_gpu.stdout, ctk("radeon", args).stdout, "{args:?}");
+        assert_eq!(
+            with_gpu.stdout,
+            ctk_under("radeon", args).stdout,
+            "{args:?}"
+        );
     }
 }
 
 fn validate(fixture: &str, path: &Path) -> (i32, String) {
-    let out = ctk(
+    let out = ctk_under(
         fixture,
         &["cdi", "validate", "--path", path.to_str().unwrap()],
     );
@@ -346,7 +339,7 @@ fn validate_reports_valid_stale_invalid_and_unreadable() {
     }
     let dir = scratch("validate");
     let spec = dir.join("amd.json");
-    assert!(ctk(
+    assert!(ctk_under(
         "mi300x-8",
         &["cdi", "generate", "--output", spec.to_str().unwrap()]
     )
@@ -456,7 +449,7 @@ fn json_survives_jq() {
                 "index,uuid",
             ],
         ] {
-            let out = ctk(fixture, args);
+            let out = ctk_under(fixture, args);
             if !out.status.success() {
                 continue; // no GPU: nothing on stdout (see the golden files)
             }
@@ -471,7 +464,7 @@ fn json_survives_jq() {
                 );
             }
         }
-        let json = ctk(fixture, &["gpu", "list", "--format", "json"]);
+        let json = ctk_under(fixture, &["gpu", "list", "--format", "json"]);
         if !json.status.success() {
             continue;
         }
@@ -484,7 +477,7 @@ fn json_survives_jq() {
         use std::io::Write;
         jq.stdin.take().unwrap().write_all(&json.stdout).unwrap();
         let from_jq = text(&jq.wait_with_output().unwrap().stdout);
-        let table = text(&ctk(fixture, &["gpu", "list"]).stdout);
+        let table = text(&ctk_under(fixture, &["gpu", "list"]).stdout);
         let from_table: Vec<&str> = table
             .lines()
             .skip(1)
@@ -506,16 +499,7 @@ fn json_survives_jq() {
 /// `amd-ctk` under `fixture` with its CDI record in `state` (not the
 /// process-wide scratch one: each refresh test has its own).
 fn ctk_state(fixture: &str, state: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("umockdev-run")
-        .arg("-d")
-        .arg(amd_ctk_e2e::fixture(fixture))
-        .arg("--")
-        .arg(bin("amd-ctk"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("AMD_CTK_CDI_STATE", state)
-        .output()
-        .expect("umockdev-run runs")
+    under_fixture_recording(fixture, &bin("amd-ctk"), args, state)
 }
 
 /// Inode, size and mtime (ns): what changes when a file is rewritten.
@@ -563,7 +547,7 @@ fn refresh_regenerates_with_the_recorded_options() {
         "{}",
         transcript(&out)
     );
-    let want = ctk(
+    let want = ctk_under(
         "radeon",
         &[
             &["cdi", "generate", "--output", "-", "--format", "yaml"][..],
@@ -733,12 +717,8 @@ fn strict_nodes_give_additional_gids_and_cdi_070() {
         "$BIN/amd-ctk" cdi validate --path "$W/strict.json"
         "$BIN/amd-ctk" cdi generate --no-additional-gids --output "$W/old.json" 2> "$W/old.err"
     "#;
-    let out = std::process::Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
-        .arg("--fixture")
-        .arg(fixture("mi300x-8"))
-        .args(["--cgroup", "v1", "--strict-nodes", "--workdir"])
-        .arg(work.join("fakehw"))
-        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+    let out = fakehw_command("mi300x-8", "v1", &work.join("fakehw"), true)
+        .args(["bash", "-euo", "pipefail", "-c", script])
         .env("W", &work)
         .env("BIN", bin("amd-ctk").parent().unwrap())
         .env_remove("AMD_CTK_CONFIG")

@@ -11,7 +11,8 @@
 //! allows `No such device or address` (no driver on this host).
 
 use amd_ctk_e2e::engines::*;
-use amd_ctk_e2e::runc::{self, Cgroup};
+use amd_ctk_e2e::probe::*;
+use amd_ctk_e2e::runc::Cgroup;
 use amd_ctk_e2e::*;
 use std::process::Command;
 use std::time::Instant;
@@ -239,7 +240,7 @@ fn nonroot_scenario(cg: Cgroup) {
         "AMD_VISIBLE_DEVICES=0",
     ];
     let out = d.probe_ok(&args);
-    let probe = runc::Probe::parse(&out);
+    let probe = Probe::parse(&out);
     for (path, gid) in [
         ("/dev/kfd", 109),
         ("/dev/dri/renderD128", 109),
@@ -262,13 +263,11 @@ fn nonroot_scenario(cg: Cgroup) {
     config.push_str("\n[devices]\nuser-access = []\n");
     std::fs::write(&d.toolkit_config, config).unwrap();
     let out = d.probe_ok(&args);
-    let probe = runc::Probe::parse(&out);
+    let probe = Probe::parse(&out);
     for path in ["/dev/kfd", "/dev/dri/renderD128", "/dev/dri/card1"] {
         assert_eq!(probe.open(path), EACCES, "{path}, user-access = []:\n{out}");
     }
 }
-
-const EACCES: &str = "Permission denied";
 
 /// `amd-ctk gpu-tracker ARGS` in the fake-hardware namespace (it reads the
 /// GPUs), with the daemon's toolkit config (the state file the hook uses).

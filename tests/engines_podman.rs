@@ -11,26 +11,24 @@
 //! allows `No such device or address` (no driver on this host).
 
 use amd_ctk_e2e::engines::*;
+use amd_ctk_e2e::probe::*;
 use amd_ctk_e2e::runc::Cgroup;
 use amd_ctk_e2e::*;
 use serde_json::{json, Value};
 use std::time::Instant;
 
 fn ready() -> bool {
-    require(is_root(), "root (mount namespaces, podman)")
-        && require(
-            have("podman") && have("runc"),
-            "podman and runc (apt-get install podman runc)",
-        )
+    podman_ready()
         && require(
             have("umockdev-run") && have("busybox") && have("python3"),
             "umockdev-run, busybox and python3 (apt-get install umockdev busybox-static python3)",
         )
 }
 
-/// Runs in the namespace after PODMAN_SETUP. `@MODE@` is `--precreate` or
-/// empty, `@FILE@` the registration file amd-ctk installs for it.
-const SCRIPT: &str = r#"
+/// Runs in the namespace after PODMAN_SETUP, before each script: podman's
+/// host state kept in the namespace, `D` the hooks directory, `PROBE` and
+/// `TARGETS` from [`write_probe`].
+const PRIVATE_STATE: &str = r#"
 # What podman writes on the host despite --root/--runroot (the blob info cache
 # /var/lib/containers/cache, runc's state under /run/runc) stays in the
 # namespace: /var/lib gets an overlay whose upper layer is under $W, /run a
@@ -41,7 +39,11 @@ mount -t tmpfs -o mode=755 podman-run /run
 D=$W/hooks.d
 PROBE=$(cat "$W/probe.sh")
 TARGETS=$(cat "$W/probe-targets")
-# --pids-limit 0: on cgroup v2 this host's cgroup2 mount has no pids
+"#;
+
+/// Runs after PRIVATE_STATE. `@MODE@` is `--precreate` or empty, `@FILE@`
+/// the registration file amd-ctk installs for it.
+const SCRIPT: &str = r#"# --pids-limit 0: on cgroup v2 this host's cgroup2 mount has no pids
 # controller (it is bound to v1); harmless on v1.
 probe_run() {
     podman --hooks-dir "$D" run --rm --network none --pids-limit 0 "$@" localhost/bb:test \
@@ -140,7 +142,7 @@ fn scenario(cg: Cgroup, precreate: bool) {
     )
     .unwrap();
     let script = format!(
-        "{PODMAN_SETUP}\n{}",
+        "{PODMAN_SETUP}\n{PRIVATE_STATE}{}",
         SCRIPT.replace("@MODE@", mode).replace("@FILE@", file)
     );
     let run = PodmanRun::new(&work, &cg.to_string(), &script, &log);
@@ -206,59 +208,36 @@ fn scenario(cg: Cgroup, precreate: bool) {
     eprintln!("{stage} {cg}: {:.1?}", start.elapsed());
 }
 
-/// `amd-ctk runtime configure --runtime podman --hooks-dir D` installs
-/// exactly amd-container-toolkit.json (stage prestart, hook path as given);
-/// `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets GPU 0's card1,
-/// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent, and the hook
-/// logs it; without the variable no /dev/kfd and no /dev/dri; after
-/// `--remove` D is empty and the variable gives nothing.
-mod prestart {
-    use super::*;
-    #[test]
-    fn v1() {
-        if ready() {
-            scenario(Cgroup::V1, false);
-        }
-    }
-    #[test]
-    fn v2() {
-        if ready() {
-            scenario(Cgroup::V2, false);
-        }
-    }
+on_v1_and_v2!(
+    /// `amd-ctk runtime configure --runtime podman --hooks-dir D` installs
+    /// exactly amd-container-toolkit.json (stage prestart, hook path as given);
+    /// `podman --hooks-dir D run -e AMD_VISIBLE_DEVICES=0` gets GPU 0's card1,
+    /// renderD128 and /dev/kfd, allowed (ENXIO), GPU 1's absent, and the hook
+    /// logs it; without the variable no /dev/kfd and no /dev/dri; after
+    /// `--remove` D is empty and the variable gives nothing.
+    prestart => prestart_scenario
+);
+
+fn prestart_scenario(cg: Cgroup) {
+    scenario(cg, false);
 }
 
-/// The same with `--precreate`: only amd-container-toolkit-precreate.json
-/// (stage precreate) is installed, the hook edits the spec (no live
-/// injection, nothing logged) and the container gets exactly GPU 0's nodes;
-/// `--remove` takes it away.
-mod precreate {
-    use super::*;
-    #[test]
-    fn v1() {
-        if ready() {
-            scenario(Cgroup::V1, true);
-        }
-    }
-    #[test]
-    fn v2() {
-        if ready() {
-            scenario(Cgroup::V2, true);
-        }
-    }
+on_v1_and_v2!(
+    /// The same with `--precreate`: only amd-container-toolkit-precreate.json
+    /// (stage precreate) is installed, the hook edits the spec (no live
+    /// injection, nothing logged) and the container gets exactly GPU 0's nodes;
+    /// `--remove` takes it away.
+    precreate => precreate_scenario
+);
+
+fn precreate_scenario(cg: Cgroup) {
+    scenario(cg, true);
 }
 
 /// The GPU tracker with the live hook (`prestart` + `poststop` hooks JSON):
-/// the script, after PODMAN_SETUP. A holds exclusive GPU 0, B is refused
+/// the script, after PRIVATE_STATE. A holds exclusive GPU 0, B is refused
 /// naming A, `podman rm -f A` releases at poststop, C gets GPU 0.
-const TRACKER_SCRIPT: &str = r#"
-mkdir -p "$W/var-lib/up" "$W/var-lib/work"
-mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$W/var-lib/up,workdir=$W/var-lib/work" /var/lib
-mount -t tmpfs -o mode=755 podman-run /run
-D=$W/hooks.d
-PROBE=$(cat "$W/probe.sh")
-TARGETS=$(cat "$W/probe-targets")
-"$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
+const TRACKER_SCRIPT: &str = r#""$BIN/amd-ctk" runtime configure --runtime podman --hooks-dir "$D" \
     --hook-path "$BIN/amd-container-hook" >/dev/null
 python3 - "$D/amd-container-toolkit.json" "AMD_CTK_CONFIG=$W/amd-container-toolkit.toml" <<'PY'
 import json, sys
@@ -317,7 +296,7 @@ fn tracker_exclusive_gpu_is_enforced_and_released_prestart() {
         ),
     )
     .unwrap();
-    let script = format!("{PODMAN_SETUP}\n{TRACKER_SCRIPT}");
+    let script = format!("{PODMAN_SETUP}\n{PRIVATE_STATE}{TRACKER_SCRIPT}");
     let run = PodmanRun::new(&work, "v1", &script, &log);
     let all = &run.all;
     let section = |name: &str| run.section(name);

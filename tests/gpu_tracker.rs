@@ -13,14 +13,9 @@
 //! - E holds exclusive GPU 2 with no poststop registered and is deleted (as
 //!   after a crash): the entry is reclaimed, F gets GPU 2
 
-use amd_ctk_e2e::runc::{prerequisites, Bundle, Cgroup, Session};
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, Session};
 use amd_ctk_e2e::*;
 use serde_json::json;
-
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
 
 /// A bundle asking for `value`, hooks at prestart and (unless `None`)
 /// at poststop with argv `poststop_argv`; the hook reads `config`.
@@ -31,8 +26,7 @@ fn bundle(
     poststop_argv: Option<&str>,
     config: &str,
 ) -> Bundle {
-    let mut b = s.bundle(label);
-    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+    let mut b = s.gpu_bundle(label, value);
     if let Some(argv) = poststop_argv {
         let mut entry = b.config["hooks"]["prestart"][0].clone();
         entry["args"] = json!(["amd-container-hook", argv]);
@@ -44,12 +38,14 @@ fn bundle(
 }
 
 /// The session's config with the tracker on (state in the session's
-/// directory, debug log), written as `tracker.toml`: (state file, config).
-fn tracker_config(s: &Session) -> (std::path::PathBuf, String) {
+/// directory; the log at debug level if `debug`), written as
+/// `tracker.toml`: (state file, config).
+fn tracker_config(s: &Session, debug: bool) -> (std::path::PathBuf, String) {
     let state = s.dir.join("tracker/state.json");
     let config = format!(
-        "[hook]\nlog-file = \"{}\"\nlog-level = \"debug\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
+        "[hook]\nlog-file = \"{}\"\n{}[gpu-tracker]\nstate-file = \"{}\"\n",
         s.dir.join("hook.log").display(),
+        if debug { "log-level = \"debug\"\n" } else { "" },
         state.display()
     );
     std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
@@ -62,7 +58,7 @@ fn exclusive_gpu_is_held_refused_released_and_reclaimed() {
         return;
     }
     let s = Session::new("tracker", "mi300x-8", Cgroup::V1);
-    let (state, config) = tracker_config(&s);
+    let (state, config) = tracker_config(&s, true);
     let mut a = bundle(&s, "a", "0", Some("poststop"), &config);
     a.args(&["/bin/busybox", "sleep", "300"]);
     a.save();
@@ -195,13 +191,7 @@ fn fifty_concurrent_creates_one_gets_the_exclusive_gpu() {
     }
     const N: usize = 50;
     let s = Session::new("tracker-race", "mi300x-8", Cgroup::V1);
-    let state = s.dir.join("tracker/state.json");
-    let config = format!(
-        "[hook]\nlog-file = \"{}\"\n[gpu-tracker]\nstate-file = \"{}\"\n",
-        s.dir.join("hook.log").display(),
-        state.display()
-    );
-    std::fs::write(s.dir.join("tracker.toml"), &config).unwrap();
+    let (_, config) = tracker_config(&s, false);
     let bundles: Vec<Bundle> = (0..N)
         .map(|i| {
             let mut b = bundle(&s, &format!("r{i}"), "0", Some("poststop"), &config);
@@ -271,7 +261,7 @@ fn a_reused_id_under_another_root_is_another_container() {
         return;
     }
     let s = Session::new("tracker-reuse", "mi300x-8", Cgroup::V1);
-    let (_, config) = tracker_config(&s);
+    let (_, config) = tracker_config(&s, true);
     // Each its own cgroup, as containers of two namespaces have (runc's
     // default, /ID, would be one cgroup for all three).
     let sleeper = |label: &str, value: &str| {

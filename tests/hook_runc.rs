@@ -10,15 +10,12 @@
 //! Each scenario that depends on the cgroup version is a module with a `v1`
 //! and a `v2` test.
 
-use amd_ctk_e2e::runc::{fakehw_node, prerequisites, Bundle, Cgroup, Probe, RunOutput, Session};
+use amd_ctk_e2e::probe::{fakehw_node, Probe};
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, RunOutput, Session};
 use amd_ctk_e2e::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
-
-const ENXIO: &str = "No such device or address";
-const EPERM: &str = "Operation not permitted";
-const ENOENT: &str = "No such file or directory";
 
 /// mi300x-8: (card, render) minors of GPU index i (KFD/drm order is not PCI
 /// order; see tests/golden/mi300x-8/gpu-list.txt).
@@ -35,11 +32,6 @@ const MI300X_8: [(u32, u32); 8] = [
 /// mi300x-8: unique id of GPU 3.
 const MI300X_8_GPU3_UNIQUE_ID: &str = "0x6500ec306064d48c";
 
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
-
 fn gpu_paths(gpus: &[(u32, u32)]) -> Vec<String> {
     gpus.iter()
         .flat_map(|(c, r)| [format!("/dev/dri/card{c}"), format!("/dev/dri/renderD{r}")])
@@ -53,13 +45,6 @@ fn expected_nodes(gpus: &[(u32, u32)]) -> Vec<String> {
         .chain(gpu_paths(gpus))
         .collect();
     set.into_iter().collect()
-}
-
-/// A bundle with the hook registered at prestart and AMD_VISIBLE_DEVICES=`value`.
-fn gpu_bundle(s: &Session, label: &str, value: &str) -> Bundle {
-    let mut b = s.bundle(label);
-    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
-    b
 }
 
 /// Asserts the run succeeded and the container saw exactly `gpus`' nodes (and
@@ -101,7 +86,7 @@ fn probe_targets(gpus: &[(u32, u32)]) -> Vec<String> {
 }
 
 fn run_selector(s: &Session, label: &str, value: &str, gpus: &[(u32, u32)]) {
-    let mut b = gpu_bundle(s, label, value);
+    let mut b = s.gpu_bundle(label, value);
     let targets = probe_targets(gpus);
     b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
     let out = s.run(&b);
@@ -124,7 +109,7 @@ on_v1_and_v2!(
 
 fn gpu0_scenario(cg: Cgroup) {
     let s = Session::new("gpu0", "mi300x-8", cg);
-    let mut b = gpu_bundle(&s, "gpu0", "0");
+    let mut b = s.gpu_bundle("gpu0", "0");
     // GPU 1 is card5/renderD132 on this fixture.
     b.bind("/dev/dri/renderD132", "/dev/gpu1-render");
     b.probe(&[
@@ -427,7 +412,7 @@ fn invalid_scenario(cg: Cgroup) {
         ("abc", "no GPU has unique id 0xabc"),
         ("xyz", "is not a GPU index"),
     ] {
-        let b = gpu_bundle(&s, "invalid", value);
+        let b = s.gpu_bundle("invalid", value);
         let out = s.run(&b);
         assert!(!out.success(), "runc run must fail: {out}");
         assert!(
@@ -455,7 +440,7 @@ fn invalid_scenario(cg: Cgroup) {
     }
 
     // The image's own /dev: anything created would stay in the rootfs.
-    let mut b = gpu_bundle(&s, "invalid-rootfs", "9");
+    let mut b = s.gpu_bundle("invalid-rootfs", "9");
     let rootfs = b.private_rootfs();
     b.without_dev_tmpfs();
     let out = s.run(&b);
@@ -494,7 +479,7 @@ fn hostile_scenario(cg: Cgroup) {
         let host_file = host_dir.join("precious");
         std::fs::write(&host_file, "host data\n").unwrap();
         std::fs::set_permissions(&host_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let mut b = gpu_bundle(&s, case, "0");
+        let mut b = s.gpu_bundle(case, "0");
         let rootfs = b.private_rootfs();
         b.without_dev_tmpfs();
         match case {
@@ -566,7 +551,7 @@ on_v1_and_v2!(
 
 fn rollback_scenario(cg: Cgroup) {
     let s = Session::new("rollback", "mi300x-8", cg);
-    let mut b = gpu_bundle(&s, "rollback", "0");
+    let mut b = s.gpu_bundle("rollback", "0");
     let rootfs = b.private_rootfs();
     b.without_dev_tmpfs();
     std::fs::create_dir(rootfs.join("dev/dri")).unwrap();
@@ -621,7 +606,7 @@ fn concurrent_scenario(cg: Cgroup) {
                 } else {
                     ((i % 8).to_string(), vec![MI300X_8[i % 8]])
                 };
-                let mut b = gpu_bundle(&s, &format!("c{i}"), &value);
+                let mut b = s.gpu_bundle(&format!("c{i}"), &value);
                 b.bind("/dev/dri", "/host-dri");
                 let mut targets = probe_targets(&gpus);
                 targets.extend(
@@ -666,10 +651,9 @@ fn precreate(s: &Session, b: &Bundle, input: &[u8]) -> (Vec<u8>, RunOutput) {
     let output_path = b.dir.join("precreate-out.json");
     std::fs::write(&input_path, input).unwrap();
     b.write_hook_config();
-    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
     let script = format!(
         r#"env -i {} "$HOOK" precreate < '{}' > '{}'"#,
-        env.join(" "),
+        b.hook_env_sh(),
         input_path.display(),
         output_path.display()
     );
@@ -747,7 +731,7 @@ on_v1_and_v2!(
 fn twice_scenario(cg: Cgroup) {
     let s = Session::new("twice", "mi300x-8", cg);
     let gpus = [MI300X_8[0]];
-    let mut b = gpu_bundle(&s, "twice", "0");
+    let mut b = s.gpu_bundle("twice", "0");
     b.hook("createRuntime");
     let targets = probe_targets(&gpus);
     b.probe(&targets.iter().map(String::as_str).collect::<Vec<_>>());
@@ -803,7 +787,7 @@ on_v1_and_v2!(
 fn userns_scenario(cg: Cgroup) {
     let s = Session::new("userns", "mi300x-8", cg);
     let gpus = [MI300X_8[0]];
-    let mut b = gpu_bundle(&s, "userns", "0");
+    let mut b = s.gpu_bundle("userns", "0");
     b.config["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
@@ -855,8 +839,6 @@ fn fast_path_binary_links_no_libudev() {
 // ---------------------------------------------------------------------------
 // Non-root container users (hosts whose kfd and render nodes are 0660 root:render)
 
-const EACCES: &str = "Permission denied";
-
 /// GPU 0's nodes on mi300x-8.
 const GPU0_NODES: [&str; 3] = ["/dev/kfd", "/dev/dri/card1", "/dev/dri/renderD128"];
 
@@ -870,7 +852,7 @@ fn nonroot_run(
     devices: &str,
     additional_gids: &[u32],
 ) -> (Probe, RunOutput) {
-    let mut b = gpu_bundle(s, label, "0");
+    let mut b = s.gpu_bundle(label, "0");
     b.user(1000, 1000);
     if !additional_gids.is_empty() {
         b.config["process"]["user"]["additionalGids"] = serde_json::json!(additional_gids);

@@ -7,19 +7,12 @@
 //! (The mknod/chown race is proven deterministically by a unit test in
 //! hook/src/rootfs.rs, which swaps the node between the two steps.)
 
-use amd_ctk_e2e::runc::{prerequisites, Bundle, Cgroup, Probe, RunOutput, Session};
+use amd_ctk_e2e::probe::Probe;
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, RunOutput, Session};
 use amd_ctk_e2e::*;
 
-const ENXIO: &str = "No such device or address";
-
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
-
 fn gpu0_bundle(s: &Session, label: &str) -> Bundle {
-    let mut b = s.bundle(label);
-    b.env("AMD_VISIBLE_DEVICES", "0").hook("prestart");
+    let mut b = s.gpu_bundle(label, "0");
     b.probe(&["/dev/kfd", "/dev/dri/renderD128"]);
     b
 }
@@ -32,7 +25,6 @@ fn gpu0_bundle(s: &Session, label: &str) -> Bundle {
 fn run_hook(s: &Session, b: &Bundle, stage: &str, setup: &str, state: Option<&str>) -> RunOutput {
     b.save();
     b.write_hook_config();
-    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
     let state = state.map_or_else(
         || r#"{"ociVersion":"1.0.2","id":"'"$ID"'","status":"creating","pid":'"$PID"',"bundle":"'"$BUNDLE"'"}"#.to_string(),
         str::to_string,
@@ -49,7 +41,7 @@ echo "exit=$status"
 "#,
         id = b.id,
         dir = b.dir.display(),
-        env = env.join(" "),
+        env = b.hook_env_sh(),
     );
     s.sh_with(&script, Some(b))
 }
@@ -148,8 +140,7 @@ fn log_lines_cannot_be_forged_or_flooded() {
     }
     let s = Session::new("logforge", "mi300x-8", Cgroup::V1);
     let forged = "0\n2026-01-01T00:00:00.000Z [victim] INFO  AMD_VISIBLE_DEVICES=0: gave /dev/kfd";
-    let mut b = s.bundle("logforge");
-    b.env("AMD_VISIBLE_DEVICES", forged).hook("prestart");
+    let b = s.gpu_bundle("logforge", forged);
     let out = s.run(&b);
     assert!(!out.success(), "{out}");
     assert!(!out.hook_log.is_empty(), "{out}");
@@ -161,9 +152,7 @@ fn log_lines_cannot_be_forged_or_flooded() {
     }
     assert!(out.hook_log.contains("\\n2026-01-01"), "escaped: {out}");
 
-    let mut b = s.bundle("logflood");
-    b.env("AMD_VISIBLE_DEVICES", &"9".repeat(1 << 20))
-        .hook("prestart");
+    let b = s.gpu_bundle("logflood", &"9".repeat(1 << 20));
     let out = s.run(&b);
     assert!(!out.success(), "{}", out.status);
     assert!(
@@ -268,10 +257,9 @@ fn policy_scenario(cg: Cgroup) {
     b2.save();
     b2.write_hook_config();
     strict(&b2);
-    let env: Vec<String> = b2.hook_env().iter().map(|e| format!("'{e}'")).collect();
     let script = format!(
         "set +e; env -i {} \"$HOOK\" precreate < '{}'; echo \"exit=$?\"",
-        env.join(" "),
+        b2.hook_env_sh(),
         b2.config_path().display()
     );
     let out = s.sh_with(&script, Some(&b2));
@@ -329,7 +317,7 @@ fn a_pid_in_pid1s_mount_namespace_is_refused() {
     std::fs::create_dir_all(rootfs.join("dev")).unwrap();
     b.save();
     b.write_hook_config();
-    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
+    let env = b.hook_env_sh();
     // The process sits in a devices cgroup of its own (not the root one,
     // which is refused for another reason).
     let inner = format!(
@@ -351,7 +339,6 @@ echo "== end"
 "#,
         id = b.id,
         dir = b.dir.display(),
-        env = env.join(" "),
         rootfs = rootfs.display(),
     );
     let script = format!(
@@ -364,7 +351,7 @@ echo "== end"
         all.contains("== pid1 1\n"),
         "the scene's shell is PID 1: {out}"
     );
-    let host = &all[all.find("== host").unwrap()..all.find("== kfd").unwrap()];
+    let host = section(&all, "host");
     assert!(
         !host.contains("exit=0"),
         "PID 1's namespace accepted: {out}"
@@ -374,7 +361,7 @@ echo "== end"
         all.contains("== kfd after host\nabsent"),
         "a node was made through PID 1's namespace: {out}"
     );
-    let own = &all[all.find("== own").unwrap()..];
+    let own = section(&all, "own");
     assert!(
         own.contains("exit=0"),
         "the control (a namespace of its own) failed: {out}"
@@ -483,8 +470,8 @@ echo "== end"
     );
     let out = s.sh_with(&script, Some(&b));
     let all = format!("{}{}", out.stdout, out.stderr);
-    let after = &all[all.find("== after").unwrap()..all.find("== unclear").unwrap()];
-    let unclear = &all[all.find("== unclear").unwrap()..];
+    let after = section(&all, "after");
+    let unclear = section(&all, "unclear");
     assert_eq!(
         std::fs::read(c.config_path()).unwrap(),
         before_c,

@@ -6,25 +6,17 @@
 //! their meaning (the container starts, with no GPU).
 
 use amd_ctk_e2e::engines::runtime_bin;
-use amd_ctk_e2e::runc::{prerequisites, Bundle, Cgroup, Session};
-use amd_ctk_e2e::*;
+use amd_ctk_e2e::runc::{ready, Bundle, Cgroup, Session};
 
 const REASON: &str = "no AMD GPU: the amdgpu driver is not loaded";
-
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
 
 fn session(name: &str) -> Session {
     Session::new(name, "no-amdgpu", Cgroup::V1)
 }
 
 fn live(s: &Session, value: &str) -> amd_ctk_e2e::runc::RunOutput {
-    let mut b = s.bundle(&format!("live-{value}"));
-    b.env("AMD_VISIBLE_DEVICES", value)
-        .hook("prestart")
-        .probe(&[]);
+    let mut b = s.gpu_bundle(&format!("live-{value}"), value);
+    b.probe(&[]);
     s.run(&b)
 }
 
@@ -54,10 +46,9 @@ fn all_without_a_driver_fails_the_live_hook_with_the_reason() {
 fn precreate(s: &Session, b: &Bundle) -> amd_ctk_e2e::runc::RunOutput {
     b.save();
     b.write_hook_config();
-    let env: Vec<String> = b.hook_env().iter().map(|e| format!("'{e}'")).collect();
     s.sh(&format!(
         r#"env -i {} "$HOOK" precreate < '{}' > /dev/null"#,
-        env.join(" "),
+        b.hook_env_sh(),
         b.config_path().display()
     ))
 }

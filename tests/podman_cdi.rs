@@ -4,20 +4,12 @@
 //! hook (`amd-container-hook --cdi`) enforces the GPU tracker on that path:
 //! a GPU asked for by index, unique id or PCI address name is the same GPU.
 
-use amd_ctk_e2e::engines::sections;
+use amd_ctk_e2e::engines::podman_ready;
 use amd_ctk_e2e::*;
-
-fn prerequisites() -> bool {
-    require(is_root(), "root (mount namespaces, podman)")
-        && require(
-            have("podman") && have("runc"),
-            "podman and runc (apt-get install podman runc)",
-        )
-}
 
 #[test]
 fn podman_uses_generated_cdi_spec_for_one_gpu_and_for_all() {
-    if !prerequisites() {
+    if !podman_ready() {
         return;
     }
     let work = scratch("podman-cdi");
@@ -43,18 +35,10 @@ podman run --rm --network none --pids-limit 0 localhost/bb:test sh -c "ls /dev/d
         "stdout:\n{stdout}\nstderr:\n{}",
         text(&out.stderr)
     );
-    let section = |name: &str| -> Vec<String> {
-        let start = stdout
-            .find(&format!("== {name}\n"))
-            .unwrap_or_else(|| panic!("no section {name}:\n{stdout}"));
-        stdout[start..]
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.starts_with("== "))
-            .map(str::to_string)
-            .collect()
+    let section_lines = |name: &str| -> Vec<String> {
+        section(&stdout, name).lines().map(str::to_string).collect()
     };
-    let gpu0 = section("gpu=0");
+    let gpu0 = section_lines("gpu=0");
     for allowed in ["/dev/kfd", "/dev/dri/card1", "/dev/dri/renderD128"] {
         let line = format!("probe cat: can't open '{allowed}': No such device or address");
         assert!(
@@ -76,7 +60,7 @@ podman run --rm --network none --pids-limit 0 localhost/bb:test sh -c "ls /dev/d
             .collect()
     };
     assert_eq!(dri(&gpu0), ["card1", "renderD128"]);
-    let mut all = dri(&section("gpu=all"));
+    let mut all = dri(&section_lines("gpu=all"));
     all.sort();
     let mut expected: Vec<String> = (1..=8)
         .map(|i| format!("card{i}"))
@@ -84,7 +68,7 @@ podman run --rm --network none --pids-limit 0 localhost/bb:test sh -c "ls /dev/d
         .collect();
     expected.sort();
     assert_eq!(all, expected);
-    let none = section("none");
+    let none = section_lines("none");
     assert!(
         none.iter().any(|l| l.contains("No such file or directory")),
         "{stdout}"
@@ -105,7 +89,7 @@ podman run --rm --network none --pids-limit 0 localhost/bb:test sh -c "ls /dev/d
 /// (`--no-hooks`) has no hook, so E is not tracked.
 #[test]
 fn cdi_hook_enforces_the_gpu_tracker_for_every_name_form() {
-    if !prerequisites() {
+    if !podman_ready() {
         return;
     }
     let work = scratch("podman-cdi-tracker");

@@ -10,7 +10,8 @@
 //! nodes in that order, each with its own render node; the hook under real
 //! runc must give exactly what an index, a unique id or a PCI address names.
 
-use amd_ctk_e2e::runc::{prerequisites, Cgroup, Probe, Session};
+use amd_ctk_e2e::probe::Probe;
+use amd_ctk_e2e::runc::{ready, Cgroup, Session};
 use amd_ctk_e2e::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +64,7 @@ fn kfd_gpus(name: &str) -> Vec<KfdGpu> {
 }
 
 fn gpu_list(name: &str) -> (Vec<Value>, String) {
-    let out = under_fixture(name, &bin("amd-ctk"), &["gpu", "list", "--format", "json"]);
+    let out = ctk_under(name, &["gpu", "list", "--format", "json"]);
     assert!(out.status.success(), "{name}: {}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     (v["gpus"].as_array().unwrap().clone(), text(&out.stderr))
@@ -71,10 +72,7 @@ fn gpu_list(name: &str) -> (Vec<Value>, String) {
 
 #[test]
 fn every_kfd_gpu_node_once_in_rocm_smi_order_with_its_own_nodes() {
-    if !require(
-        have("umockdev-run"),
-        "umockdev-run (apt-get install umockdev)",
-    ) {
+    if !umockdev_ready() {
         return;
     }
     let counts = [
@@ -139,10 +137,7 @@ fn every_kfd_gpu_node_once_in_rocm_smi_order_with_its_own_nodes() {
 /// render node, and the golden outputs.
 #[test]
 fn golden_outputs_on_real_captures() {
-    if !require(
-        have("umockdev-run"),
-        "umockdev-run (apt-get install umockdev)",
-    ) {
+    if !umockdev_ready() {
         return;
     }
     for name in REAL_FIXTURES {
@@ -154,7 +149,7 @@ fn golden_outputs_on_real_captures() {
                 &["cdi", "generate", "--output", "-"][..],
             ),
         ] {
-            let out = under_fixture(name, &bin("amd-ctk"), args);
+            let out = ctk_under(name, args);
             assert!(
                 out.status.success(),
                 "{name} {args:?}: {}",
@@ -162,7 +157,7 @@ fn golden_outputs_on_real_captures() {
             );
             assert_golden(&format!("{name}/{file}"), &text(&out.stdout));
         }
-        let out = under_fixture(name, &bin("amd-ctk"), &["cdi", "generate", "--output", "-"]);
+        let out = ctk_under(name, &["cdi", "generate", "--output", "-"]);
         let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
         let devices = spec["devices"].as_array().unwrap();
         let expected = kfd_gpus(name);
@@ -223,13 +218,6 @@ fn fixtures_are_what_gen_py_makes() {
 // ---------------------------------------------------------------------------
 // The hook under real runc on the real captures.
 
-const ENXIO: &str = "No such device or address";
-
-fn ready() -> bool {
-    let p = prerequisites();
-    require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
-}
-
 /// The (card, render) minors of the fixture's GPUs at `indices`, from
 /// `amd-ctk gpu list`, checked against the capture's render minors above.
 fn nodes_of(name: &str, indices: &[usize]) -> Vec<(u32, u32)> {
@@ -252,8 +240,7 @@ fn selects_exactly(s: &Session, name: &str, value: &str, indices: &[usize]) {
         paths.push(format!("/dev/dri/card{c}"));
         paths.push(format!("/dev/dri/renderD{r}"));
     }
-    let mut b = s.bundle("sel");
-    b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+    let mut b = s.gpu_bundle("sel", value);
     b.probe(&paths.iter().map(String::as_str).collect::<Vec<_>>());
     let out = s.run(&b);
     let what = format!("{name} AMD_VISIBLE_DEVICES={value}");

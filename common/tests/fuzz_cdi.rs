@@ -16,40 +16,26 @@ use amd_container_common::cdi::{
     self, compare_with_hardware, minimum_version, read_spec, validate_device_name, validate_kind,
     Format, GenerateOptions, NameStrategy, ReadError, MAX_DEPTH,
 };
-use amd_container_common::{DeviceNode, Gpu, Inventory};
+use amd_container_common::{DeviceNode, Inventory};
 use fuzzkit::Gen;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-fn node(path: String, minor: u32) -> DeviceNode {
-    DeviceNode {
-        path: path.into(),
-        major: 226,
-        minor,
-        mode: 0o666,
-        uid: 0,
-        gid: 44,
-    }
-}
+mod support;
 
 fn inventory(n: usize) -> Inventory {
     Inventory {
         kfd: Some(DeviceNode {
             major: 238,
             minor: 0,
-            ..node("/dev/kfd".into(), 0)
+            ..support::dri_node("/dev/kfd", 0, 44)
         }),
         gpus: (0..n)
-            .map(|i| Gpu {
-                index: i,
-                pci_address: format!("0000:{:02x}:00.0", 5 + i).parse().expect("valid"),
-                partition: None,
-                unique_id: (i != 2).then_some(0x1c2b_0000 + i as u64),
-                card: Some(node(format!("/dev/dri/card{}", i + 1), i as u32 + 1)),
-                render: Some(node(format!("/dev/dri/renderD{}", 128 + i), 128 + i as u32)),
-                compute_partition: None,
-                memory_partition: None,
+            .map(|i| {
+                let pci = format!("0000:{:02x}:00.0", 5 + i);
+                let unique_id = (i != 2).then_some(0x1c2b_0000 + i as u64);
+                support::gpu(i, &pci, None, unique_id, 44)
             })
             .collect(),
     }

@@ -17,15 +17,11 @@ use amd_container_common::{DeviceNode, Gpu, Inventory, PciAddress};
 use fuzzkit::Gen;
 use proptest::prelude::*;
 
+mod support;
+
+/// A node named after its minor (the request never looks at paths).
 fn node(minor: u32) -> DeviceNode {
-    DeviceNode {
-        path: format!("/dev/dri/renderD{minor}").into(),
-        major: 226,
-        minor,
-        mode: 0o666,
-        uid: 0,
-        gid: 0,
-    }
+    support::dri_node(format!("/dev/dri/renderD{minor}"), minor, 0)
 }
 
 /// `n` GPUs on up to three PCI devices (partitions share an address), some

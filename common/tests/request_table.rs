@@ -3,36 +3,12 @@
 //! SPX GPU (index 3), then one without a unique id (index 4).
 
 use amd_container_common::request::{find_request, Request, RequestVar};
-use amd_container_common::{DeviceNode, Gpu, Inventory};
+use amd_container_common::Inventory;
 
-fn node(path: &str, minor: u32) -> DeviceNode {
-    DeviceNode {
-        path: path.into(),
-        major: 226,
-        minor,
-        mode: 0o666,
-        uid: 0,
-        gid: 0,
-    }
-}
+mod support;
 
 fn inventory() -> Inventory {
-    let gpu = |index: usize, pci: &str, partition: Option<u32>, uid: Option<u64>| Gpu {
-        index,
-        pci_address: pci.parse().unwrap(),
-        partition,
-        unique_id: uid,
-        card: Some(node(
-            &format!("/dev/dri/card{}", index + 1),
-            index as u32 + 1,
-        )),
-        render: Some(node(
-            &format!("/dev/dri/renderD{}", 128 + index),
-            128 + index as u32,
-        )),
-        compute_partition: None,
-        memory_partition: None,
-    };
+    let gpu = |index, pci, partition, uid| support::gpu(index, pci, partition, uid, 0);
     Inventory {
         kfd: None,
         gpus: vec![

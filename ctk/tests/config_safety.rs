@@ -15,90 +15,14 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
-
-/// A fresh directory under the target's temp dir, removed on drop (after
-/// its immutable flags are cleared).
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        Dir(tempfile::Builder::new()
-            .prefix(&format!("amd-ctk-safety-{name}-"))
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap())
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.0.path().join(rel)
-    }
-
-    fn s(&self, rel: &str) -> String {
-        self.p(rel).display().to_string()
-    }
-
-    /// Every name in `rel`, hidden ones too, sorted.
-    fn names(&self, rel: &str) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.p(rel))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr")
-            .arg("-R")
-            .arg("-i")
-            .arg(self.0.path())
-            .output();
-    }
-}
-
-/// The record of Docker's features.cdi this process's runs share (never the
-/// host's /var/lib/amd-container-toolkit).
-fn record() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("amd-ctk-safety-record-{}", std::process::id()))
-        .join("docker-cdi.json")
-}
-
-/// amd-ctk with [`record`] as its record.
-fn cmd() -> Command {
-    let mut c = Command::new(CTK);
-    c.env("AMD_CTK_DOCKER_CDI_STATE", record());
-    c
-}
-
-fn ctk(args: &[&str]) -> Output {
-    cmd().args(args).output().unwrap()
-}
+mod support;
+use support::{fail, json, ok, record, Dir, CTK};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ctk(args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-fn fail(args: &[&str]) -> String {
-    let out = ctk(args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}: {}",
-        text(&out.stdout)
-    );
-    text(&out.stderr)
 }
 
 fn in_ci() -> bool {
@@ -107,8 +31,7 @@ fn in_ci() -> bool {
 
 /// Root, or a note (and a failure under CI).
 fn root_or_skip(what: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         return true;
     }
     assert!(!in_ci(), "CI=true but this test needs root: {what}");
@@ -133,7 +56,7 @@ fn crio_conf_we_did_not_write_is_edited_never_replaced_or_deleted() {
         "--config",
         &conf,
     ];
-    let out = ok(&[&base[..], &["--hooks-dir", &hooks]].concat());
+    let (out, _) = ok(&[&base[..], &["--hooks-dir", &hooks]].concat());
     assert!(
         out.contains(&format!("appended {hooks:?} to [crio.runtime] hooks_dir")),
         "{out}"
@@ -149,11 +72,11 @@ fn crio_conf_we_did_not_write_is_edited_never_replaced_or_deleted() {
         CRIO_CONF
     );
     // --remove takes back our directory only; the file stays, as it was.
-    let out = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
+    let (out, _) = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
     assert!(out.contains("removed"), "{out}");
     assert_eq!(fs::read_to_string(&conf).unwrap(), CRIO_CONF);
     // Again: nothing of ours in it any more, so it is left alone, with a word.
-    let out = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
+    let (out, _) = ok(&[&base[..], &["--hooks-dir", &hooks, "--remove"]].concat());
     assert!(
         out.contains("left as it is: not written by amd-ctk"),
         "{out}"
@@ -203,7 +126,7 @@ fn docker_runtime_amd_of_another_vendor_is_left() {
     let f = d.s("daemon.json");
     let theirs = "{\n    \"default-runtime\": \"amd\",\n    \"runtimes\": {\n        \"amd\": {\n            \"path\": \"/opt/vendor/other-runtime\"\n        }\n    }\n}\n";
     fs::write(&f, theirs).unwrap();
-    let out = ok(&["runtime", "configure", "--config", &f, "--remove", "--cdi"]);
+    let (out, _) = ok(&["runtime", "configure", "--config", &f, "--remove", "--cdi"]);
     assert!(
         out.contains("left runtimes.amd: not ours (its path is \"/opt/vendor/other-runtime\""),
         "{out}"
@@ -236,7 +159,7 @@ fn containerd_runtime_amd_of_another_vendor_is_left() {
         ),
         "{err}"
     );
-    let out = ok(&[&base[..], &["--remove"]].concat());
+    let (out, _) = ok(&[&base[..], &["--remove"]].concat());
     assert!(out.contains("left [plugins"), "{out}");
     assert_eq!(fs::read_to_string(&f).unwrap(), theirs);
     assert_eq!(d.names(""), ["config.toml"]);
@@ -341,7 +264,7 @@ fn in_mount_ns(d: &Dir, script: &str) -> Option<Output> {
             .args(["-m", "--propagation", "private", "sh", "-c", script])
             .env("CTK", CTK)
             .env("AMD_CTK_DOCKER_CDI_STATE", record())
-            .env("D", d.0.path())
+            .env("D", d.path())
             .output()
             .unwrap(),
     )
@@ -423,10 +346,6 @@ fn with_record(record: &Path, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
 /// Docker's CDI switch: on by default, merged into the admin's `features`;
 /// `--remove` takes it back only where the record says amd-ctk set it and it
 /// still holds amd-ctk's `true`; an admin's `false` is kept unless `--cdi`.
@@ -450,13 +369,10 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
     fs::write(&f, admins.to_string()).unwrap();
     let out = run(&[]);
     assert!(out.contains("set features.cdi = true"), "{out}");
-    assert_eq!(
-        read_json(&f)["features"],
-        json!({"buildkit": true, "cdi": true})
-    );
+    assert_eq!(json(&f)["features"], json!({"buildkit": true, "cdi": true}));
     let key = fs::canonicalize(&f).unwrap().display().to_string();
     assert_eq!(
-        read_json(&rec)["features-cdi"][&key],
+        json(&rec)["features-cdi"][&key],
         json!({"created-features": false})
     );
     let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
@@ -468,7 +384,7 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
         out.contains("removed features.cdi (amd-ctk had set it)"),
         "{out}"
     );
-    assert_eq!(read_json(&f), admins);
+    assert_eq!(json(&f), admins);
     assert!(!rec.exists(), "a record without entries is deleted");
 
     // The control: the admin's own `true` (no record) stays, and is said to.
@@ -481,17 +397,17 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
         out.contains("left features.cdi = true: not set by amd-ctk"),
         "{out}"
     );
-    assert_eq!(read_json(&f), theirs);
+    assert_eq!(json(&f), theirs);
 
     // Ours, then changed by the admin: left, and forgotten.
     fs::write(&f, "{}").unwrap();
     run(&[]);
-    let mut changed = read_json(&f);
+    let mut changed = json(&f);
     changed["features"]["cdi"] = json!(false);
     fs::write(&f, changed.to_string()).unwrap();
     let out = run(&["--remove"]);
     assert!(out.contains("changed since amd-ctk set it"), "{out}");
-    assert_eq!(read_json(&f)["features"], json!({"cdi": false}));
+    assert_eq!(json(&f)["features"], json!({"cdi": false}));
     assert!(!rec.exists());
 
     // The admin's false: kept with a note naming --cdi; --cdi replaces it and
@@ -504,24 +420,24 @@ fn docker_features_cdi_is_taken_back_only_if_ours() {
         "{out}"
     );
     assert!(out.contains("--cdi"), "{out}");
-    assert_eq!(read_json(&f)["features"], off["features"]);
+    assert_eq!(json(&f)["features"], off["features"]);
     let out = run(&["--cdi"]);
     assert!(out.contains("set features.cdi = true (was false"), "{out}");
     assert_eq!(
-        read_json(&rec)["features-cdi"][&key],
+        json(&rec)["features-cdi"][&key],
         json!({"was": false, "created-features": false})
     );
     run(&["--remove", "--no-cdi"]);
     assert_eq!(
-        read_json(&f)["features"]["cdi"],
+        json(&f)["features"]["cdi"],
         json!(true),
         "--no-cdi keeps it"
     );
     run(&["--remove"]);
-    assert_eq!(read_json(&f), off);
+    assert_eq!(json(&f), off);
     fs::write(&f, "{}").unwrap();
     run(&["--no-cdi"]);
-    assert_eq!(read_json(&f).get("features"), None);
+    assert_eq!(json(&f).get("features"), None);
     assert!(!rec.exists());
 }
 

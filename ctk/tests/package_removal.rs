@@ -4,12 +4,13 @@
 //! record says it set, our hooks JSON and our CRI-O drop-in, and nothing that
 //! is not recognisably ours.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
+mod support;
+use support::{json, CTK};
 
 fn root(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -36,10 +37,6 @@ fn ctk_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -3,77 +3,12 @@
 
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const CTK: &str = env!("CARGO_BIN_EXE_amd-ctk");
+mod support;
+use support::{cmd, ctk, fail, json, ok, Dir};
+
 const HOOK_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// A fresh directory under the target's temp dir, removed on drop.
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        Dir(tempfile::Builder::new()
-            .prefix(&format!("amd-ctk-rc-{name}-"))
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap())
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.0.path().join(rel)
-    }
-
-    fn names(&self, rel: &str) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.p(rel))
-            .map(|r| {
-                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-/// The record of Docker's features.cdi this process's runs share (never the
-/// host's /var/lib/amd-container-toolkit).
-fn record() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("amd-ctk-rc-record-{}", std::process::id()))
-        .join("docker-cdi.json")
-}
-
-/// amd-ctk with [`record`] as its record.
-fn cmd() -> Command {
-    let mut c = Command::new(CTK);
-    c.env("AMD_CTK_DOCKER_CDI_STATE", record());
-    c
-}
-
-fn ctk(args: &[&str]) -> Output {
-    cmd().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = ctk(args);
-    let (so, se) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(out.status.success(), "{args:?}: {se}");
-    (so, se)
-}
-
-fn fail(args: &[&str]) -> String {
-    let out = ctk(args);
-    assert_eq!(out.status.code(), Some(1), "{args:?}");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
 
 #[test]
 fn docker_configure_report_no_change_and_remove() {
@@ -273,7 +208,6 @@ fn concurrent_processes_keep_both_edits() {
 /// leaves the file as it was.
 #[test]
 fn a_stuck_lock_holder_is_named_after_the_timeout() {
-    use std::os::fd::AsRawFd;
     let d = Dir::new("stuck-lock");
     let f = d.p("daemon.json");
     fs::write(&f, "{}\n").unwrap();
@@ -286,8 +220,8 @@ fn a_stuck_lock_holder_is_named_after_the_timeout() {
     let dir =
         fs::File::create(locks.join(format!("configure-{:x}-{}.lock", meta.dev(), meta.ino())))
             .unwrap();
-    // SAFETY: flock on a descriptor this test owns; released when it closes.
-    assert_eq!(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // Released when it is dropped.
+    let dir = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let start = std::time::Instant::now();
     let out = cmd()
         .args(["runtime", "configure", "--config", f.to_str().unwrap()])

@@ -64,7 +64,7 @@ impl Env {
         }
     }
 
-    fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
+    fn run_in<S: AsRef<OsStr>>(&self, cwd: &Path, args: &[S]) -> Output {
         let _ = fs::remove_file(self.record.with_extension("argv"));
         let _ = fs::remove_file(self.record.with_extension("cwd"));
         Command::new(SHIM)
@@ -206,8 +206,7 @@ fn create_without_gpu_request_leaves_config_byte_identical() {
             .modified()
             .unwrap();
         let args = docker_create_args(&bundle, &env.dir);
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = env.run_in(&env.dir, &argv);
+        let out = env.run_in(&env.dir, &args);
         ok(&out);
         assert_eq!(env.recorded_argv(), args);
         assert_eq!(
@@ -278,8 +277,7 @@ fn create_with_gpu_request_adds_only_the_hook() {
         let config = bundle.join("config.json");
         fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
         let args = docker_create_args(&bundle, &env.dir);
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = env.run_in(&env.dir, &argv);
+        let out = env.run_in(&env.dir, &args);
         ok(&out);
         assert_eq!(env.recorded_argv(), args, "{name}");
         let after = fs::read(&config).unwrap();
@@ -289,7 +287,7 @@ fn create_with_gpu_request_adds_only_the_hook() {
             0o600
         );
         // A second create (e.g. a retry) does not add it twice.
-        ok(&env.run_in(&env.dir, &argv));
+        ok(&env.run_in(&env.dir, &args));
         assert_eq!(fs::read(&config).unwrap(), after, "{name}: idempotent");
         let leftovers: Vec<_> = fs::read_dir(&bundle)
             .unwrap()
@@ -347,8 +345,7 @@ fn bundle_spellings_and_cwd() {
         ),
     ];
     for (args, cwd, bundle, before) in cases {
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = env.run_in(cwd, &argv);
+        let out = env.run_in(cwd, &args);
         ok(&out);
         assert_eq!(env.recorded_argv(), args);
         assert_eq!(env.recorded_cwd(), cwd.canonicalize().unwrap());
@@ -390,8 +387,7 @@ fn errors_exit_1_and_reach_runc_log() {
     let env = Env::new("err");
     let missing = env.dir.join("no-such-bundle");
     let args = docker_create_args(&missing, &env.dir);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.run_in(&env.dir, &argv);
+    let out = env.run_in(&env.dir, &args);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -415,8 +411,7 @@ fn errors_exit_1_and_reach_runc_log() {
     let (bundle, _) = env.bundle("bad", &[]);
     fs::write(bundle.join("config.json"), b"{\"ociVersion\": ").unwrap();
     let args = docker_create_args(&bundle, &env.dir);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.run_in(&env.dir, &argv);
+    let out = env.run_in(&env.dir, &args);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
     assert_eq!(
@@ -459,8 +454,7 @@ fn hook_env_from_config_is_added_to_the_registered_hook() {
     .unwrap();
     let (bundle, _) = env.bundle("gpu", &["AMD_VISIBLE_DEVICES=0"]);
     let args = docker_create_args(&bundle, &env.dir);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&env.run_in(&env.dir, &argv));
+    ok(&env.run_in(&env.dir, &args));
     let spec: Value =
         serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
     // hook-env names the config file itself: it is not added a second time.
@@ -475,8 +469,7 @@ fn hook_env_from_config_is_added_to_the_registered_hook() {
     fs::write(&env.config, "[runtime]\nhook-env = [\"JUSTANAME\"]\n").unwrap();
     let (bundle, before) = env.bundle("bad", &["AMD_VISIBLE_DEVICES=0"]);
     let args = docker_create_args(&bundle, &env.dir);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.run_in(&env.dir, &argv);
+    let out = env.run_in(&env.dir, &args);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

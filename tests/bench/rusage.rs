@@ -17,6 +17,12 @@
 //! CMD's status (128 + signal when killed). Compiled by the benchmark with
 //! plain `rustc -O`: std only, libc declared here.
 //!
+//! Why this file keeps its own `unsafe` FFI (the one test file that does):
+//! it is built without Cargo, so nix is not there, and std has no safe way
+//! to either of its two steps: `std::process::Command` may spawn with
+//! posix_spawn/vfork (whose child would carry this process's memory into
+//! the figure) and never returns wait4's `struct rusage`.
+//!
 //! Contract: the measurement spans fork to reaping, nothing else; the helper
 //! allocates before fork and calls only execvp and _exit in the child.
 

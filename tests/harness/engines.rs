@@ -1,129 +1,33 @@
 //! Real container engines (podman, dockerd) on the fake hardware of
 //! tests/fakehw/, configured by `amd-ctk runtime configure`.
 //!
-//! - The container side: [`crate::runc::PROBE`] run in a busybox image
+//! - The container side: [`crate::probe::PROBE`] run in a busybox image
 //!   (`localhost/bb:test` / `bb:test`, imported from tests/fakehw/make-bundle.sh's
-//!   rootfs), judged by [`assert_gpu0_only`] / [`assert_no_gpu`] with the device
-//!   oracle of README.md, "Testing without a GPU".
+//!   rootfs), judged by [`crate::probe::assert_gpu0_only`] /
+//!   [`crate::probe::assert_no_gpu`] with the device oracle of README.md,
+//!   "Testing without a GPU".
 //! - [`Dockerd`]: a private dockerd inside the fake-hardware mount namespace,
 //!   stopped (and its state removed) when dropped, also when the test panics.
 //!   The host's Docker (daemon, /etc/docker, /run/docker, /var/lib/docker,
 //!   ~/.docker) is never used or touched.
 
-use crate::runc::{fakehw_node, Cgroup, Probe, PROBE};
-use crate::{bin, fixture, repo, text};
+use crate::probe::{probe_args, probe_targets};
+use crate::runc::Cgroup;
+use crate::{bin, fakehw_command, fixture, repo, text};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ENXIO: &str = "No such device or address";
-pub const ENOENT: &str = "No such file or directory";
-
-/// mi300x-8: GPU 0's nodes (plus the shared /dev/kfd).
-pub const GPU0_NODES: [&str; 3] = ["/dev/dri/card1", "/dev/dri/renderD128", "/dev/kfd"];
-/// mi300x-8: GPU 1's nodes.
-pub const GPU1_NODES: [&str; 2] = ["/dev/dri/card5", "/dev/dri/renderD132"];
-
-/// The paths the container probes (opens): GPU 0's and GPU 1's nodes and
-/// /dev/dri itself.
-pub fn probe_targets() -> Vec<&'static str> {
-    GPU0_NODES
-        .iter()
-        .chain(GPU1_NODES.iter())
-        .copied()
-        .chain(["/dev/dri"])
-        .collect()
-}
-
-/// The container's command: `sh -c PROBE probe TARGETS…`.
-pub fn probe_command() -> Vec<String> {
-    let mut v = vec!["sh".to_string(), "-c".into(), PROBE.into(), "probe".into()];
-    v.extend(probe_targets().into_iter().map(String::from));
-    v
-}
-
-/// Writes [`PROBE`] to `work/probe.sh` and the probe targets to
-/// `work/probe-targets` (one a line), for scripts: `sh -c "$(cat
-/// "$W/probe.sh")" probe $(cat "$W/probe-targets")`.
-pub fn write_probe(work: &Path) {
-    std::fs::write(work.join("probe.sh"), PROBE).unwrap();
-    std::fs::write(
-        work.join("probe-targets"),
-        probe_targets().join("\n") + "\n",
-    )
-    .unwrap();
-}
-
-/// Asserts the container saw exactly GPU 0's card and render nodes and
-/// /dev/kfd, with the host's major:minor, mode and gid, each allowed by the
-/// device cgroup (opening reaches the absent driver: ENXIO), and none of GPU
-/// 1's nodes. `out` is what the container printed; `what` names the case.
-pub fn assert_gpu0_only(out: &str, what: &str) {
-    let probe = Probe::parse(out);
-    let mut want: Vec<String> = GPU0_NODES.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(probe.paths(), want, "{what}: node set:\n{out}");
-    for (path, seen) in &probe.nodes {
-        assert_eq!(
-            seen,
-            &fakehw_node(path),
-            "{what}: {path}: major:minor/mode/gid differ from the host's node:\n{out}"
-        );
-    }
-    for path in GPU0_NODES {
-        assert_eq!(
-            probe.open(path),
-            ENXIO,
-            "{what}: {path} must be present and allowed by the device cgroup:\n{out}"
-        );
-    }
-    for path in GPU1_NODES {
-        assert_eq!(
-            probe.open(path),
-            ENOENT,
-            "{what}: GPU 1's {path} must be absent:\n{out}"
-        );
-    }
-}
-
-/// Asserts the container has no GPU node at all: no /dev/kfd, no /dev/dri.
-pub fn assert_no_gpu(out: &str, what: &str) {
-    let probe = Probe::parse(out);
-    assert!(
-        probe.nodes.is_empty(),
-        "{what}: no GPU node may appear:\n{out}"
-    );
-    for path in probe_targets() {
-        assert_eq!(
-            probe.open(path),
-            ENOENT,
-            "{what}: {path} must be absent:\n{out}"
-        );
-    }
-}
-
-/// Splits a script's stdout at `== NAME` lines: NAME → the lines after it.
-pub fn sections(stdout: &str) -> BTreeMap<String, String> {
-    let mut map = BTreeMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in stdout.lines() {
-        if let Some(name) = line.strip_prefix("== ") {
-            if let Some((n, body)) = current.take() {
-                map.insert(n, body);
-            }
-            current = Some((name.trim().to_string(), String::new()));
-        } else if let Some((_, body)) = current.as_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    if let Some((n, body)) = current {
-        map.insert(n, body);
-    }
-    map
+/// Whether the podman tests can run here (root, podman and runc; see
+/// [`crate::require`]).
+pub fn podman_ready() -> bool {
+    crate::require(crate::is_root(), "root (mount namespaces, podman)")
+        && crate::require(
+            crate::have("podman") && crate::have("runc"),
+            "podman and runc (apt-get install podman runc)",
+        )
 }
 
 /// The toolkit config file of a test: the hook logs to `log` at debug level;
@@ -259,20 +163,19 @@ impl Dockerd {
                 --pidfile "$W/docker.pid" -H "unix://$SOCK" --iptables=false --bridge=none
         "#;
         let log = File::create(self.log_path(n)).unwrap();
-        let mut command = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
+        let mut command = fakehw_command(
+            &self.fixture,
+            &self.cgroup.to_string(),
+            &self.work.join("fakehw"),
+            self.strict_nodes,
+        );
         if self.strict_nodes {
-            command
-                .arg("--strict-nodes")
-                .env("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
+            command.env("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
         }
         let child = command
-            .arg("--fixture")
-            .arg(fixture(&self.fixture))
-            .args(["--cgroup", &self.cgroup.to_string(), "--workdir"])
-            .arg(self.work.join("fakehw"))
             // If the test process dies without dropping us (killed by a
             // timeout), dockerd gets SIGTERM and stops its containerd.
-            .args(["--", "setpriv", "--pdeathsig", "TERM"])
+            .args(["setpriv", "--pdeathsig", "TERM"])
             .args(["bash", "-euo", "pipefail", "-c", script])
             .env("W", &self.work)
             .env("N", n.to_string())
@@ -455,7 +358,7 @@ impl Dockerd {
 
     /// `docker run --rm --network none EXTRA… bb:test` running the probe.
     pub fn run_probe(&self, extra: &[&str]) -> Output {
-        let cmd = probe_command();
+        let cmd = probe_args(&probe_targets());
         let mut args = vec!["run", "--rm", "--network", "none"];
         args.extend_from_slice(extra);
         args.push("bb:test");

@@ -1,8 +1,12 @@
 //! Shared helpers of the end-to-end tests: where the built binaries and the
-//! fixtures are, running a binary under umockdev, and the root/CI policy.
+//! fixtures are, running a binary under umockdev, the root/CI policy, and
+//! reading a script's `== NAME` sections. Containers: [`runc`] (bundles under
+//! real runc), [`engines`] (podman, dockerd), [`probe`] (what a container
+//! sees of the GPU nodes, and the oracle); [`fuzzkit`] for the property tests.
 
 pub mod engines;
 pub mod fuzzkit;
+pub mod probe;
 pub mod runc;
 
 /// Declares `mod $name { fn v1(); fn v2() }`: one test per cgroup version,
@@ -30,6 +34,7 @@ macro_rules! on_v1_and_v2 {
     };
 }
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -85,6 +90,16 @@ pub const FIXTURES: &[&str] = &[
     "no-amdgpu",
 ];
 
+/// What `cat NODE` says in a container (CONTRIBUTING.md, "Tests"): allowed
+/// by the device cgroup, there being no driver here.
+pub const ENXIO: &str = "No such device or address";
+/// Denied by the device cgroup.
+pub const EPERM: &str = "Operation not permitted";
+/// Denied by the file mode.
+pub const EACCES: &str = "Permission denied";
+/// No such node in the container.
+pub const ENOENT: &str = "No such file or directory";
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -115,8 +130,28 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether the tests that run a binary under [`under_fixture`] can run.
+pub fn umockdev_ready() -> bool {
+    require(
+        have("umockdev-run"),
+        "umockdev-run (apt-get install umockdev)",
+    )
+}
+
 /// Runs `program args` under `umockdev-run` with `fixture`'s fake hardware.
 pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Output {
+    // What `cdi generate` records for `cdi refresh` stays in the repo's scratch, never in
+    // the host's /var/lib.
+    under_fixture_recording(fixture_name, program, args, &cdi_state_scratch())
+}
+
+/// [`under_fixture`] with what `cdi generate` records kept in `state`.
+pub fn under_fixture_recording(
+    fixture_name: &str,
+    program: &Path,
+    args: &[&str],
+    state: &Path,
+) -> Output {
     Command::new("umockdev-run")
         .arg("-d")
         .arg(fixture(fixture_name))
@@ -124,11 +159,14 @@ pub fn under_fixture(fixture_name: &str, program: &Path, args: &[&str]) -> Outpu
         .arg(program)
         .args(args)
         .env_remove("RUST_LOG")
-        // What `cdi generate` records for `cdi refresh` stays in the repo's scratch, never in
-        // the host's /var/lib.
-        .env("AMD_CTK_CDI_STATE", cdi_state_scratch())
+        .env("AMD_CTK_CDI_STATE", state)
         .output()
         .expect("umockdev-run runs (apt-get install umockdev)")
+}
+
+/// Runs the built `amd-ctk args` under `fixture`'s fake hardware.
+pub fn ctk_under(fixture_name: &str, args: &[&str]) -> Output {
+    under_fixture(fixture_name, &bin("amd-ctk"), args)
 }
 
 /// The state file `cdi generate` records into, for this test process.
@@ -175,6 +213,27 @@ pub fn section<'a>(all: &'a str, name: &str) -> &'a str {
     &rest[..rest.find("\n== ").map_or(rest.len(), |e| e + 1)]
 }
 
+/// Splits a script's stdout at `== NAME` lines: NAME → the lines after it.
+pub fn sections(stdout: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in stdout.lines() {
+        if let Some(name) = line.strip_prefix("== ") {
+            if let Some((n, body)) = current.take() {
+                map.insert(n, body);
+            }
+            current = Some((name.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some((n, body)) = current {
+        map.insert(n, body);
+    }
+    map
+}
+
 /// The row of GPU `index` in `amd-ctk gpu-tracker status`, and the holder
 /// lines under it.
 pub fn tracker_row(status: &str, index: usize) -> String {
@@ -196,18 +255,36 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The `tests/fakehw/run-in-fakehw.sh … --` prefix: the fake hardware of
+/// `fixture`, cgroup `cgroup` ("v1" or "v2"), its cache in `workdir`;
+/// `strict_nodes`: kfd and render nodes 0660 root:109 instead of 0666. The
+/// command to run in the namespace follows.
+pub fn fakehw_command(
+    fixture_name: &str,
+    cgroup: &str,
+    workdir: &Path,
+    strict_nodes: bool,
+) -> Command {
+    let mut c = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
+    c.arg("--fixture")
+        .arg(fixture(fixture_name))
+        .args(["--cgroup", cgroup, "--workdir"])
+        .arg(workdir);
+    if strict_nodes {
+        c.arg("--strict-nodes");
+    }
+    c.arg("--");
+    c
+}
+
 /// Runs a bash `script` inside the fake-hardware mount namespace
 /// (tests/fakehw/run-in-fakehw.sh) for `fixture` and cgroup `cgroup` ("v1" or
 /// "v2"). `W` in the script's environment is a scratch directory; `REPO` the
 /// repository; `BIN` the directory of the built binaries.
 pub fn fakehw_sh(fixture_name: &str, cgroup: &str, work: &Path, script: &str) -> Output {
     let bin_dir = bin("amd-ctk").parent().unwrap().to_path_buf();
-    Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"))
-        .arg("--fixture")
-        .arg(fixture(fixture_name))
-        .args(["--cgroup", cgroup, "--workdir"])
-        .arg(work.join("fakehw"))
-        .args(["--", "bash", "-euo", "pipefail", "-c", script])
+    fakehw_command(fixture_name, cgroup, &work.join("fakehw"), false)
+        .args(["bash", "-euo", "pipefail", "-c", script])
         .env("W", work)
         .env("REPO", repo())
         .env("BIN", bin_dir)

@@ -15,11 +15,11 @@
 //! read-only, and nodes land in the container's `/dev` tmpfs); a test that
 //! needs to change the image takes a private copy ([`Bundle::private_rootfs`]).
 
+use crate::probe::probe_args;
 use crate::{bin, fixture, repo, text};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -57,6 +57,13 @@ pub fn prerequisites() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the runc tests can run here ([`prerequisites`]): skipped with a
+/// note outside CI, a failure under CI=true.
+pub fn ready() -> bool {
+    let p = prerequisites();
+    crate::require(p.is_ok(), p.as_ref().err().map_or("", String::as_str))
 }
 
 fn scratch_root() -> PathBuf {
@@ -177,8 +184,16 @@ impl Session {
         self
     }
 
+    /// A [`Session::bundle`] asking for `AMD_VISIBLE_DEVICES=value`, with the
+    /// hook registered at prestart.
+    pub fn gpu_bundle(&self, label: &str, value: &str) -> Bundle {
+        let mut b = self.bundle(label);
+        b.env("AMD_VISIBLE_DEVICES", value).hook("prestart");
+        b
+    }
+
     /// A new bundle with a unique container id: the template's spec with the
-    /// shared rootfs, running `args` (default: [`PROBE`] without extra paths).
+    /// shared rootfs, running `args` (default: [`crate::probe::PROBE`] without extra paths).
     pub fn bundle(&self, label: &str) -> Bundle {
         let id = unique_id(label);
         let dir = self.dir.join(&id);
@@ -197,18 +212,12 @@ impl Session {
 
     /// The `run-in-fakehw.sh … --` command prefix of this session.
     pub fn fakehw(&self) -> Command {
-        let mut c = Command::new(repo().join("tests/fakehw/run-in-fakehw.sh"));
-        c.arg("--fixture")
-            .arg(fixture(&self.fixture))
-            .arg("--cgroup")
-            .arg(self.cgroup.to_string())
-            .arg("--workdir")
-            .arg(scratch_root().join("fakehw-cache"));
-        if self.strict_nodes {
-            c.arg("--strict-nodes");
-        }
-        c.arg("--");
-        c
+        crate::fakehw_command(
+            &self.fixture,
+            &self.cgroup.to_string(),
+            &scratch_root().join("fakehw-cache"),
+            self.strict_nodes,
+        )
     }
 
     /// `runc run ID` of the bundle (its config.json written first), inside the
@@ -358,7 +367,7 @@ impl Bundle {
         self
     }
 
-    /// Runs [`PROBE`] in the container; `extra` are paths it also opens.
+    /// Runs [`crate::probe::PROBE`] in the container; `extra` are paths it also opens.
     pub fn probe(&mut self, extra: &[&str]) -> &mut Self {
         self.config["process"]["args"] = json!(probe_args(extra));
         self
@@ -393,6 +402,12 @@ impl Bundle {
             "SYSTEMD_DEVICE_VERIFY_SYSFS=0".into(),
             format!("AMD_CTK_CONFIG={}", self.hook_config_path().display()),
         ]
+    }
+
+    /// [`Bundle::hook_env`] as shell words for `env -i`: `'K=V' …`.
+    pub fn hook_env_sh(&self) -> String {
+        let words: Vec<String> = self.hook_env().iter().map(|e| format!("'{e}'")).collect();
+        words.join(" ")
     }
 
     pub fn write_hook_config(&self) {
@@ -443,117 +458,5 @@ impl Bundle {
 
     pub fn rootfs(&self) -> PathBuf {
         PathBuf::from(self.config["root"]["path"].as_str().unwrap())
-    }
-}
-
-/// A shell script for the container: one `node PATH MAJ:MIN MODE GID` line
-/// (major/minor in hex, mode in octal, as busybox `stat` prints them) for
-/// `/dev/kfd` and each entry of `/dev/dri`, then one `open PATH RESULT` line
-/// per argument, RESULT being `ok` or the error text of opening it (`No such
-/// device or address`, `Operation not permitted`, `No such file or
-/// directory`). Ends with `probe done`.
-pub const PROBE: &str = r#"
-for f in /dev/kfd /dev/dri/*; do
-    [ -e "$f" ] || continue
-    echo "node $(stat -c '%n %t:%T %a %g' "$f")"
-done
-for f in "$@"; do
-    if out=$(cat "$f" 2>&1 >/dev/null); then echo "open $f ok"; else echo "open $f ${out##*: }"; fi
-done
-echo "probe done"
-"#;
-
-pub fn probe_args(extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["sh".to_string(), "-c".into(), PROBE.into(), "probe".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-/// A device node as the container sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenNode {
-    pub major: u32,
-    pub minor: u32,
-    pub mode: u32,
-    pub gid: u32,
-}
-
-/// The parsed output of [`PROBE`].
-#[derive(Debug, Default)]
-pub struct Probe {
-    /// `/dev/kfd` and `/dev/dri/*` by path.
-    pub nodes: BTreeMap<String, SeenNode>,
-    /// Result of opening each extra path.
-    pub opens: BTreeMap<String, String>,
-}
-
-impl Probe {
-    /// Parses the container's stdout; panics (with it) unless the probe ran
-    /// to its end.
-    pub fn parse(stdout: &str) -> Probe {
-        assert!(
-            stdout.lines().any(|l| l == "probe done"),
-            "the container's probe did not run to its end:\n{stdout}"
-        );
-        let mut p = Probe::default();
-        for line in stdout.lines() {
-            if let Some(rest) = line.strip_prefix("node ") {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                assert_eq!(f.len(), 4, "bad probe line {line:?}");
-                let (ma, mi) = f[1].split_once(':').unwrap();
-                let node = SeenNode {
-                    major: u32::from_str_radix(ma, 16).unwrap(),
-                    minor: u32::from_str_radix(mi, 16).unwrap(),
-                    mode: u32::from_str_radix(f[2], 8).unwrap(),
-                    gid: f[3].parse().unwrap(),
-                };
-                p.nodes.insert(f[0].to_string(), node);
-            } else if let Some(rest) = line.strip_prefix("open ") {
-                let (path, result) = rest.split_once(' ').unwrap();
-                p.opens.insert(path.to_string(), result.to_string());
-            }
-        }
-        p
-    }
-
-    /// The node paths, sorted.
-    pub fn paths(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
-    }
-
-    pub fn open(&self, path: &str) -> &str {
-        self.opens
-            .get(path)
-            .map(String::as_str)
-            .unwrap_or("(not probed)")
-    }
-}
-
-/// Device nodes of the fake hardware as `run-in-fakehw.sh` makes them.
-pub fn fakehw_node(path: &str) -> SeenNode {
-    let name = Path::new(path).file_name().unwrap().to_str().unwrap();
-    if let Some(n) = name.strip_prefix("renderD") {
-        SeenNode {
-            major: 226,
-            minor: n.parse().unwrap(),
-            mode: 0o666,
-            gid: 109,
-        }
-    } else if let Some(n) = name.strip_prefix("card") {
-        SeenNode {
-            major: 226,
-            minor: n.parse().unwrap(),
-            mode: 0o660,
-            gid: 44,
-        }
-    } else if name == "kfd" {
-        SeenNode {
-            major: 238,
-            minor: 0,
-            mode: 0o666,
-            gid: 109,
-        }
-    } else {
-        panic!("not a fake GPU node: {path}")
     }
 }

@@ -132,9 +132,7 @@ cri_runtime_class() {
     tracker "$REQ" exclusive
     cri_pod amd-rc amd || return 1
     cri_container main --env "AMD_VISIBLE_DEVICES=$REQ" || { "$CRI" remove-pod "$POD"; return 1; }
-    expect_gpu "CRI handler amd, started" "$WANT" "$CRI" exec "$CID" -- || ok=1
-    reload_systemd
-    expect_gpu "CRI handler amd, after daemon-reload" "$WANT" "$CRI" exec "$CID" -- || ok=1
+    expect_gpu_across_reload "CRI handler amd" "$WANT" "$CRI" exec "$CID" -- || ok=1
     tracker status | tee "$W/tracker.txt"
     grep -q "^$REQ .*Exclusive *${CID:0:12}" "$W/tracker.txt" || { echo "GPU $REQ is not held by $CID"; ok=1; }
     if out=$("$CRI" create --pod "$POD" "${POD_ARGS[@]}" --name second --image "$CRI_IMAGE" \

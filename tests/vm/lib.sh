@@ -173,9 +173,30 @@ expect_null() {
     fi
 }
 
+# expect_no_gpu WHAT CMD...: expect_gpu with no node wanted, then expect_null (the container works,
+# only without a GPU); fails when either does.
+expect_no_gpu() {
+    local what=$1 ok=0; shift
+    expect_gpu "$what" "" "$@" || ok=1
+    expect_null "$what" "$@" || ok=1
+    return $ok
+}
+
+# A systemd daemon-reload (what re-applies a unit's device list). A failed reload ends the test,
+# also where a caller's `||` turns errexit off.
 reload_systemd() {
-    systemctl daemon-reload
+    systemctl daemon-reload || exit
     sleep 1
+}
+
+# expect_gpu_across_reload WHAT WANT CMD...: expect_gpu "WHAT, started", a daemon-reload, then
+# expect_gpu "WHAT, after daemon-reload"; fails when either probe does.
+expect_gpu_across_reload() {
+    local what=$1 want=$2 ok=0; shift 2
+    expect_gpu "$what, started" "$want" "$@" || ok=1
+    reload_systemd
+    expect_gpu "$what, after daemon-reload" "$want" "$@" || ok=1
+    return $ok
 }
 
 # The device programs attached along a process's cgroup path, for the log.

@@ -58,9 +58,7 @@ rootless_hook() {
     rootless_nodes_open
     c=$(rootless_podman "${hooks[@]}" run -d --network none -e "AMD_VISIBLE_DEVICES=$REQ" localhost/bb:test sleep 3600) \
         || { rootless_nodes_restore; fail "rootless podman run with AMD_VISIBLE_DEVICES=$REQ"; }
-    expect_gpu "rootless hook, started" "$WANT" rootless_podman exec "$c" || ok=1
-    reload_systemd
-    expect_gpu "rootless hook, after daemon-reload" "$WANT" rootless_podman exec "$c" || ok=1
+    expect_gpu_across_reload "rootless hook" "$WANT" rootless_podman exec "$c" || ok=1
     expect_null "rootless hook, /dev/null still" rootless_podman exec "$c" || ok=1
     rootless_podman rm -f -t 0 "$c" >/dev/null
     expect_gpu "rootless hook, no request" "" \

@@ -50,9 +50,7 @@ lowlevel_gpu() {
     pid=$("$rt" state "$id" | jq -r .pid)
     show_cgroup "$pid"
     local ok=0
-    expect_gpu "$rt, started" "$WANT" "$rt" exec "$id" || ok=1
-    reload_systemd
-    expect_gpu "$rt, after daemon-reload" "$WANT" "$rt" exec "$id" || ok=1
+    expect_gpu_across_reload "$rt" "$WANT" "$rt" exec "$id" || ok=1
     echo '{"pids": {"limit": 200}}' > "$W/$id.res"
     "$rt" --systemd-cgroup update -r "$W/$id.res" "$id" || "$rt" update -r "$W/$id.res" "$id" || ok=1
     expect_gpu "$rt, after $rt update" "$WANT" "$rt" exec "$id" || ok=1
@@ -80,8 +78,7 @@ lowlevel_no_request() {
     (cd "$W/$id" && "$rt" --systemd-cgroup run -d "$id" </dev/null >"$W/$id.out" 2>&1) \
         || { cat "$W/$id.out"; fail "$rt run"; }
     local ok=0
-    expect_gpu "$rt, no request" "" "$rt" exec "$id" || ok=1
-    expect_null "$rt, no request" "$rt" exec "$id" || ok=1
+    expect_no_gpu "$rt, no request" "$rt" exec "$id" || ok=1
     "$rt" delete -f "$id"
     return $ok
 }
@@ -154,9 +151,7 @@ podman_gpu() {
     c=$(podman run -d --network none "$@" localhost/bb:test sleep 3600) || fail "$what: podman run"
     show_cgroup "$(podman inspect -f '{{.State.Pid}}' "$c")"
     local ok=0
-    expect_gpu "$what, started" "$WANT" podman exec "$c" || ok=1
-    reload_systemd
-    expect_gpu "$what, after daemon-reload" "$WANT" podman exec "$c" || ok=1
+    expect_gpu_across_reload "$what" "$WANT" podman exec "$c" || ok=1
     if ! out=$(podman update --pids-limit 200 "$c" 2>&1); then
         echo "  | $out"
         if grep -q "$UPDATE_REFUSED" <<<"$out" && [ -e "$W/podman-update-refuses-cdi" ]; then
@@ -181,8 +176,7 @@ podman_gpu() {
 podman_no_request() {
     local c ok=0
     c=$(podman --hooks-dir "$W/hooks-prestart" run -d --network none localhost/bb:test sleep 3600)
-    expect_gpu "podman, no request" "" podman exec "$c" || ok=1
-    expect_null "podman, no request" podman exec "$c" || ok=1
+    expect_no_gpu "podman, no request" podman exec "$c" || ok=1
     podman rm -f -t 0 "$c" >/dev/null
     return $ok
 }
@@ -299,9 +293,7 @@ docker_gpu() {
     c=$(docker run -d --runtime=amd --network none -e "AMD_VISIBLE_DEVICES=$REQ" bb:test sleep 3600) \
         || fail "docker run"
     show_cgroup "$(docker inspect -f '{{.State.Pid}}' "$c")"
-    expect_gpu "docker, started" "$WANT" docker exec "$c" || ok=1
-    reload_systemd
-    expect_gpu "docker, after daemon-reload" "$WANT" docker exec "$c" || ok=1
+    expect_gpu_across_reload "docker" "$WANT" docker exec "$c" || ok=1
     docker update --cpus 1 "$c" >/dev/null || ok=1
     expect_gpu "docker, after docker update --cpus 1" "$WANT" docker exec "$c" || ok=1
     docker restart -t 0 "$c" >/dev/null || ok=1
@@ -366,8 +358,7 @@ docker_cdi_names() {
 docker_no_request() {
     local c ok=0
     c=$(docker run -d --runtime=amd --network none bb:test sleep 3600)
-    expect_gpu "docker, no request" "" docker exec "$c" || ok=1
-    expect_null "docker, no request" docker exec "$c" || ok=1
+    expect_no_gpu "docker, no request" docker exec "$c" || ok=1
     docker rm -f "$c" >/dev/null
     return $ok
 }
@@ -399,14 +390,11 @@ docker_gpus() {
         return 4
     fi
     c=$(docker run -d "${rt[@]}" --network none --gpus '"device=3"' bb:test sleep 3600) || fail "docker run --gpus device=3"
-    expect_gpu "docker --gpus device=3 ($how), started" "$(gpu_nodes 3)" docker exec "$c" || ok=1
-    reload_systemd
-    expect_gpu "docker --gpus device=3 ($how), after daemon-reload" "$(gpu_nodes 3)" docker exec "$c" || ok=1
+    expect_gpu_across_reload "docker --gpus device=3 ($how)" "$(gpu_nodes 3)" docker exec "$c" || ok=1
     docker rm -f "$c" >/dev/null
     expect_gpu "docker --gpus 2 ($how)" "$(gpu_nodes 0 1)" docker run --rm "${rt[@]}" --network none --gpus 2 bb:test || ok=1
     expect_gpu "docker --gpus all ($how)" "$(gpu_nodes all)" docker run --rm "${rt[@]}" --network none --gpus all bb:test || ok=1
-    expect_gpu "docker --gpus 0 ($how, void)" "" docker run --rm "${rt[@]}" --network none --gpus 0 bb:test || ok=1
-    expect_null "docker --gpus 0 ($how, void)" docker run --rm "${rt[@]}" --network none --gpus 0 bb:test || ok=1
+    expect_no_gpu "docker --gpus 0 ($how, void)" docker run --rm "${rt[@]}" --network none --gpus 0 bb:test || ok=1
     if [ "$how" = default ]; then
         expect_gpu "docker, amd by default, no request" "" docker run --rm --network none bb:test || ok=1
     fi
@@ -418,9 +406,7 @@ docker_gpus() {
 docker_cdi() {
     local ok=0 c
     c=$(docker run -d --network none --device "amd.com/gpu=$REQ" bb:test sleep 3600) || fail "docker run --device amd.com/gpu=$REQ"
-    expect_gpu "docker CDI, started" "$WANT" docker exec "$c" || ok=1
-    reload_systemd
-    expect_gpu "docker CDI, after daemon-reload" "$WANT" docker exec "$c" || ok=1
+    expect_gpu_across_reload "docker CDI" "$WANT" docker exec "$c" || ok=1
     docker rm -f "$c" >/dev/null
     return $ok
 }
