@@ -307,7 +307,9 @@ CONF
 export CONTAINERS_CONF="$W/podman/containers.conf"
 # podman wants a runroot path of at most 50 characters.
 PODMAN_RUNROOT=$(mktemp -d /tmp/podrun.XXXXXX)
-trap 'rm -rf "$PODMAN_RUNROOT"' EXIT
+# podman's cleanup process may still be writing there as the script ends: the
+# removal retries once, and the script's own status is what it returns.
+trap 'st=$?; rm -rf "$PODMAN_RUNROOT" 2>/dev/null || { sleep 1; rm -rf "$PODMAN_RUNROOT"; } || true; exit $st' EXIT
 podman() { command podman --root "$W/podman/root" --runroot "$PODMAN_RUNROOT" --tmpdir "$W/podman/tmp" "$@"; }
 bb_image() {
     "$REPO/tests/fakehw/make-bundle.sh" "$W/bundle" >/dev/null
