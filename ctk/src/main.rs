@@ -1,6 +1,7 @@
 //! `amd-ctk`: the command-line tool of the AMD container toolkit.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cdi_cmd;
@@ -9,6 +10,8 @@ mod gpu_cmd;
 mod package_removal;
 mod runtime_configure;
 mod schema;
+#[allow(unsafe_code)]
+mod sys;
 mod tracker_cmd;
 
 use clap::{Parser, Subcommand};
@@ -122,9 +125,7 @@ pub enum CliError {
 
 fn main() -> ExitCode {
     // `amd-ctk cdi list | head` must end quietly, as any Unix filter does.
-    // SAFETY: restores the default disposition (no handler of ours runs), at
-    // the start of main, before any other thread exists.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    sys::default_sigpipe();
     let cli = Cli::parse();
     let default_level = if cli.debug { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))

@@ -17,7 +17,6 @@ use amd_container_common::flock;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use std::fs;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// What to do with a file, decided from its current content.
@@ -270,11 +269,7 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err("open", path)(e)),
     };
-    let mut flags: libc::c_long = 0;
-    // nix has no FS_IOC_GETFLAGS wrapper (its ioctl macros would hide the same call).
-    // SAFETY: FS_IOC_GETFLAGS on our open fd writes one long into `flags`,
-    // which outlives the call.
-    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0 {
+    if let Some(flags) = crate::sys::inode_flags(&f) {
         if flags & FS_IMMUTABLE_FL != 0 {
             return Err(EditError::Protected {
                 path: path.to_path_buf(),
@@ -295,22 +290,7 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
             path: path.to_path_buf(),
         });
     }
-    // nix has no statx.
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: statx with AT_EMPTY_PATH reads our open fd and an empty,
-    // NUL-terminated path, and writes only into `stx`, which outlives the call.
-    let r = unsafe {
-        libc::statx(
-            f.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            0,
-            &mut stx,
-        )
-    };
-    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    if !is_dir && r == 0 && stx.stx_attributes_mask & root != 0 && stx.stx_attributes & root != 0 {
+    if !is_dir && crate::sys::is_mount_root(&f) == Some(true) {
         return Err(EditError::MountPoint {
             path: path.to_path_buf(),
         });
