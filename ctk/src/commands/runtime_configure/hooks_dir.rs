@@ -28,10 +28,10 @@ impl Variant {
     fn embedded(self) -> &'static str {
         match self {
             Variant::Prestart => {
-                include_str!("../../../oci-hooks.d/amd-container-toolkit.json")
+                include_str!("../../../../oci-hooks.d/amd-container-toolkit.json")
             }
             Variant::Precreate => {
-                include_str!("../../../oci-hooks.d/amd-container-toolkit-precreate.json")
+                include_str!("../../../../oci-hooks.d/amd-container-toolkit-precreate.json")
             }
         }
     }
