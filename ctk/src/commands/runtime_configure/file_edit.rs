@@ -11,7 +11,7 @@
 //! it gets no backup; any other failure removes the temp file and the backup
 //! made by this run: nothing is left behind.
 
-use super::ConfigureError;
+use super::error::ConfigureError;
 use amd_container_common::atomic_file;
 use amd_container_common::flock;
 use nix::sys::statvfs::{fstatvfs, FsFlags};

@@ -22,157 +22,28 @@ mod crio;
 mod docker;
 mod docker_cdi;
 mod engine;
-mod engines;
+mod engine_table;
 mod error;
 mod file_edit;
 mod hooks_dir;
+mod podman;
+mod runtime_edit;
 mod toml_marks;
 mod toml_tables;
 
-use engine::{configure, Engine, Reporter};
-use engines::{Crio, EntryFormat, Podman, RuntimeEntry};
+use engine::{configure, Reporter, Settings};
+use engine_table::{EngineDef, Flag};
 pub use error::ConfigureError;
-use hooks_dir::Variant;
+use runtime_edit::{CdiSetting, DefaultRuntime, RuntimeEdit, DEFAULT_RUNTIME_PATH};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The name of our runtime in Docker's and containerd's configuration.
-pub const RUNTIME_NAME: &str = "amd";
-const DEFAULT_RUNTIME_PATH: &str = "amd-container-runtime";
-
-/// The engines `--runtime` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EngineName {
-    Docker,
-    Podman,
-    Crio,
-    Containerd,
-}
-
-/// What to do with the engine's default runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DefaultRuntime {
-    Keep,
-    Set,
-    /// Drop it, but only where it is ours.
-    Unset,
-}
-
-/// What a Docker or containerd edit does with the engine's CDI switch
-/// (Docker's `features.cdi`, containerd's `enable_cdi`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CdiSetting {
-    /// `--no-cdi`, and containerd without `--cdi`: not touched.
-    Leave,
-    /// Docker without a flag: turned on where it is not set; an admin's
-    /// `false` is kept (and said so). `--remove` takes back only ours.
-    Default,
-    /// `--cdi`: turned on, an admin's `false` included (the record keeps it
-    /// for `--remove`).
-    On,
-}
-
-/// The runtime entry a Docker or containerd edit adds, changes or removes.
-#[derive(Debug, Clone)]
-pub struct RuntimeEdit<'a> {
-    /// The binary the engine runs: `runtimes.amd.path` (Docker),
-    /// `options.BinaryName` of the `amd` runtime (containerd).
-    pub runtime_path: &'a str,
-    pub default: DefaultRuntime,
-    pub cdi: CdiSetting,
-    pub remove: bool,
-}
-
-impl<'a> RuntimeEdit<'a> {
-    fn from_args(args: &'a ConfigureArgs) -> RuntimeEdit<'a> {
-        RuntimeEdit {
-            runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
-            default: default_runtime(args),
-            cdi: if args.no_cdi {
-                CdiSetting::Leave
-            } else if args.cdi {
-                CdiSetting::On
-            } else if args.runtime == EngineName::Docker {
-                CdiSetting::Default
-            } else {
-                CdiSetting::Leave
-            },
-            remove: args.remove,
-        }
-    }
-}
-
-impl RuntimeEdit<'_> {
-    /// Is `binary`, the program of an engine's runtime entry named `amd`,
-    /// ours: the one this edit writes, or any `amd-container-runtime`
-    /// (another directory, an earlier `--runtime-path`)? Anything else is
-    /// someone else's runtime that happens to be called `amd`.
-    pub fn is_ours(&self, binary: &str) -> bool {
-        binary == self.runtime_path
-            || Path::new(binary).file_name() == Some(std::ffi::OsStr::new(DEFAULT_RUNTIME_PATH))
-    }
-}
-
-/// The hint of a refusal to replace a runtime `amd` that is not ours.
-pub const NOT_OURS_HINT: &str = "Rename or remove that runtime to register ours; if it is      amd-container-runtime under another name, name it with --runtime-path.";
-
-/// The plain edit of the table tests, and one with a change applied.
-#[cfg(test)]
-pub(crate) mod test_edit {
-    use super::{CdiSetting, DefaultRuntime, RuntimeEdit};
-
-    /// `--no-cdi`: CDI left alone (the tables test it separately).
-    pub fn edit() -> RuntimeEdit<'static> {
-        RuntimeEdit {
-            runtime_path: "amd-container-runtime",
-            default: DefaultRuntime::Keep,
-            cdi: CdiSetting::Leave,
-            remove: false,
-        }
-    }
-
-    pub fn with(f: impl FnOnce(&mut RuntimeEdit<'static>)) -> RuntimeEdit<'static> {
-        let mut e = edit();
-        f(&mut e);
-        e
-    }
-}
-
-/// What an edit changed, for the report.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EditReport {
-    pub lines: Vec<String>,
-    /// Advice printed after the changes.
-    pub notes: Vec<String>,
-    /// What was left in place although the command was about it, and why
-    /// (an entry called `amd` that is not ours); printed whatever happened.
-    pub kept: Vec<String>,
-    /// Things the admin should check (printed on stderr, whatever happened).
-    pub warnings: Vec<String>,
-    /// Docker: a restart is needed (SIGHUP does not apply the change).
-    pub needs_restart: bool,
-}
-
 #[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Files:
-  docker      /etc/docker/daemon.json (--config): runtimes.amd, default-runtime, features.cdi
-              (on unless --no-cdi; which daemon.json files amd-ctk turned it on in is recorded
-              in /var/lib/amd-container-toolkit/docker-cdi.json, so --remove takes back only those)
-  containerd  /etc/containerd/config.toml (--config), config version 1, 2 or 3 (a new file: 2)
-  podman      DIR/amd-container-toolkit.json, or with --precreate amd-container-toolkit-precreate.json
-  crio        DIR/amd-container-toolkit.json; with a --hooks-dir other than the default, also the
-              drop-in /etc/crio/crio.conf.d/99-amd-container-toolkit.conf (--config); a --config
-              file amd-ctk did not write (crio.conf) gets DIR in its hooks_dir instead
-DIR is --hooks-dir, default /usr/share/containers/oci/hooks.d.
-An edited file is first copied to FILE.bak (an existing FILE.bak is kept), then replaced
-atomically, keeping its owner, group and mode; a file that does not parse is reported (with the
-position) and left as it is. A runtime `amd` that is not amd-container-runtime is never replaced
-or removed.")]
+#[command(after_help = engine_table::files_help())]
 pub struct ConfigureArgs {
     /// The container engine to configure.
     #[arg(long, value_enum, default_value = "docker")]
-    pub runtime: EngineName,
+    pub runtime: EngineDef,
     /// The file to edit: daemon.json (docker), config.toml (containerd) or
     /// the drop-in (crio). `--config-path` is upstream's spelling.
     #[arg(long, value_name = "PATH", visible_alias = "config-path")]
@@ -220,66 +91,32 @@ pub struct ConfigureArgs {
     pub runtime_path: Option<String>,
 }
 
-impl EngineName {
-    fn as_str(self) -> &'static str {
-        match self {
-            EngineName::Docker => "docker",
-            EngineName::Podman => "podman",
-            EngineName::Crio => "crio",
-            EngineName::Containerd => "containerd",
-        }
+/// Is `flag` on the command line?
+fn given(args: &ConfigureArgs, flag: Flag) -> bool {
+    match flag {
+        Flag::SetAsDefault => args.set_as_default,
+        Flag::UnsetAsDefault => args.unset_as_default,
+        Flag::Cdi => args.cdi,
+        Flag::NoCdi => args.no_cdi,
+        Flag::RuntimePath => args.runtime_path.is_some(),
+        Flag::HooksDir => args.hooks_dir.is_some(),
+        Flag::HookPath => args.hook_path.is_some(),
+        Flag::Precreate => args.precreate,
+        Flag::Config => args.config.is_some(),
     }
 }
 
 /// Rejects options that mean nothing for the engine (rather than ignoring them).
 fn check(args: &ConfigureArgs) -> Result<(), ConfigureError> {
-    let engine = args.runtime.as_str();
-    let hooks_engine = matches!(args.runtime, EngineName::Podman | EngineName::Crio);
-    let refuse = |flag: &'static str, why: &'static str| {
-        Err(ConfigureError::NotForEngine { flag, engine, why })
-    };
-    if hooks_engine {
-        if args.set_as_default || args.unset_as_default {
-            return refuse(
-                if args.set_as_default {
-                    "--set-as-default"
-                } else {
-                    "--unset-as-default"
-                },
-                "the hook runs for every container, there is no runtime to choose",
-            );
+    let engine = &args.runtime;
+    for flag in Flag::ALL {
+        if let Some(why) = engine.refusal(flag).filter(|_| given(args, flag)) {
+            return Err(ConfigureError::NotForEngine {
+                flag: flag.name(),
+                engine: engine.name,
+                why,
+            });
         }
-        if args.cdi || args.no_cdi {
-            return refuse(
-                if args.cdi { "--cdi" } else { "--no-cdi" },
-                "Podman and CRI-O read CDI specs (amd-ctk cdi generate) without configuration",
-            );
-        }
-        if args.runtime_path.is_some() {
-            return refuse(
-                "--runtime-path",
-                "it names the Docker/containerd runtime entry; use --hook-path",
-            );
-        }
-    } else {
-        if args.hooks_dir.is_some() {
-            return refuse("--hooks-dir", "it is for podman and crio");
-        }
-        if args.hook_path.is_some() {
-            return refuse(
-                "--hook-path",
-                "the hook path comes from runtime.hook-path in /etc/amd-container-toolkit/config.toml",
-            );
-        }
-    }
-    if args.precreate && args.runtime != EngineName::Podman {
-        return refuse("--precreate", "only Podman has a precreate stage");
-    }
-    if args.config.is_some() && args.runtime == EngineName::Podman {
-        return refuse(
-            "--config",
-            "podman needs only the hooks directory (--hooks-dir)",
-        );
     }
     if let Some(p) = &args.hook_path {
         if !p.is_absolute() {
@@ -289,64 +126,45 @@ fn check(args: &ConfigureArgs) -> Result<(), ConfigureError> {
     Ok(())
 }
 
+/// The runtime entry the command line asks for.
+fn runtime_edit(args: &ConfigureArgs) -> RuntimeEdit<'_> {
+    RuntimeEdit {
+        runtime_path: args.runtime_path.as_deref().unwrap_or(DEFAULT_RUNTIME_PATH),
+        default: if args.set_as_default {
+            DefaultRuntime::Set
+        } else if args.unset_as_default {
+            DefaultRuntime::Unset
+        } else {
+            DefaultRuntime::Keep
+        },
+        cdi: if args.no_cdi {
+            CdiSetting::Leave
+        } else if args.cdi {
+            CdiSetting::On
+        } else {
+            args.runtime.cdi_default
+        },
+        remove: args.remove,
+    }
+}
+
 pub fn run(args: &ConfigureArgs) -> Result<ExitCode, ConfigureError> {
     check(args)?;
     let out = Reporter {
         dry_run: args.dry_run,
     };
-    let hook_path = || {
-        args.hook_path
+    let settings = Settings {
+        config: args.config.as_deref(),
+        hooks_dir: args.hooks_dir.as_deref(),
+        hook_path: args
+            .hook_path
             .clone()
-            .unwrap_or_else(|| hooks_dir::DEFAULT_HOOK_PATH.into())
+            .unwrap_or_else(|| hooks_dir::DEFAULT_HOOK_PATH.into()),
+        precreate: args.precreate,
+        dry_run: args.dry_run,
+        edit: runtime_edit(args),
     };
-    let entry = |format, default: &str| -> Result<RuntimeEntry<'_>, ConfigureError> {
-        let path: PathBuf = args.config.clone().unwrap_or_else(|| default.into());
-        let edit = RuntimeEdit::from_args(args);
-        let cdi_record = match format {
-            EntryFormat::DockerJson => docker_cdi::Record::open(
-                &docker_cdi::record_path(Path::new("/")),
-                &path,
-                &edit,
-                args.dry_run,
-            )?,
-            EntryFormat::ContainerdToml => None,
-        };
-        Ok(RuntimeEntry {
-            format,
-            path,
-            edit,
-            cdi_record,
-        })
-    };
-    let engine: Box<dyn Engine + '_> = match args.runtime {
-        EngineName::Docker => Box::new(entry(EntryFormat::DockerJson, docker::DEFAULT_CONFIG)?),
-        EngineName::Containerd => Box::new(entry(
-            EntryFormat::ContainerdToml,
-            containerd::DEFAULT_CONFIG,
-        )?),
-        EngineName::Podman => Box::new(Podman {
-            dir: args
-                .hooks_dir
-                .clone()
-                .unwrap_or_else(|| hooks_dir::DEFAULT_DIR.into()),
-            variant: if args.precreate {
-                Variant::Precreate
-            } else {
-                Variant::Prestart
-            },
-            hook_path: hook_path(),
-            remove: args.remove,
-        }),
-        EngineName::Crio => Box::new(Crio {
-            dir: Crio::absolute_dir(args.hooks_dir.as_deref())?,
-            drop_in: args
-                .config
-                .clone()
-                .unwrap_or_else(|| crio::DEFAULT_DROP_IN.into()),
-            hook_path: hook_path(),
-            remove: args.remove,
-        }),
-    };
+    let engine = (args.runtime.build)(&settings)?;
     configure(engine.as_ref(), args.dry_run, &out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -361,22 +179,11 @@ pub fn remove_docker_entry(path: &Path, root: &Path) -> Result<(), ConfigureErro
         cdi: CdiSetting::Default,
         remove: true,
     };
-    let cdi_record = docker_cdi::Record::open(&docker_cdi::record_path(root), path, &edit, false)?;
-    let engine = RuntimeEntry {
-        format: EntryFormat::DockerJson,
-        path: path.to_path_buf(),
+    let engine = docker::Docker::new(
+        path.to_path_buf(),
         edit,
-        cdi_record,
-    };
+        &docker_cdi::record_path(root),
+        false,
+    )?;
     configure(&engine, false, &Reporter { dry_run: false })
-}
-
-fn default_runtime(args: &ConfigureArgs) -> DefaultRuntime {
-    if args.set_as_default {
-        DefaultRuntime::Set
-    } else if args.unset_as_default {
-        DefaultRuntime::Unset
-    } else {
-        DefaultRuntime::Keep
-    }
 }

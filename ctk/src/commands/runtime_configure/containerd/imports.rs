@@ -6,7 +6,7 @@
 //! Contract: reads only; a file that cannot be read or parsed is a warning,
 //! never an error, and at most [`MAX_IMPORTS`] files are read.
 
-use super::super::RUNTIME_NAME;
+use super::super::runtime_edit::RUNTIME_NAME;
 use super::cri_plugin;
 use super::glob::expand;
 use std::path::{Path, PathBuf};
