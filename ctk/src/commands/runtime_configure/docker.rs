@@ -12,8 +12,8 @@
 
 use super::docker_cdi::{self, Entry, Update};
 use super::engine::{EditReport, Engine, FileEdit, Plan, Settings};
-use super::error::ConfigureError;
-use super::file_edit::{Change, EditError, FileOutcome};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{Change, FileOutcome};
 use super::runtime_edit::{DefaultRuntime, RuntimeEdit, NOT_OURS_HINT, RUNTIME_NAME};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};

@@ -26,8 +26,8 @@
 //! - A record that does not parse stops the run before anything changed.
 
 use super::engine::{EditReport, FileEdit};
-use super::error::ConfigureError;
-use super::file_edit::{self, Change, EditError};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{self, Change};
 use super::runtime_edit::{CdiSetting, RuntimeEdit};
 use amd_container_common::flock;
 use serde::{Deserialize, Serialize};

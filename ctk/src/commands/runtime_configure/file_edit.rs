@@ -11,7 +11,7 @@
 //! it gets no backup; any other failure removes the temp file and the backup
 //! made by this run: nothing is left behind.
 
-use super::error::ConfigureError;
+use super::error::{ConfigureError, EditError};
 use amd_container_common::atomic_file;
 use amd_container_common::flock;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
@@ -56,66 +56,6 @@ pub struct Options {
     /// The toolkit's own state: a new file is 0600, an existing one loses every
     /// group and other permission (atomic_file::stage_private).
     pub private: bool,
-}
-
-/// Why a file was not edited. Each names the file and what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    #[error(
-        "{}: a symlink to {} that cannot be followed ({reason}); not replaced by a regular file: \
-         create the target or point the link elsewhere, then run again",
-        link.display(),
-        target.display()
-    )]
-    DanglingSymlink {
-        link: PathBuf,
-        target: PathBuf,
-        reason: std::io::Error,
-    },
-    #[error(
-        "{}: {what} (chattr +{flag}); not changed and no backup made: `chattr -{flag} {}` to allow it",
-        path.display(),
-        path.display()
-    )]
-    Protected {
-        path: PathBuf,
-        what: &'static str,
-        flag: char,
-    },
-    #[error("{}: on a read-only mount; not changed and no backup made", path.display())]
-    ReadOnlyMount { path: PathBuf },
-    #[error(
-        "{}: a mount point (a bind-mounted file) cannot be replaced; not changed and no backup \
-         made: edit the source of the mount (see findmnt {})",
-        path.display(),
-        path.display()
-    )]
-    MountPoint { path: PathBuf },
-    #[error(
-        "cannot lock {} within {secs}s: {holder} holds it (another amd-ctk, stopped or hung?); \
-         try again once it is gone",
-        dir.display()
-    )]
-    LockTimeout {
-        dir: PathBuf,
-        holder: String,
-        secs: f64,
-    },
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// An entry with our name that we did not write (another vendor's
-    /// runtime called `amd`, say): never replaced or removed.
-    #[error("{}: {entry} is not ours ({found}); left as it is. {hint}", file.display())]
-    NotOurs {
-        file: PathBuf,
-        entry: String,
-        found: String,
-        hint: String,
-    },
 }
 
 fn io_err<'a>(

@@ -22,12 +22,12 @@ mod glob;
 mod imports;
 
 use super::engine::{EditReport, Engine, FileEdit, Settings};
-use super::error::ConfigureError;
-use super::file_edit::{Change, EditError, FileOutcome};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{Change, FileOutcome};
 use super::runtime_edit::{CdiSetting, DefaultRuntime, RuntimeEdit, NOT_OURS_HINT, RUNTIME_NAME};
 use super::toml_marks::{set, set_marked, unset_marked, was};
 use super::toml_tables::{child, child_or_create, drop_if_emptied, fresh_copy, len_of, overlay};
-use imports::{load_imports, warn_about_imports, Imported};
+use imports::{cri_plugin, load_imports, warn_about_imports, Imported};
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
@@ -36,15 +36,6 @@ const RUNC_V2: &str = "io.containerd.runc.v2";
 /// The version written into a new (missing or empty) file: containerd 1.x
 /// reads it and 2.x migrates it on load, like nvidia-ctk's default.
 const NEW_FILE_VERSION: i64 = 2;
-
-/// The CRI runtime plugin of each config version.
-pub(super) fn cri_plugin(version: i64) -> &'static str {
-    match version {
-        1 => "cri",
-        2 => "io.containerd.grpc.v1.cri",
-        _ => "io.containerd.cri.v1.runtime",
-    }
-}
 
 /// Plans the edit of config.toml (`None`: the file does not exist).
 pub fn plan(
