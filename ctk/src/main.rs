@@ -4,15 +4,15 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod cli_error;
 mod commands;
-mod error;
 mod schema;
 #[allow(unsafe_code)]
 mod sys;
 
 use clap::{Parser, Subcommand};
+use cli_error::CliError;
 use commands::{cdi, gpu, gpu_tracker, package_removal, runtime_configure};
-use error::CliError;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]

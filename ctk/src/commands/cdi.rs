@@ -2,7 +2,7 @@
 
 use super::cdi_render::{hook_options, render_spec, SpecFormat};
 use super::{cdi_refresh, cdi_state};
-use crate::error::CliError;
+use crate::cli_error::CliError;
 use crate::schema;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
 use amd_container_common::config::Config;

@@ -3,7 +3,7 @@
 
 use super::cdi_render::{hook_options, render_spec, SpecFormat};
 use super::cdi_state::{digest, lock, state_file, Record, RefreshError};
-use crate::error::CliError;
+use crate::cli_error::CliError;
 use amd_container_common::atomic_file;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
 use amd_container_common::config::Config;

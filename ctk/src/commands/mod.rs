@@ -4,7 +4,7 @@
 //! `cdi_state` (the record `cdi generate` keeps for `cdi refresh`).
 //!
 //! Contract: each command's `run` returns its exit code or one error, which
-//! `main` reports (crate::error); imports go one way, from a command to what
+//! `main` reports (crate::cli_error); imports go one way, from a command to what
 //! it shares, never back.
 
 pub mod cdi;

@@ -20,7 +20,7 @@
 //! other steps still run.
 
 use super::runtime_configure::{self, ConfigureError};
-use crate::error::CliError;
+use crate::cli_error::CliError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
