@@ -1,4 +1,5 @@
-//! Docker: `/etc/docker/daemon.json`.
+//! Docker: `/etc/docker/daemon.json`; [`Docker`] is the engine of
+//! engine_table's `docker` row, [`plan`] its planner.
 //!
 //! Adds `runtimes.amd = {"path": "amd-container-runtime"}`, optionally
 //! `default-runtime: "amd"`, and `features.cdi: true` unless `--no-cdi`

@@ -1,6 +1,8 @@
 //! Podman and CRI-O: our OCI hook registration (hooks schema 1.0.0) in a
 //! hooks directory. The JSON ships in the repo's oci-hooks.d/ and is embedded
-//! here; only the hook path can differ.
+//! here; only the hook path can differ. [`hooks_edits`] are the files both
+//! engines (podman.rs, crio/) edit there: one variant installed, the other
+//! removed.
 
 use super::engine::{EditReport, FileEdit, Plan};
 use super::error::ConfigureError;

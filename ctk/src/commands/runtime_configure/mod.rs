@@ -16,6 +16,13 @@
 //! crio.conf) is never replaced or deleted: only what we recognise as ours
 //! (or marked as ours) is changed back by `--remove`, and what is left is
 //! reported (`EditReport::kept`).
+//!
+//! Layout: engine_table lists the engines (one row each: name, refused
+//! flags, help, constructor); each engine is one module (docker,
+//! containerd/, podman, crio/) with its [`engine::Engine`] and planner;
+//! engine runs an engine's edits all or nothing; file_edit edits one file.
+//! This module parses and checks the command line and dispatches through
+//! the table.
 
 mod containerd;
 mod crio;

@@ -1,4 +1,6 @@
-//! containerd: `/etc/containerd/config.toml`, config versions 2 and 3 (and 1).
+//! containerd: `/etc/containerd/config.toml`, config versions 2 and 3 (and 1);
+//! [`Containerd`] is the engine of engine_table's `containerd` row, [`plan`]
+//! its planner.
 //!
 //! Adds a runtime `amd`: the runc v2 shim with `options.BinaryName` =
 //! amd-container-runtime, its other settings copied from the existing runc
