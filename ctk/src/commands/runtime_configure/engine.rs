@@ -10,9 +10,41 @@
 //! (their backups made by this run removed) before the error is returned.
 //! Nothing is reported as changed unless the whole run succeeded.
 
+use super::error::ConfigureError;
 use super::file_edit::{self, Change, FileOutcome, Options, Undo};
-use super::{ConfigureError, EditReport};
+use super::runtime_edit::RuntimeEdit;
 use std::path::{Path, PathBuf};
+
+/// The command line as an engine's constructor (engine_table) sees it,
+/// after the flags it does not take were refused.
+pub struct Settings<'a> {
+    /// `--config`, when given.
+    pub config: Option<&'a Path>,
+    /// `--hooks-dir`, when given.
+    pub hooks_dir: Option<&'a Path>,
+    /// `--hook-path`, or the default.
+    pub hook_path: PathBuf,
+    pub precreate: bool,
+    pub dry_run: bool,
+    /// The runtime entry (Docker, containerd); its `remove` is `--remove`
+    /// for every engine.
+    pub edit: RuntimeEdit<'a>,
+}
+
+/// What an edit changed, for the report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EditReport {
+    pub lines: Vec<String>,
+    /// Advice printed after the changes.
+    pub notes: Vec<String>,
+    /// What was left in place although the command was about it, and why
+    /// (an entry called `amd` that is not ours); printed whatever happened.
+    pub kept: Vec<String>,
+    /// Things the admin should check (printed on stderr, whatever happened).
+    pub warnings: Vec<String>,
+    /// Docker: a restart is needed (SIGHUP does not apply the change).
+    pub needs_restart: bool,
+}
 
 /// A planner: what a file should become, from its current bytes (`None`:
 /// missing), and the report of that change.

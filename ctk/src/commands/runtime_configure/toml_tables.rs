@@ -5,8 +5,8 @@
 //! Contract: these never drop a user's comment or a table the user wrote;
 //! [`drop_if_emptied`] removes only tables our own removal emptied.
 
+use super::error::ConfigureError;
 use super::toml_marks::indent;
-use super::ConfigureError;
 use std::path::Path;
 use toml_edit::{Item, Table, TableLike, Value};
 

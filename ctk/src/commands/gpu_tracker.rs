@@ -10,7 +10,7 @@
 //! atomic, all or nothing). Exit 1 when nothing could be done (disabled, a
 //! GPU held by several containers for `exclusive`, bad ids).
 
-use crate::CliError;
+use crate::cli_error::CliError;
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus};
 use amd_container_common::request::{Request, RequestVar};

@@ -2,7 +2,7 @@
 //! A host without GPUs is an error (exit 1) saying whether the amdgpu driver
 //! is loaded; nothing goes to stdout then.
 
-use crate::CliError;
+use crate::cli_error::CliError;
 use amd_container_common::hardware::{discover, require_gpus};
 use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;

@@ -19,8 +19,8 @@
 //! still names the record). Exit 1 when a step failed; the
 //! other steps still run.
 
-use crate::runtime_configure::{self, ConfigureError};
-use crate::CliError;
+use super::runtime_configure::{self, ConfigureError};
+use crate::cli_error::CliError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -203,9 +203,9 @@ mod tests {
 
     #[test]
     fn recognises_our_hooks_json_only() {
-        let ours = include_bytes!("../../oci-hooks.d/amd-container-toolkit.json");
+        let ours = include_bytes!("../../../oci-hooks.d/amd-container-toolkit.json");
         assert!(our_hook_json(ours));
-        let pre = include_bytes!("../../oci-hooks.d/amd-container-toolkit-precreate.json");
+        let pre = include_bytes!("../../../oci-hooks.d/amd-container-toolkit-precreate.json");
         assert!(our_hook_json(pre));
         let moved = br#"{"hook": {"path": "/opt/amd/bin/amd-container-hook", "args": ["amd-container-hook", "prestart"]}}"#;
         assert!(our_hook_json(moved));

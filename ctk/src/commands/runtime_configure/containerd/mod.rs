@@ -1,4 +1,6 @@
-//! containerd: `/etc/containerd/config.toml`, config versions 2 and 3 (and 1).
+//! containerd: `/etc/containerd/config.toml`, config versions 2 and 3 (and 1);
+//! [`Containerd`] is the engine of engine_table's `containerd` row, [`plan`]
+//! its planner.
 //!
 //! Adds a runtime `amd`: the runc v2 shim with `options.BinaryName` =
 //! amd-container-runtime, its other settings copied from the existing runc
@@ -21,11 +23,13 @@
 mod glob;
 mod imports;
 
-use super::file_edit::{Change, EditError};
+use super::engine::{EditReport, Engine, FileEdit, Settings};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{Change, FileOutcome};
+use super::runtime_edit::{CdiSetting, DefaultRuntime, RuntimeEdit, NOT_OURS_HINT, RUNTIME_NAME};
 use super::toml_marks::{set, set_marked, unset_marked, was};
 use super::toml_tables::{child, child_or_create, drop_if_emptied, fresh_copy, len_of, overlay};
-use super::{CdiSetting, ConfigureError, DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
-use imports::{load_imports, warn_about_imports, Imported};
+use imports::{cri_plugin, load_imports, warn_about_imports, Imported};
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
@@ -35,21 +39,10 @@ const RUNC_V2: &str = "io.containerd.runc.v2";
 /// reads it and 2.x migrates it on load, like nvidia-ctk's default.
 const NEW_FILE_VERSION: i64 = 2;
 
-pub use super::RuntimeEdit as Edit;
-
-/// The CRI runtime plugin of each config version.
-pub(super) fn cri_plugin(version: i64) -> &'static str {
-    match version {
-        1 => "cri",
-        2 => "io.containerd.grpc.v1.cri",
-        _ => "io.containerd.cri.v1.runtime",
-    }
-}
-
 /// Plans the edit of config.toml (`None`: the file does not exist).
 pub fn plan(
     current: Option<&[u8]>,
-    edit: &Edit,
+    edit: &RuntimeEdit,
     path: &std::path::Path,
 ) -> Result<(Change, EditReport), ConfigureError> {
     let text = match current {
@@ -164,7 +157,7 @@ enum Owner {
     Theirs(String),
 }
 
-fn owner(runtimes: &dyn TableLike, edit: &Edit) -> Owner {
+fn owner(runtimes: &dyn TableLike, edit: &RuntimeEdit) -> Owner {
     let Some(amd) = runtimes.get(RUNTIME_NAME) else {
         return Owner::Absent;
     };
@@ -216,7 +209,7 @@ fn merged_runtime(
 fn configure_runtime(
     runtimes: &mut dyn TableLike,
     imports: &[Imported],
-    edit: &Edit,
+    edit: &RuntimeEdit,
     default_name: Option<&str>,
     amd_at: &str,
     path: &Path,
@@ -331,7 +324,7 @@ fn unset_default(
 
 fn remove(
     root: &mut dyn TableLike,
-    edit: &Edit,
+    edit: &RuntimeEdit,
     path: &std::path::Path,
     plugin: &str,
     changes: &mut EditReport,
@@ -385,6 +378,45 @@ fn remove(
     drop_if_emptied(plugins, plugin, cri_len);
     drop_if_emptied(root, "plugins", plugins_len);
     Ok(())
+}
+
+/// containerd: the runtime `amd` (and default, CDI) in config.toml.
+pub struct Containerd<'a> {
+    path: PathBuf,
+    edit: RuntimeEdit<'a>,
+}
+
+/// The `containerd` row of engine_table.
+pub fn build<'a>(s: &'a Settings<'a>) -> Result<Box<dyn Engine + 'a>, ConfigureError> {
+    Ok(Box::new(Containerd {
+        path: s
+            .config
+            .map_or_else(|| DEFAULT_CONFIG.into(), Path::to_path_buf),
+        edit: s.edit.clone(),
+    }))
+}
+
+impl Engine for Containerd<'_> {
+    fn edits(&self) -> Result<Vec<FileEdit<'_>>, ConfigureError> {
+        let path = &self.path;
+        let edit = &self.edit;
+        Ok(vec![FileEdit {
+            path: self.path.clone(),
+            backup: true,
+            private: false,
+            quiet_unchanged: false,
+            plan: Box::new(move |cur| plan(cur, edit, path)),
+        }])
+    }
+
+    fn after(&self, done: &[(FileOutcome, EditReport)], _dry_run: bool) -> Vec<String> {
+        match done.first() {
+            Some((FileOutcome::Written { .. }, _)) => {
+                vec!["To apply: systemctl restart containerd".to_string()]
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -462,10 +494,10 @@ root = '/var/lib/containerd'
 
     const P: &str = "/etc/containerd/config.toml";
 
-    use super::super::test_edit::{edit, with};
+    use super::super::runtime_edit::test_edit::{edit, with};
 
     /// The new text, or `None` for "no change".
-    fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {
+    fn run(input: Option<&str>, e: &RuntimeEdit) -> Result<Option<String>, String> {
         match plan(input.map(str::as_bytes), e, Path::new(P)) {
             Ok((Change::Write(b), c)) => {
                 assert!(!c.lines.is_empty());
@@ -891,7 +923,7 @@ root = '/var/lib/containerd'
         }
     }
 
-    fn apply(path: &Path, e: &Edit) -> Result<FileOutcome, ConfigureError> {
+    fn apply(path: &Path, e: &RuntimeEdit) -> Result<FileOutcome, ConfigureError> {
         let opts = Options {
             dry_run: false,
             backup: true,

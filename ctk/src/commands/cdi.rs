@@ -1,6 +1,9 @@
 //! `amd-ctk cdi generate | list | validate | refresh`.
 
-use crate::{cdi_refresh, schema, CliError};
+use super::cdi_render::{hook_options, render_spec, SpecFormat};
+use super::{cdi_refresh, cdi_state};
+use crate::cli_error::CliError;
+use crate::schema;
 use amd_container_common::cdi::{self, GenerateOptions, NameStrategy, Spec};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus, Inventory};
@@ -22,12 +25,6 @@ pub enum CdiCommand {
     /// written with (run by udev through amd-cdi-refresh.service when GPUs
     /// appear, disappear or change partition mode).
     Refresh,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SpecFormat {
-    Json,
-    Yaml,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,24 +100,6 @@ fn format_for(path: &str, explicit: Option<SpecFormat>) -> SpecFormat {
     })
 }
 
-pub fn render_spec(spec: &Spec, format: SpecFormat) -> Result<String, RenderError> {
-    match format {
-        SpecFormat::Json => {
-            Ok(serde_json::to_string_pretty(spec).map_err(RenderError::Json)? + "\n")
-        }
-        SpecFormat::Yaml => serde_yaml_ng::to_string(spec).map_err(RenderError::Yaml),
-    }
-}
-
-/// A generated spec that cannot be written out in the chosen format.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error("cannot serialize the CDI spec as JSON: {0}")]
-    Json(#[source] serde_json::Error),
-    #[error("cannot serialize the CDI spec as YAML: {0}")]
-    Yaml(#[source] serde_yaml_ng::Error),
-}
-
 fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     let inventory = discover()?;
     if let Err(e) = require_gpus(&inventory) {
@@ -158,30 +137,13 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode, CliError> {
     }
     let path = Path::new(&args.output);
     // Recorded for `cdi refresh` (the state file), under the same lock.
-    let flags = cdi_refresh::Flags {
+    let flags = cdi_state::Flags {
         no_additional_gids: args.no_additional_gids,
         no_hooks: args.no_hooks,
     };
-    cdi_refresh::write_and_record(path, format, &options, flags, &text)?;
+    cdi_state::write_and_record(path, format, &options, flags, &text)?;
     println!("Generated CDI spec: {}", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Our hook as the spec carries it (`[runtime] hook-path`, its environment
-/// and timeout), or `None` for a plain spec.
-pub fn hook_options(
-    config: &Config,
-    config_path: &Path,
-    no_hooks: bool,
-) -> Result<Option<cdi::HookOptions>, CliError> {
-    if no_hooks {
-        return Ok(None);
-    }
-    Ok(Some(cdi::HookOptions {
-        path: config.runtime.hook_path.display().to_string(),
-        env: config.runtime.hook_env(config_path)?,
-        timeout: config.runtime.hook_timeout,
-    }))
 }
 
 fn dedup(strategies: &[NameStrategy]) -> Vec<NameStrategy> {

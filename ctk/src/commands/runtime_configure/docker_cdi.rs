@@ -25,9 +25,10 @@
 //!   `--dry-run`, `--remove` without a record) creates nothing.
 //! - A record that does not parse stops the run before anything changed.
 
-use super::engine::FileEdit;
-use super::file_edit::{self, Change, EditError};
-use super::{CdiSetting, ConfigureError, EditReport, RuntimeEdit};
+use super::engine::{EditReport, FileEdit};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{self, Change};
+use super::runtime_edit::{CdiSetting, RuntimeEdit};
 use amd_container_common::flock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -367,7 +368,7 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_edit::with;
+    use super::super::runtime_edit::test_edit::with;
     use super::*;
 
     const P: &str = "/etc/docker/daemon.json";

@@ -14,11 +14,11 @@
 //! - a file inside a drop-in directory (`*.d`) is refused: CRI-O reads every
 //!   file there, so a backup beside it would be read as configuration too.
 
-use super::file_edit::Change;
-use super::hooks_dir::DEFAULT_DIR;
-use super::toml_marks::{key_prefix, mark, set_key_prefix, split_mark};
-use super::ConfigureError;
-use super::EditReport;
+use super::super::engine::EditReport;
+use super::super::error::ConfigureError;
+use super::super::file_edit::Change;
+use super::super::hooks_dir::DEFAULT_DIR;
+use super::super::toml_marks::{key_prefix, mark, set_key_prefix, split_mark};
 use std::path::Path;
 use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
@@ -394,7 +394,7 @@ pub fn plan_remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::file_edit::testutil::TempDir;
+    use super::super::super::file_edit::testutil::TempDir;
     use super::*;
     use std::fs;
 

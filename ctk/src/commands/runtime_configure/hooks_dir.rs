@@ -1,10 +1,14 @@
 //! Podman and CRI-O: our OCI hook registration (hooks schema 1.0.0) in a
 //! hooks directory. The JSON ships in the repo's oci-hooks.d/ and is embedded
-//! here; only the hook path can differ.
+//! here; only the hook path can differ. [`hooks_edits`] are the files both
+//! engines (podman.rs, crio/) edit there: one variant installed, the other
+//! removed.
 
+use super::engine::{EditReport, FileEdit, Plan};
+use super::error::ConfigureError;
 use super::file_edit::Change;
-use super::ConfigureError;
 use serde_json::Value;
+use std::path::Path;
 
 pub const DEFAULT_DIR: &str = "/usr/share/containers/oci/hooks.d";
 pub const DEFAULT_HOOK_PATH: &str = "/usr/bin/amd-container-hook";
@@ -28,10 +32,10 @@ impl Variant {
     fn embedded(self) -> &'static str {
         match self {
             Variant::Prestart => {
-                include_str!("../../../oci-hooks.d/amd-container-toolkit.json")
+                include_str!("../../../../oci-hooks.d/amd-container-toolkit.json")
             }
             Variant::Precreate => {
-                include_str!("../../../oci-hooks.d/amd-container-toolkit-precreate.json")
+                include_str!("../../../../oci-hooks.d/amd-container-toolkit-precreate.json")
             }
         }
     }
@@ -76,6 +80,53 @@ pub fn plan_remove(current: Option<&[u8]>) -> Result<(Change, ()), ConfigureErro
         None => (Change::Unchanged, ()),
         Some(_) => (Change::Delete, ()),
     })
+}
+
+/// Our hooks files in `dir`: `variant` installed and the other removed, or
+/// with `remove` both removed. The files of Podman and CRI-O.
+pub fn hooks_edits<'a>(
+    dir: &Path,
+    variant: Variant,
+    hook_path: &Path,
+    remove: bool,
+) -> Result<Vec<FileEdit<'a>>, ConfigureError> {
+    let remove_plan = || -> Plan<'a> {
+        Box::new(|cur| plan_remove(cur).map(|(c, ())| (c, EditReport::default())))
+    };
+    let other = FileEdit {
+        path: dir.join(variant.other().file_name()),
+        backup: false,
+        private: false,
+        quiet_unchanged: true,
+        plan: remove_plan(),
+    };
+    let own = FileEdit {
+        path: dir.join(variant.file_name()),
+        backup: false,
+        private: false,
+        quiet_unchanged: false,
+        plan: if remove {
+            remove_plan()
+        } else {
+            let want = content(variant, &hook_path.to_string_lossy())?;
+            Box::new(move |cur| plan_install(cur, &want).map(|(c, ())| (c, EditReport::default())))
+        },
+    };
+    Ok(vec![own, other])
+}
+
+/// The note for a hook binary that is not there (yet).
+pub fn missing_hook_note(hook_path: &Path, remove: bool) -> Option<String> {
+    (!remove && !hook_path.exists()).then(|| {
+        format!(
+            "note: {} does not exist (yet); the engine refuses a hook whose binary is missing",
+            hook_path.display()
+        )
+    })
+}
+
+pub fn is_default_hooks_dir(dir: &Path) -> bool {
+    dir.components().eq(Path::new(DEFAULT_DIR).components())
 }
 
 #[cfg(test)]

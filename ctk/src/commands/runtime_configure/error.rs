@@ -1,11 +1,11 @@
 //! Why `runtime configure` did not do what it was asked: one enum for the
-//! command, each variant naming the file or option at fault and keeping the
-//! cause. Reported once, by `main`.
+//! command ([`ConfigureError`]), each variant naming the file or option at
+//! fault and keeping the cause, and the refusals of one file's edit
+//! ([`EditError`], file_edit's guarantees) it wraps. Reported once, by `main`.
 //!
 //! Contract: a [`ConfigureError`] means nothing was changed by the step that
 //! failed, and (through the engine runner's undo) nothing by the run.
 
-use super::file_edit::EditError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,4 +107,64 @@ impl ConfigureError {
             expected,
         }
     }
+}
+
+/// Why a file was not edited. Each names the file and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error(
+        "{}: a symlink to {} that cannot be followed ({reason}); not replaced by a regular file: \
+         create the target or point the link elsewhere, then run again",
+        link.display(),
+        target.display()
+    )]
+    DanglingSymlink {
+        link: PathBuf,
+        target: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error(
+        "{}: {what} (chattr +{flag}); not changed and no backup made: `chattr -{flag} {}` to allow it",
+        path.display(),
+        path.display()
+    )]
+    Protected {
+        path: PathBuf,
+        what: &'static str,
+        flag: char,
+    },
+    #[error("{}: on a read-only mount; not changed and no backup made", path.display())]
+    ReadOnlyMount { path: PathBuf },
+    #[error(
+        "{}: a mount point (a bind-mounted file) cannot be replaced; not changed and no backup \
+         made: edit the source of the mount (see findmnt {})",
+        path.display(),
+        path.display()
+    )]
+    MountPoint { path: PathBuf },
+    #[error(
+        "cannot lock {} within {secs}s: {holder} holds it (another amd-ctk, stopped or hung?); \
+         try again once it is gone",
+        dir.display()
+    )]
+    LockTimeout {
+        dir: PathBuf,
+        holder: String,
+        secs: f64,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An entry with our name that we did not write (another vendor's
+    /// runtime called `amd`, say): never replaced or removed.
+    #[error("{}: {entry} is not ours ({found}); left as it is. {hint}", file.display())]
+    NotOurs {
+        file: PathBuf,
+        entry: String,
+        found: String,
+        hint: String,
+    },
 }

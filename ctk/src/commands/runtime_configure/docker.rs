@@ -1,4 +1,5 @@
-//! Docker: `/etc/docker/daemon.json`.
+//! Docker: `/etc/docker/daemon.json`; [`Docker`] is the engine of
+//! engine_table's `docker` row, [`plan`] its planner.
 //!
 //! Adds `runtimes.amd = {"path": "amd-container-runtime"}`, optionally
 //! `default-runtime: "amd"`, and `features.cdi: true` unless `--no-cdi`
@@ -11,15 +12,14 @@
 //! and a `default-runtime: "amd"` that names it, and says so).
 
 use super::docker_cdi::{self, Entry, Update};
-use super::file_edit::{Change, EditError};
-use super::ConfigureError;
-use super::{DefaultRuntime, EditReport, NOT_OURS_HINT, RUNTIME_NAME};
+use super::engine::{EditReport, Engine, FileEdit, Plan, Settings};
+use super::error::{ConfigureError, EditError};
+use super::file_edit::{Change, FileOutcome};
+use super::runtime_edit::{DefaultRuntime, RuntimeEdit, NOT_OURS_HINT, RUNTIME_NAME};
 use serde_json::{json, Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
-
-pub use super::RuntimeEdit as Edit;
 
 fn not_object(path: &Path, key: &str) -> ConfigureError {
     ConfigureError::shape(path, &format!("{key:?}"), "a JSON object")
@@ -44,7 +44,7 @@ fn indent_of(text: &str) -> String {
 /// with the change, what the record must learn.
 pub fn plan(
     current: Option<&[u8]>,
-    edit: &Edit,
+    edit: &RuntimeEdit,
     path: &Path,
     recorded: Option<&Entry>,
 ) -> Result<(Change, EditReport, Update), ConfigureError> {
@@ -94,7 +94,7 @@ enum Owner {
     Theirs(String),
 }
 
-fn owner(runtimes: Option<&Map<String, Value>>, edit: &Edit) -> Owner {
+fn owner(runtimes: Option<&Map<String, Value>>, edit: &RuntimeEdit) -> Owner {
     match runtimes.and_then(|r| r.get(RUNTIME_NAME)) {
         None => Owner::Absent,
         Some(entry) => match entry.get("path").and_then(Value::as_str) {
@@ -107,7 +107,7 @@ fn owner(runtimes: Option<&Map<String, Value>>, edit: &Edit) -> Owner {
 
 fn configure(
     root: &mut Map<String, Value>,
-    edit: &Edit,
+    edit: &RuntimeEdit,
     path: &Path,
     changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
@@ -187,7 +187,7 @@ fn unset_default(root: &mut Map<String, Value>, ours: bool, changes: &mut EditRe
 
 fn remove(
     root: &mut Map<String, Value>,
-    edit: &Edit,
+    edit: &RuntimeEdit,
     path: &Path,
     changes: &mut EditReport,
 ) -> Result<(), ConfigureError> {
@@ -219,26 +219,105 @@ fn remove(
     Ok(())
 }
 
+/// Docker: the runtime `amd` (and default, CDI) in daemon.json, then the
+/// record of `features.cdi` (docker_cdi): both change or neither.
+pub struct Docker<'a> {
+    path: PathBuf,
+    edit: RuntimeEdit<'a>,
+    /// The record of features.cdi, when the edit touches it.
+    cdi_record: Option<docker_cdi::Record>,
+}
+
+impl<'a> Docker<'a> {
+    /// The edit of daemon.json `path`, with the record at `record` (read
+    /// now, under its lock) when the edit touches features.cdi.
+    pub fn new(
+        path: PathBuf,
+        edit: RuntimeEdit<'a>,
+        record: &Path,
+        dry_run: bool,
+    ) -> Result<Docker<'a>, ConfigureError> {
+        let cdi_record = docker_cdi::Record::open(record, &path, &edit, dry_run)?;
+        Ok(Docker {
+            path,
+            edit,
+            cdi_record,
+        })
+    }
+}
+
+/// The `docker` row of engine_table.
+pub fn build<'a>(s: &'a Settings<'a>) -> Result<Box<dyn Engine + 'a>, ConfigureError> {
+    let path = s
+        .config
+        .map_or_else(|| DEFAULT_CONFIG.into(), Path::to_path_buf);
+    let record = docker_cdi::record_path(Path::new("/"));
+    Ok(Box::new(Docker::new(
+        path,
+        s.edit.clone(),
+        &record,
+        s.dry_run,
+    )?))
+}
+
+impl Engine for Docker<'_> {
+    fn edits(&self) -> Result<Vec<FileEdit<'_>>, ConfigureError> {
+        let path = &self.path;
+        let edit = &self.edit;
+        let record = self.cdi_record.as_ref();
+        let planner: Plan<'_> = Box::new(move |cur| {
+            let (change, report, update) = plan(cur, edit, path, record.and_then(|r| r.entry()))?;
+            if let Some(r) = record {
+                r.set_update(update);
+            }
+            Ok((change, report))
+        });
+        let mut edits = vec![FileEdit {
+            path: self.path.clone(),
+            backup: true,
+            private: false,
+            quiet_unchanged: false,
+            plan: planner,
+        }];
+        edits.extend(record.and_then(docker_cdi::Record::file_edit));
+        Ok(edits)
+    }
+
+    fn after(&self, done: &[(FileOutcome, EditReport)], _dry_run: bool) -> Vec<String> {
+        let Some((FileOutcome::Written { .. }, changes)) = done.first() else {
+            return Vec::new();
+        };
+        // Docker applies runtimes on SIGHUP; not every change (see configure).
+        vec![if changes.needs_restart {
+            "To apply: systemctl restart docker".to_string()
+        } else {
+            "To apply: systemctl restart docker, or without a restart: \
+             kill -HUP $(cat /var/run/docker.pid)"
+                .to_string()
+        }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::file_edit::{self, testutil::TempDir, FileOutcome, Options};
-    use super::super::CdiSetting;
+    use super::super::runtime_edit::CdiSetting;
     use super::*;
     use std::fs;
 
     const P: &str = "/etc/docker/daemon.json";
 
-    use super::super::test_edit::{edit, with};
+    use super::super::runtime_edit::test_edit::{edit, with};
 
     /// Runs the plan on `input` (no record); returns the new text (`None`: unchanged).
-    fn run(input: Option<&str>, e: &Edit) -> Result<Option<String>, String> {
+    fn run(input: Option<&str>, e: &RuntimeEdit) -> Result<Option<String>, String> {
         run_recorded(input, e, None).map(|(t, _)| t)
     }
 
     /// [`run`] with what the record says; also returns the record's update.
     fn run_recorded(
         input: Option<&str>,
-        e: &Edit,
+        e: &RuntimeEdit,
         recorded: Option<&Entry>,
     ) -> Result<(Option<String>, Update), String> {
         let (change, c, update) = match plan(input.map(str::as_bytes), e, Path::new(P), recorded) {
@@ -271,7 +350,7 @@ mod tests {
     fn table() {
         let amd = r#"{"path": "amd-container-runtime"}"#;
         // (name, input, edit, expected JSON or None for "no change")
-        let cases: Vec<(&str, Option<&str>, Edit, Option<String>)> = vec![
+        let cases: Vec<(&str, Option<&str>, RuntimeEdit, Option<String>)> = vec![
             ("missing file", None, edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
             ("empty file", Some(""), edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
             ("blank file", Some(" \n"), edit(), Some(format!(r#"{{"runtimes": {{"amd": {amd}}}}}"#))),
@@ -581,7 +660,7 @@ mod tests {
         assert_eq!(v(&removed), v(original));
     }
 
-    fn apply(path: &Path, e: &Edit) -> Result<FileOutcome, ConfigureError> {
+    fn apply(path: &Path, e: &RuntimeEdit) -> Result<FileOutcome, ConfigureError> {
         let opts = Options {
             dry_run: false,
             backup: true,

@@ -11,13 +11,12 @@
 //! it gets no backup; any other failure removes the temp file and the backup
 //! made by this run: nothing is left behind.
 
-use super::ConfigureError;
+use super::error::{ConfigureError, EditError};
 use amd_container_common::atomic_file;
 use amd_container_common::flock;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use std::fs;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// What to do with a file, decided from its current content.
@@ -57,66 +56,6 @@ pub struct Options {
     /// The toolkit's own state: a new file is 0600, an existing one loses every
     /// group and other permission (atomic_file::stage_private).
     pub private: bool,
-}
-
-/// Why a file was not edited. Each names the file and what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    #[error(
-        "{}: a symlink to {} that cannot be followed ({reason}); not replaced by a regular file: \
-         create the target or point the link elsewhere, then run again",
-        link.display(),
-        target.display()
-    )]
-    DanglingSymlink {
-        link: PathBuf,
-        target: PathBuf,
-        reason: std::io::Error,
-    },
-    #[error(
-        "{}: {what} (chattr +{flag}); not changed and no backup made: `chattr -{flag} {}` to allow it",
-        path.display(),
-        path.display()
-    )]
-    Protected {
-        path: PathBuf,
-        what: &'static str,
-        flag: char,
-    },
-    #[error("{}: on a read-only mount; not changed and no backup made", path.display())]
-    ReadOnlyMount { path: PathBuf },
-    #[error(
-        "{}: a mount point (a bind-mounted file) cannot be replaced; not changed and no backup \
-         made: edit the source of the mount (see findmnt {})",
-        path.display(),
-        path.display()
-    )]
-    MountPoint { path: PathBuf },
-    #[error(
-        "cannot lock {} within {secs}s: {holder} holds it (another amd-ctk, stopped or hung?); \
-         try again once it is gone",
-        dir.display()
-    )]
-    LockTimeout {
-        dir: PathBuf,
-        holder: String,
-        secs: f64,
-    },
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// An entry with our name that we did not write (another vendor's
-    /// runtime called `amd`, say): never replaced or removed.
-    #[error("{}: {entry} is not ours ({found}); left as it is. {hint}", file.display())]
-    NotOurs {
-        file: PathBuf,
-        entry: String,
-        found: String,
-        hint: String,
-    },
 }
 
 fn io_err<'a>(
@@ -270,11 +209,7 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err("open", path)(e)),
     };
-    let mut flags: libc::c_long = 0;
-    // nix has no FS_IOC_GETFLAGS wrapper (its ioctl macros would hide the same call).
-    // SAFETY: FS_IOC_GETFLAGS on our open fd writes one long into `flags`,
-    // which outlives the call.
-    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0 {
+    if let Some(flags) = crate::sys::inode_flags(&f) {
         if flags & FS_IMMUTABLE_FL != 0 {
             return Err(EditError::Protected {
                 path: path.to_path_buf(),
@@ -295,22 +230,7 @@ fn check_replaceable(path: &Path, is_dir: bool) -> Result<(), EditError> {
             path: path.to_path_buf(),
         });
     }
-    // nix has no statx.
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: statx with AT_EMPTY_PATH reads our open fd and an empty,
-    // NUL-terminated path, and writes only into `stx`, which outlives the call.
-    let r = unsafe {
-        libc::statx(
-            f.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            0,
-            &mut stx,
-        )
-    };
-    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    if !is_dir && r == 0 && stx.stx_attributes_mask & root != 0 && stx.stx_attributes & root != 0 {
+    if !is_dir && crate::sys::is_mount_root(&f) == Some(true) {
         return Err(EditError::MountPoint {
             path: path.to_path_buf(),
         });

@@ -6,11 +6,19 @@
 //! Contract: reads only; a file that cannot be read or parsed is a warning,
 //! never an error, and at most [`MAX_IMPORTS`] files are read.
 
-use super::super::RUNTIME_NAME;
-use super::cri_plugin;
+use super::super::runtime_edit::RUNTIME_NAME;
 use super::glob::expand;
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, TableLike};
+
+/// The CRI runtime plugin of each config version.
+pub fn cri_plugin(version: i64) -> &'static str {
+    match version {
+        1 => "cri",
+        2 => "io.containerd.grpc.v1.cri",
+        _ => "io.containerd.cri.v1.runtime",
+    }
+}
 
 /// A file named by `imports` (directly or through another import).
 pub struct Imported {

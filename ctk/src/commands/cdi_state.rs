@@ -1,4 +1,5 @@
-//! `amd-ctk cdi refresh`, and the record `cdi generate` keeps for it.
+//! The record `cdi generate` keeps for `cdi refresh` (the state file), its
+//! lock and its errors; `cdi refresh` itself is cdi_refresh.
 //!
 //! Contract:
 //! - `cdi generate --output PATH` (not `-`) records, in the state file
@@ -26,18 +27,15 @@
 //!   refresh unit (udev asks for one on every GPU event) lets the running
 //!   refresh finish its writes first.
 
-use crate::cdi_cmd::{render_spec, SpecFormat};
-use crate::CliError;
+use super::cdi_render::SpecFormat;
 use amd_container_common::atomic_file;
-use amd_container_common::cdi::{self, GenerateOptions, NameStrategy};
-use amd_container_common::config::Config;
+use amd_container_common::cdi::GenerateOptions;
 use amd_container_common::flock;
-use amd_container_common::hardware::{discover, require_gpus, Inventory, NoGpuError};
+use amd_container_common::hardware::NoGpuError;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 /// Where `cdi generate` records what it wrote.
@@ -118,10 +116,10 @@ pub struct Record {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct State {
+pub struct State {
     version: u32,
     /// Absolute spec path → record.
-    specs: BTreeMap<String, Record>,
+    pub specs: BTreeMap<String, Record>,
 }
 
 /// The state file in use.
@@ -142,7 +140,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Refre
 
 /// FNV-1a, 64 bits: stable across builds and Rust versions (unlike std's
 /// hasher), enough to notice an edit.
-fn digest(bytes: &[u8]) -> String {
+pub fn digest(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -216,7 +214,7 @@ pub fn lock(path: &Path) -> Result<StateLock, RefreshError> {
 }
 
 impl StateLock {
-    fn read(&self) -> Result<State, RefreshError> {
+    pub fn read(&self) -> Result<State, RefreshError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
@@ -236,7 +234,7 @@ impl StateLock {
         Ok(state)
     }
 
-    fn write(&self, state: &State) -> Result<(), RefreshError> {
+    pub fn write(&self, state: &State) -> Result<(), RefreshError> {
         let mut text =
             serde_json::to_string_pretty(state).map_err(|source| RefreshError::Corrupt {
                 path: self.path.clone(),
@@ -308,252 +306,14 @@ pub fn write_and_record(
     Ok(())
 }
 
-/// `STATE_DIR/cdi-previous/NAME`: the spec a refresh replaced last, NAME
-/// being its path with `%` and `/` percent-encoded.
-fn previous_copy(state_path: &Path, spec: &str) -> PathBuf {
-    let name = spec
-        .trim_start_matches('/')
-        .replace('%', "%25")
-        .replace('/', "%2F");
-    state_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("cdi-previous")
-        .join(name)
-}
-
-/// The options `r` was generated with; `config` is the config file now
-/// (what `cdi generate` would read: `[devices] user-access`, `[cdi] hooks`
-/// and the hook's path and environment).
-fn options_of(
-    state_path: &Path,
-    spec: &str,
-    r: &Record,
-    config: &Config,
-    config_path: &Path,
-) -> Result<GenerateOptions, RefreshError> {
-    let user_access = &config.devices.user_access;
-    let mut strategies = Vec::new();
-    for s in &r.device_name_strategy {
-        let parsed = s
-            .parse::<NameStrategy>()
-            .map_err(|_| RefreshError::Strategy {
-                path: state_path.to_path_buf(),
-                spec: spec.into(),
-                found: s.clone(),
-            })?;
-        if !strategies.contains(&parsed) {
-            strategies.push(parsed);
-        }
-    }
-    Ok(GenerateOptions {
-        vendor: r.vendor.clone(),
-        class: r.class.clone(),
-        strategies,
-        user_access: if r.no_additional_gids {
-            Vec::new()
-        } else {
-            user_access.to_vec()
-        },
-        hook: crate::cdi_cmd::hook_options(config, config_path, r.no_hooks || !config.cdi.hooks)
-            .map_err(|e| RefreshError::Hook {
-                spec: spec.into(),
-                reason: e.to_string(),
-            })?,
-    })
-}
-
-/// What happened to one recorded spec.
-enum RefreshOutcome {
-    Refreshed(usize),
-    Unchanged,
-    Forgotten,
-    LeftAlone(String),
-    Failed(String),
-}
-
-fn refresh_one(
-    state_path: &Path,
-    spec: &str,
-    record: &mut Record,
-    inventory: &Inventory,
-    config: &Config,
-    config_path: &Path,
-) -> RefreshOutcome {
-    let path = Path::new(spec);
-    let current = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RefreshOutcome::Forgotten,
-        Err(e) => {
-            return RefreshOutcome::Failed(format!("cannot read {spec}: {e}; left as it was"))
-        }
-    };
-    if digest(&current) != record.written {
-        return RefreshOutcome::LeftAlone(format!(
-            "{spec}: left alone: it changed since amd-ctk wrote it (edited, or written by \
-             something else); `amd-ctk cdi generate --output {spec}` makes it ours again"
-        ));
-    }
-    let options = match options_of(state_path, spec, record, config, config_path) {
-        Ok(o) => o,
-        Err(e) => return RefreshOutcome::Failed(format!("{e}; {spec} left as it was")),
-    };
-    let format = if record.format == "yaml" {
-        SpecFormat::Yaml
-    } else {
-        SpecFormat::Json
-    };
-    let generated = match cdi::generate(inventory, &options) {
-        Ok(s) => s,
-        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
-    };
-    let text = match render_spec(&generated, format) {
-        Ok(t) => t,
-        Err(e) => return RefreshOutcome::Failed(format!("{spec}: {e}; left as it was")),
-    };
-    if text.as_bytes() == current.as_slice() {
-        return RefreshOutcome::Unchanged;
-    }
-    let backup = previous_copy(state_path, spec);
-    if let Err(e) = atomic_file::write_atomic(&backup, &current) {
-        return RefreshOutcome::Failed(format!(
-            "cannot save {spec} to {} before replacing it: {e}; left as it was",
-            backup.display()
-        ));
-    }
-    if let Err(e) = atomic_file::write_atomic(path, text.as_bytes()) {
-        return RefreshOutcome::Failed(format!("cannot write {spec}: {e}; left as it was"));
-    }
-    record.written = digest(text.as_bytes());
-    RefreshOutcome::Refreshed(generated.devices.len())
-}
-
-/// `amd-ctk cdi refresh`.
-pub fn run() -> Result<ExitCode, CliError> {
-    let state_path = state_file();
-    if !state_path.exists() {
-        println!(
-            "No CDI spec generated by amd-ctk is recorded ({}): nothing to refresh",
-            state_path.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let guard = lock(&state_path)?;
-    let mut state = guard.read()?;
-    if state.specs.is_empty() {
-        println!("No CDI spec generated by amd-ctk is recorded: nothing to refresh");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let config_path = Config::default_path();
-    let config = Config::load(&config_path)?;
-    let inventory = discover()?;
-    if let Err(e) = require_gpus(&inventory) {
-        let kept: Vec<&str> = state.specs.keys().map(String::as_str).collect();
-        return Err(RefreshError::NoGpu {
-            source: e,
-            kept: kept.join(", "),
-        }
-        .into());
-    }
-    let mut failed = false;
-    let mut forget = Vec::new();
-    for (spec, record) in state.specs.iter_mut() {
-        match refresh_one(&state_path, spec, record, &inventory, &config, &config_path) {
-            RefreshOutcome::Refreshed(n) => println!(
-                "Refreshed CDI spec: {spec} ({n} devices, {} GPUs)",
-                inventory.gpus.len()
-            ),
-            RefreshOutcome::Unchanged => println!("{spec}: up to date"),
-            RefreshOutcome::Forgotten => {
-                println!("{spec}: no longer exists; forgotten (it will not be created again)");
-                forget.push(spec.clone());
-            }
-            RefreshOutcome::LeftAlone(msg) => eprintln!("amd-ctk: {msg}"),
-            RefreshOutcome::Failed(msg) => {
-                eprintln!("amd-ctk: {msg}");
-                failed = true;
-            }
-        }
-    }
-    for spec in &forget {
-        state.specs.remove(spec);
-    }
-    guard.write(&state)?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amd_container_common::access::NodeKind;
 
     #[test]
     fn digest_is_fnv1a_64() {
         // Published FNV-1a 64 test vectors.
         assert_eq!(digest(b""), "0xcbf29ce484222325");
         assert_eq!(digest(b"a"), "0xaf63dc4c8601ec8c");
-    }
-
-    #[test]
-    fn previous_copy_names_are_distinct() {
-        let s = Path::new("/var/lib/x/cdi-specs.json");
-        assert_eq!(
-            previous_copy(s, "/etc/cdi/amd.json"),
-            Path::new("/var/lib/x/cdi-previous/etc%2Fcdi%2Famd.json")
-        );
-        assert_ne!(
-            previous_copy(s, "/etc/cdi%2Famd.json"),
-            previous_copy(s, "/etc/cdi/amd.json")
-        );
-    }
-
-    /// A spec written with --no-additional-gids is refreshed without them
-    /// (for the older engine it was written for); any other follows the
-    /// config's `user-access`; a record from before the flag existed has none.
-    #[test]
-    fn refresh_keeps_no_additional_gids() {
-        let record = |no_additional_gids| Record {
-            format: "json".into(),
-            vendor: "amd.com".into(),
-            class: "gpu".into(),
-            device_name_strategy: vec!["index".into()],
-            no_additional_gids,
-            no_hooks: no_additional_gids,
-            written: digest(b""),
-        };
-        let config = Config::default();
-        let state = Path::new("/s.json");
-        let cp = Path::new(amd_container_common::config::DEFAULT_PATH);
-        let o = options_of(state, "/etc/cdi/amd.json", &record(true), &config, cp).unwrap();
-        assert!(o.user_access.is_empty());
-        assert!(o.hook.is_none());
-        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &config, cp).unwrap();
-        assert_eq!(o.user_access, NodeKind::default_user_access());
-        assert_eq!(
-            o.strategies,
-            [NameStrategy::Index],
-            "the record's strategy is kept"
-        );
-        assert_eq!(
-            o.hook.map(|h| h.path),
-            Some("/usr/bin/amd-container-hook".to_string())
-        );
-        let plain = Config {
-            cdi: amd_container_common::config::CdiConfig { hooks: false },
-            ..Config::default()
-        };
-        let o = options_of(state, "/etc/cdi/amd.json", &record(false), &plain, cp).unwrap();
-        assert!(o.hook.is_none(), "[cdi] hooks = false");
-        let old: Record = serde_json::from_str(
-            r#"{"format": "json", "vendor": "amd.com", "class": "gpu",
-                "device-name-strategy": ["index"], "written": "0x0"}"#,
-        )
-        .unwrap();
-        assert!(!old.no_additional_gids);
-        assert!(!old.no_hooks);
     }
 }
