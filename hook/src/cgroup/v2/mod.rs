@@ -26,6 +26,7 @@
 
 #[cfg(test)]
 mod fake;
+#[allow(unsafe_code)]
 mod sys;
 pub use sys::{obj_get, obj_pin};
 
