@@ -342,8 +342,7 @@ fn check(id: &str, config: &str) -> Result<(), E2eError> {
     );
 
     // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
-    v2::NO_REPLACE.store(true, std::sync::atomic::Ordering::Relaxed);
-    let change = v2::allow_devices(fd, &[ADD], &rules)?;
+    let change = v2::allow_devices_via(v2::WithoutReplace(v2::Kernel), fd, &[ADD], &rules, false)?;
     println!("allow_devices, attach + detach: {change}");
     let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));
@@ -370,7 +369,6 @@ fn check(id: &str, config: &str) -> Result<(), E2eError> {
         oracle(id, RENDER),
         Oracle::Denied,
     );
-    v2::NO_REPLACE.store(false, std::sync::atomic::Ordering::Relaxed);
 
     // 4. Timing over repeated runs (each undone before the next).
     let mut times = Vec::new();

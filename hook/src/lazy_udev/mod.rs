@@ -12,7 +12,7 @@
 //! (`--as-needed`) drops `libudev.so.1` from the binary's DT_NEEDED list; the
 //! e2e suite checks that (`hook_runc::fast_path_binary_links_no_libudev`).
 //!
-//! Contract: every function it defines ([`ffi`]) has the C signature of the
+//! Contract: every function it defines (ffi.rs) has the C signature of the
 //! libudev function of the same name (libudev.h) and behaves as it does once
 //! the library is loaded. When it cannot be loaded, the failure is logged
 //! once (with `dlerror`) and every call fails the way libudev reports

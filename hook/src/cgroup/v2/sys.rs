@@ -10,15 +10,21 @@
 //! buffer at least as long as the length stated next to it. Every
 //! descriptor the kernel returns is owned at once (closed on drop).
 
-use super::{Attached, BpfError, BpfSys, ProgInfo, NO_REPLACE};
+use super::{Attached, BpfError, BpfSys, ProgInfo};
 use crate::bpf::insn::{from_bytes, to_bytes, Insn, INSN_SIZE};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The running kernel, through bpf(2). Programs are descriptors.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Kernel;
+
+/// Set once BPF_F_REPLACE turned out unsupported by this kernel; from then
+/// on [`Kernel`] attaches, then detaches. What the running kernel supports
+/// is the process's to remember, not a caller's: to take that path on a
+/// kernel that has BPF_F_REPLACE, use [`super::WithoutReplace`].
+static REPLACE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
 impl BpfSys for Kernel {
     type Prog = OwnedFd;
@@ -58,11 +64,11 @@ impl BpfSys for Kernel {
     }
 
     fn replace_unsupported(&self) -> bool {
-        NO_REPLACE.load(Ordering::Relaxed)
+        REPLACE_UNSUPPORTED.load(Ordering::Relaxed)
     }
 
     fn set_replace_unsupported(&self) {
-        NO_REPLACE.store(true, Ordering::Relaxed);
+        REPLACE_UNSUPPORTED.store(true, Ordering::Relaxed);
     }
 }
 
