@@ -28,22 +28,30 @@
 //! Layout: this file has the kernel's vocabulary (devices, programs, the
 //! [`BpfSys`] commands, errors); replace.rs replaces the programs
 //! ([`allow_devices`], [`V2Change`]), judge.rs reads them ([`judge`],
-//! [`is_allowed`]), sys.rs is the kernel, fake.rs the tests' kernel.
+//! [`is_allowed`]), sys.rs is the kernel, fake.rs the tests' kernel. Over a
+//! container's whole cgroup: levels.rs ([`V2Cgroup`], its directory and
+//! every ancestor's), scoped.rs ([`Scoped`], a systemd scope around it),
+//! pin.rs (the bpffs pins systemd attaches programs from).
 
 #[cfg(test)]
 mod fake;
 mod judge;
+mod levels;
+mod pin;
 mod replace;
+mod scoped;
 #[allow(unsafe_code)]
 mod sys;
 
 pub use judge::{
     attached_programs, is_allowed, judge, judge_programs, program_ids, programs_allow, Judgement,
 };
+pub use levels::V2Cgroup;
 pub use replace::{
     allow_devices, allow_devices_via, allow_devices_with, V2Change, WithoutReplace, PREFIX_NAME,
     RULES_NAME,
 };
+pub use scoped::Scoped;
 pub use sys::{obj_get, obj_pin};
 pub use sys::{Kernel, BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
 

@@ -15,8 +15,8 @@
 //! path always names a whole program — and [`Repinned::undo`] pins the old one back the same way.
 //! A pin whose program this grant did not replace is left as it is.
 
-use super::v2::{obj_get, obj_pin, BpfSys, Kernel};
-use super::CgroupError;
+use super::{obj_get, obj_pin, BpfSys, Kernel};
+use crate::cgroup::CgroupError;
 use nix::fcntl::renameat;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::CString;
