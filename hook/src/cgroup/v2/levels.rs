@@ -17,8 +17,10 @@
 //! works instead, so a container never starts believing it has a GPU it
 //! cannot open.
 
+use super::judge::{judge, judge_programs, Judgement};
 use super::pin::DevicePin;
-use super::{allow_devices, judge, judge_programs, DeviceAccess, Judgement, V2Change};
+use super::replace::{allow_devices, V2Change};
+use super::DeviceAccess;
 use crate::cgroup::{Backend, CgroupError};
 use amd_container_common::DeviceNode;
 use oci_spec::runtime::LinuxDeviceCgroup;

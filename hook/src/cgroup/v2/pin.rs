@@ -15,7 +15,8 @@
 //! path always names a whole program — and [`Repinned::undo`] pins the old one back the same way.
 //! A pin whose program this grant did not replace is left as it is.
 
-use super::{obj_get, obj_pin, BpfSys, Kernel};
+use super::sys::{obj_get, obj_pin, Kernel};
+use super::BpfSys;
 use crate::cgroup::CgroupError;
 use nix::fcntl::renameat;
 use nix::unistd::{unlinkat, UnlinkatFlags};

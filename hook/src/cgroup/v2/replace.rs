@@ -9,9 +9,8 @@
 //! old one and the old one detached after). The kernel is reached only
 //! through [`BpfSys`].
 
-use super::sys::Kernel;
-use super::BPF_PROG_TYPE_CGROUP_DEVICE;
-use super::{BpfError, BpfSys, DeviceAccess, Program, BPF_F_ALLOW_MULTI, BPF_F_REPLACE};
+use super::sys::{Kernel, BPF_F_ALLOW_MULTI, BPF_F_REPLACE, BPF_PROG_TYPE_CGROUP_DEVICE};
+use super::{BpfError, BpfSys, DeviceAccess, Program};
 use crate::bpf::insn::{self, Insn};
 use crate::bpf::interp;
 use crate::bpf::program::{self, Rule};

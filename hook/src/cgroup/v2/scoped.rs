@@ -9,9 +9,9 @@
 //! has undone its own part. The pins systemd attaches programs from
 //! (`BPFProgram=device:PIN`) are read when the scope is opened.
 
+use super::judge::program_ids;
 use super::levels::V2Cgroup;
 use super::pin::DevicePin;
-use super::program_ids;
 use crate::cgroup::{Backend, CgroupError};
 use crate::systemd::Scope;
 use amd_container_common::DeviceNode;

@@ -3,7 +3,7 @@
 //! detach, and what is undone when a step fails; without root or a kernel.
 
 use super::super::fake::{Call, Fake};
-use super::super::{judge_programs, Judgement};
+use super::super::judge::{judge_programs, Judgement};
 use super::*;
 use crate::bpf::insn::*;
 use crate::bpf::interp::allows_char_rwm;
