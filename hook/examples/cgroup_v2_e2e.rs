@@ -10,6 +10,8 @@
 //! It calls the library's public API (`amd_container_hook::cgroup::v2`), the
 //! same code the hook runs.
 
+#![deny(unsafe_code)]
+
 use amd_container_hook::cgroup::v2::{self, Access, BpfError, DeviceAccess};
 use serde_json::{json, Value};
 use std::fs::File;
