@@ -169,4 +169,44 @@ mod tests {
         assert_eq!(conventional(r, "/runc/ctr/../ctr", 345), None, "no ..");
         std::fs::remove_dir_all(root).unwrap();
     }
+
+    #[test]
+    fn each_hierarchy_takes_its_own_membership_line_and_refuses_the_root() {
+        let m = |text: &str| Membership {
+            pid: 1,
+            file: PathBuf::from("/proc/1/cgroup"),
+            text: text.into(),
+        };
+        let hybrid = "12:cpu,cpuacct:/a\n4:blkio,devices:/docker/x\n0::/system.slice/x.scope\n";
+        assert_eq!(m(hybrid).rel(&UNIFIED).unwrap(), "/system.slice/x.scope");
+        assert_eq!(m(hybrid).rel(&V1_DEVICES).unwrap(), "/docker/x");
+        assert!(matches!(
+            m("0::/\n").rel(&UNIFIED),
+            Err(CgroupError::RootCgroup {
+                what: "cgroup v2",
+                ..
+            })
+        ));
+        assert!(matches!(
+            m("4:devices:/\n").rel(&V1_DEVICES),
+            Err(CgroupError::RootCgroup {
+                what: "devices cgroup",
+                ..
+            })
+        ));
+        assert!(matches!(
+            m("4:devicesx:/a\n").rel(&V1_DEVICES),
+            Err(CgroupError::NotFound {
+                what: "devices cgroup",
+                ..
+            })
+        ));
+        assert!(matches!(
+            m("4:devices:/a\n").rel(&UNIFIED),
+            Err(CgroupError::NotFound {
+                what: "cgroup v2 membership",
+                ..
+            })
+        ));
+    }
 }

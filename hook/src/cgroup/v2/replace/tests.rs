@@ -414,3 +414,39 @@ fn rules_program_allows_additions_over_a_deny_all_spec() {
     assert!(interp::allows_char_rwm(&p, 1, 3));
     assert!(!interp::allows_char_rwm(&p, 226, 129));
 }
+
+#[test]
+fn without_replace_attaches_then_detaches_from_the_start() {
+    let fake = Fake::with(&[runc_default_program()]);
+    let c = allow_devices_via(
+        WithoutReplace(fake.clone()),
+        dir().as_fd(),
+        &[GPU],
+        &deny_all_spec(),
+        false,
+    )
+    .unwrap();
+    let writes: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Attach { .. } | Call::Detach(_)))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            Call::Attach {
+                prog: 101,
+                flags: BPF_F_ALLOW_MULTI,
+                replace: None
+            },
+            Call::Detach(1),
+        ],
+        "BPF_F_REPLACE never tried"
+    );
+    assert!(
+        !fake.replace_unsupported(),
+        "the wrapped kernel's memo is its own"
+    );
+    c.revert().unwrap();
+    assert_eq!(fake.attached(), [1]);
+}
