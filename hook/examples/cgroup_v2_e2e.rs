@@ -344,7 +344,13 @@ fn check(id: &str, config: &str) -> Result<(), E2eError> {
     );
 
     // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
-    let change = v2::allow_devices_via(v2::WithoutReplace(v2::Kernel), fd, &[ADD], &rules, false)?;
+    let change = v2::allow_devices_via(
+        v2::WithoutReplace(v2::Kernel::default()),
+        fd,
+        &[ADD],
+        &rules,
+        false,
+    )?;
     println!("allow_devices, attach + detach: {change}");
     let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));

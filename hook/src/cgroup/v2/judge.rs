@@ -14,7 +14,7 @@ use std::os::fd::BorrowedFd;
 
 /// The ids of the BPF_CGROUP_DEVICE programs attached to this cgroup.
 pub fn program_ids(cgroup_dir: BorrowedFd) -> Result<Vec<u32>, BpfError> {
-    Ok(Kernel.query(cgroup_dir)?.ids)
+    Ok(Kernel::default().query(cgroup_dir)?.ids)
 }
 
 /// What a program attached to a cgroup says about a device.
@@ -36,7 +36,7 @@ pub enum Judgement {
 /// read, write and mknod of every device in `devices`?
 pub fn judge(cgroup_dir: BorrowedFd, devices: &[DeviceAccess]) -> Result<Judgement, BpfError> {
     Ok(judge_programs(
-        &attached_programs(&Kernel, cgroup_dir)?,
+        &attached_programs(&Kernel::default(), cgroup_dir)?,
         devices,
     ))
 }
@@ -106,7 +106,7 @@ pub fn is_allowed(
     access: Access,
 ) -> Result<bool, BpfError> {
     Ok(programs_allow(
-        &attached_programs(&Kernel, cgroup_dir)?,
+        &attached_programs(&Kernel::default(), cgroup_dir)?,
         major,
         minor,
         access,

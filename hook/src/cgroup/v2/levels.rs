@@ -19,7 +19,8 @@
 
 use super::judge::{judge, judge_programs, Judgement};
 use super::pin::DevicePin;
-use super::replace::{allow_devices, V2Change};
+use super::replace::{allow_devices_via, V2Change};
+use super::sys::Kernel;
 use super::DeviceAccess;
 use crate::cgroup::{Backend, CgroupError};
 use amd_container_common::DeviceNode;
@@ -136,11 +137,13 @@ impl Backend for V2Cgroup {
                 minor: n.minor,
             })
             .collect();
-        // 1. The programs on the container's own levels.
+        // 1. The programs on the container's own levels, through one kernel
+        // (what it turns out not to support is asked once).
+        let kernel = Kernel::default();
         let mut changes = Vec::new();
         let mut result = Ok(());
         for (_, dir) in &self.levels[..=self.top] {
-            match allow_devices(dir.as_fd(), &access, spec_rules) {
+            match allow_devices_via(kernel.clone(), dir.as_fd(), &access, spec_rules, false) {
                 Ok(c) => changes.push(c),
                 Err(e) => {
                     result = Err(CgroupError::from(e));

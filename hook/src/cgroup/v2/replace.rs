@@ -145,7 +145,13 @@ pub fn allow_devices_with(
     fallback_rules: &[LinuxDeviceCgroup],
     force_rules: bool,
 ) -> Result<V2Change, BpfError> {
-    allow_devices_via(Kernel, cgroup_dir, devices, fallback_rules, force_rules)
+    allow_devices_via(
+        Kernel::default(),
+        cgroup_dir,
+        devices,
+        fallback_rules,
+        force_rules,
+    )
 }
 
 /// [`allow_devices_with`] through any [`BpfSys`].

@@ -12,19 +12,22 @@
 
 use super::{Attached, BpfError, BpfSys, ProgInfo};
 use crate::bpf::insn::{from_bytes, to_bytes, Insn, INSN_SIZE};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 
 /// The running kernel, through bpf(2). Programs are descriptors.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Kernel;
-
-/// Set once BPF_F_REPLACE turned out unsupported by this kernel; from then
-/// on [`Kernel`] attaches, then detaches. What the running kernel supports
-/// is the process's to remember, not a caller's: to take that path on a
-/// kernel that has BPF_F_REPLACE, use [`super::WithoutReplace`].
-static REPLACE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+///
+/// Clones share what they learn: once BPF_F_REPLACE turned out unsupported
+/// (kernels before 5.6), every clone attaches, then detaches, without
+/// asking again; one grant uses one `Kernel` (and its clones) for all its
+/// levels. To take that path on a kernel that has BPF_F_REPLACE, use
+/// [`super::WithoutReplace`].
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    replace_unsupported: Rc<Cell<bool>>,
+}
 
 impl BpfSys for Kernel {
     type Prog = OwnedFd;
@@ -64,11 +67,11 @@ impl BpfSys for Kernel {
     }
 
     fn replace_unsupported(&self) -> bool {
-        REPLACE_UNSUPPORTED.load(Ordering::Relaxed)
+        self.replace_unsupported.get()
     }
 
     fn set_replace_unsupported(&self) {
-        REPLACE_UNSUPPORTED.store(true, Ordering::Relaxed);
+        self.replace_unsupported.set(true);
     }
 }
 
