@@ -10,6 +10,8 @@
 //! It calls the library's public API (`amd_container_hook::cgroup::v2`), the
 //! same code the hook runs.
 
+#![deny(unsafe_code)]
+
 use amd_container_hook::cgroup::v2::{self, Access, BpfError, DeviceAccess};
 use serde_json::{json, Value};
 use std::fs::File;
@@ -342,8 +344,13 @@ fn check(id: &str, config: &str) -> Result<(), E2eError> {
     );
 
     // 3. Without BPF_F_REPLACE (kernels before 5.6): attach, then detach.
-    v2::NO_REPLACE.store(true, std::sync::atomic::Ordering::Relaxed);
-    let change = v2::allow_devices(fd, &[ADD], &rules)?;
+    let change = v2::allow_devices_via(
+        v2::WithoutReplace(v2::Kernel::default()),
+        fd,
+        &[ADD],
+        &rules,
+        false,
+    )?;
     println!("allow_devices, attach + detach: {change}");
     let after = bpftool_show(&cgroup)?;
     println!("after: {}", describe(&after));
@@ -370,7 +377,6 @@ fn check(id: &str, config: &str) -> Result<(), E2eError> {
         oracle(id, RENDER),
         Oracle::Denied,
     );
-    v2::NO_REPLACE.store(false, std::sync::atomic::Ordering::Relaxed);
 
     // 4. Timing over repeated runs (each undone before the next).
     let mut times = Vec::new();

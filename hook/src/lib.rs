@@ -1,6 +1,6 @@
 //! The AMD container hook. Two binaries share this crate:
 //!
-//! - `amd-container-hook` (src/main.rs), registered with the engines, runs at
+//! - `amd-container-hook` (src/bin/amd-container-hook/), registered with the engines, runs at
 //!   every container start: [`stages`] decides from the spec's environment
 //!   alone whether there is anything to do and, for GPU containers, does it
 //!   (discovery, resolution, injection or spec editing) in the same process.
@@ -14,6 +14,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_code)]
 
 pub mod bpf;
 pub mod cdi_stage;
@@ -28,6 +29,7 @@ pub mod rootfs;
 pub mod runtime_shim;
 pub mod spec;
 pub mod stages;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
 pub mod tracking;

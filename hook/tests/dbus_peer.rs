@@ -6,6 +6,8 @@
 //! fuzzkit.rs): 100 000 generated and mutated messages, no panic, what
 //! decodes is within the input, a call round-trips.
 
+#![deny(unsafe_code)]
+
 use amd_container_hook::systemd::dbus::{self, Connection, Method, Reader, Value};
 use amd_ctk_e2e::fuzzkit::{self, Gen};
 use proptest::prelude::*;

@@ -1,10 +1,11 @@
 //! cgroup v1: `devices.allow` / `devices.deny` / `devices.list`.
 
-use super::CgroupError;
+use super::{Backend, CgroupError};
 use amd_container_common::DeviceNode;
+use oci_spec::runtime::LinuxDeviceCgroup;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct DevicesDir {
     path: PathBuf,
@@ -30,12 +31,8 @@ impl DevicesDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Returns whether any rule was added.
-    pub fn allow(&self, nodes: &[DeviceNode]) -> Result<bool, CgroupError> {
+    pub fn allow_nodes(&self, nodes: &[DeviceNode]) -> Result<bool, CgroupError> {
         let list = std::fs::read_to_string(&self.list).map_err(|source| CgroupError::Read {
             path: self.list.clone(),
             source,
@@ -67,6 +64,21 @@ impl DevicesDir {
                 log::warn!("rollback: cannot deny {rule} again: {e}");
             }
         }
+    }
+}
+
+/// v1 needs no spec rules: `devices.allow` adds to what is there.
+impl Backend for DevicesDir {
+    fn allow(
+        &mut self,
+        nodes: &[DeviceNode],
+        _spec_rules: &[LinuxDeviceCgroup],
+    ) -> Result<bool, CgroupError> {
+        self.allow_nodes(nodes)
+    }
+
+    fn describe(&self) -> String {
+        format!("cgroup v1 {}", self.path.display())
     }
 }
 

@@ -10,15 +10,24 @@
 //! buffer at least as long as the length stated next to it. Every
 //! descriptor the kernel returns is owned at once (closed on drop).
 
-use super::{Attached, BpfError, BpfSys, ProgInfo, NO_REPLACE};
+use super::{Attached, BpfError, BpfSys, ProgInfo};
 use crate::bpf::insn::{from_bytes, to_bytes, Insn, INSN_SIZE};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::rc::Rc;
 
 /// The running kernel, through bpf(2). Programs are descriptors.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Kernel;
+///
+/// Clones share what they learn: once BPF_F_REPLACE turned out unsupported
+/// (kernels before 5.6), every clone attaches, then detaches, without
+/// asking again; one grant uses one `Kernel` (and its clones) for all its
+/// levels. To take that path on a kernel that has BPF_F_REPLACE, use
+/// [`super::WithoutReplace`].
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    replace_unsupported: Rc<Cell<bool>>,
+}
 
 impl BpfSys for Kernel {
     type Prog = OwnedFd;
@@ -58,11 +67,11 @@ impl BpfSys for Kernel {
     }
 
     fn replace_unsupported(&self) -> bool {
-        NO_REPLACE.load(Ordering::Relaxed)
+        self.replace_unsupported.get()
     }
 
     fn set_replace_unsupported(&self) {
-        NO_REPLACE.store(true, Ordering::Relaxed);
+        self.replace_unsupported.set(true);
     }
 }
 

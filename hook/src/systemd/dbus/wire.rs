@@ -1,52 +1,10 @@
-//! A minimal D-Bus client: one connection, synchronous method calls, the few
-//! types systemd's manager API needs (`s o g b u v a(ss) a(sv)`).
+//! D-Bus messages as bytes, both ways, without I/O: the values a call
+//! sends ([`Value`], [`Writer`]), a method call ([`encode_call`]), a received
+//! message ([`decode`], [`Message`]) and its body ([`Reader`]).
 //!
-//! Contract: [`Connection::open`] connects to a D-Bus socket by path and
-//! authenticates as the caller's uid (`EXTERNAL`); with `hello` it registers
-//! on a message bus (the system bus), without it talks peer to peer (systemd's
-//! `/run/systemd/private`). [`Connection::call`] sends one method call and
-//! returns the body of its reply, or the peer's error name and message.
-//!
-//! Bounded: [`Connection::open`] and each [`Connection::call`] have one
-//! deadline for the whole exchange (every read and write gets what is left
-//! of it), so a peer that hangs, or keeps sending other messages, cannot
-//! hold the hook past it. The reply is a METHOD_RETURN or ERROR carrying
-//! our serial from the peer we called (on a bus: its unique name, as
-//! `GetNameOwner` gives it, or the bus itself); any other message is
-//! skipped. The socket is connected once; it keeps working after the process
-//! changes its mount namespace.
-//!
-//! Wire format: D-Bus specification, "Message Protocol" (little-endian out;
-//! either endianness in).
-
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-#[derive(Debug, thiserror::Error)]
-pub enum DbusError {
-    #[error("cannot connect to {path}: {source}")]
-    Connect { path: String, source: io::Error },
-    #[error("D-Bus authentication on {path} failed: {reply:?}")]
-    Auth { path: String, reply: String },
-    #[error("D-Bus I/O on {path}: {source}")]
-    Io { path: String, source: io::Error },
-    #[error("no D-Bus reply from {path} within {}s to {method}", timeout.as_secs_f64())]
-    Timeout {
-        path: String,
-        method: String,
-        timeout: Duration,
-    },
-    #[error("malformed D-Bus message from {path}: {what}")]
-    Malformed { path: String, what: &'static str },
-    #[error("{method}: {name}: {message}")]
-    Remote {
-        method: String,
-        name: String,
-        message: String,
-    },
-}
+//! Contract: D-Bus specification, "Message Protocol": little-endian out,
+//! either endianness in; decoding never panics on any bytes (a malformed
+//! message is an `Err` naming what is wrong, a partial one `Ok(None)`).
 
 /// A value to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +95,7 @@ pub struct Reader<'a> {
     le: bool,
 }
 
-type Parse<T> = Result<T, &'static str>;
+pub(super) type Parse<T> = Result<T, &'static str>;
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8], le: bool) -> Reader<'a> {
@@ -220,8 +178,8 @@ impl<'a> Reader<'a> {
 }
 
 const METHOD_CALL: u8 = 1;
-const METHOD_RETURN: u8 = 2;
-const ERROR: u8 = 3;
+pub(super) const METHOD_RETURN: u8 = 2;
+pub(super) const ERROR: u8 = 3;
 const NO_AUTO_START: u8 = 0x2;
 const MAX_MESSAGE: usize = 1 << 24;
 
@@ -327,261 +285,6 @@ pub fn decode(buf: &[u8]) -> Parse<Option<(Message, usize)>> {
         }
     }
     Ok(Some((msg, total)))
-}
-
-/// The bus's own name: the sender of its replies (Hello, GetNameOwner).
-const BUS_NAME: &str = "org.freedesktop.DBus";
-
-/// A connected, authenticated D-Bus socket.
-pub struct Connection {
-    stream: BufReader<UnixStream>,
-    path: String,
-    serial: u32,
-    pending: Vec<u8>,
-    /// The deadline of each call (and of opening).
-    timeout: Duration,
-    /// Is the peer a message bus (replies carry a SENDER)?
-    bus: bool,
-    /// Well-known name → the unique name that owns it (on a bus).
-    owners: Vec<(String, String)>,
-}
-
-/// The time left until `deadline`, or the timeout error.
-fn left(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-}
-
-impl Connection {
-    /// Connects to the socket at `path`; `hello` registers on a bus.
-    pub fn open(path: &Path, hello: bool, timeout: Duration) -> Result<Connection, DbusError> {
-        let name = path.display().to_string();
-        let stream = UnixStream::connect(path).map_err(|source| DbusError::Connect {
-            path: name.clone(),
-            source,
-        })?;
-        let io_err = |source| DbusError::Io {
-            path: name.clone(),
-            source,
-        };
-        let deadline = Instant::now() + timeout;
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .map_err(io_err)?;
-        let mut conn = Connection {
-            stream: BufReader::new(stream),
-            path: name.clone(),
-            serial: 0,
-            pending: Vec::new(),
-            timeout,
-            bus: false,
-            owners: Vec::new(),
-        };
-        let uid: String = nix::unistd::geteuid()
-            .as_raw()
-            .to_string()
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        // As sd-bus's own clients do: AUTH and BEGIN in one write, then wait
-        // for OK before the first message (systemd's private socket stalled
-        // on a method call that arrived right behind a separate BEGIN).
-        let w = conn.stream.get_mut();
-        w.write_all(format!("\0AUTH EXTERNAL {uid}\r\nBEGIN\r\n").as_bytes())
-            .map_err(io_err)?;
-        // The reply line, byte by byte under the deadline (at most 512
-        // bytes: a peer that trickles bytes or never ends the line is cut).
-        let mut line = Vec::new();
-        while !line.ends_with(b"\n") && line.len() < 512 {
-            let Some(rest) = left(deadline) else {
-                return Err(DbusError::Timeout {
-                    path: name,
-                    method: "AUTH EXTERNAL".into(),
-                    timeout,
-                });
-            };
-            conn.stream
-                .get_ref()
-                .set_read_timeout(Some(rest))
-                .map_err(io_err)?;
-            let mut byte = [0u8];
-            match conn.stream.read(&mut byte) {
-                Ok(0) => break,
-                Ok(_) => line.push(byte[0]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(e)),
-            }
-        }
-        let line = String::from_utf8_lossy(&line).into_owned();
-        log::debug!("D-Bus {name}: {}", line.trim_end());
-        if !line.starts_with("OK ") {
-            return Err(DbusError::Auth {
-                path: name,
-                reply: line.trim_end().to_string(),
-            });
-        }
-        if hello {
-            conn.bus = true;
-            conn.call(
-                &Method {
-                    destination: Some(BUS_NAME),
-                    path: "/org/freedesktop/DBus",
-                    interface: BUS_NAME,
-                    member: "Hello",
-                },
-                &[],
-            )?;
-        }
-        Ok(conn)
-    }
-
-    /// Who must send the reply to a call to `destination`: on a bus, the
-    /// unique name owning it (asked once); peer to peer, anyone (`None`).
-    fn replier(&mut self, destination: Option<&str>) -> Result<Option<String>, DbusError> {
-        let Some(d) = destination.filter(|_| self.bus) else {
-            return Ok(None);
-        };
-        if d == BUS_NAME || d.starts_with(':') {
-            return Ok(Some(d.to_string()));
-        }
-        if let Some((_, owner)) = self.owners.iter().find(|(n, _)| n == d) {
-            return Ok(Some(owner.clone()));
-        }
-        let m = Method {
-            destination: Some(BUS_NAME),
-            path: "/org/freedesktop/DBus",
-            interface: BUS_NAME,
-            member: "GetNameOwner",
-        };
-        let reply = self.exchange(&m, &[Value::Str(d.to_string())], Some(BUS_NAME))?;
-        let owner = Reader::new(&reply.body, reply.le)
-            .str()
-            .map_err(|what| self.malformed(what))?;
-        self.owners.push((d.to_string(), owner.clone()));
-        Ok(Some(owner))
-    }
-
-    fn io(&self, source: io::Error) -> DbusError {
-        DbusError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
-    /// Calls a method and returns its reply (a `Reader` over the body is
-    /// `Reader::new(&reply.body, reply.le)`).
-    pub fn call(&mut self, m: &Method, args: &[Value]) -> Result<Message, DbusError> {
-        let replier = self.replier(m.destination)?;
-        self.exchange(m, args, replier.as_deref())
-    }
-
-    /// One call under one deadline; the reply must come from `replier`
-    /// (when set).
-    fn exchange(
-        &mut self,
-        m: &Method,
-        args: &[Value],
-        replier: Option<&str>,
-    ) -> Result<Message, DbusError> {
-        let method = format!("{}.{}", m.interface, m.member);
-        let deadline = Instant::now() + self.timeout;
-        self.serial += 1;
-        let serial = self.serial;
-        log::debug!(
-            "D-Bus call {serial}: {}.{} on {}",
-            m.interface,
-            m.member,
-            m.path
-        );
-        let bytes = encode_call(serial, m, args);
-        // The write counts against the call's one deadline too.
-        let rest = left(deadline).unwrap_or(Duration::from_millis(1));
-        self.stream
-            .get_ref()
-            .set_write_timeout(Some(rest))
-            .map_err(|e| self.io(e))?;
-        self.stream
-            .get_mut()
-            .write_all(&bytes)
-            .map_err(|e| self.io(e))?;
-        loop {
-            let msg = self.next_message(deadline, &method)?;
-            if !is_reply(&msg, serial, replier) {
-                log::debug!(
-                    "D-Bus: skipping a message of type {} (reply to {:?}, from {:?})",
-                    msg.kind,
-                    msg.reply_serial,
-                    msg.sender
-                );
-                continue; // a signal, a call, another reply: not ours
-            }
-            if msg.kind == ERROR {
-                let message = Reader::new(&msg.body, msg.le).str().unwrap_or_default();
-                return Err(DbusError::Remote {
-                    method,
-                    name: msg.error_name.unwrap_or_default(),
-                    message,
-                });
-            }
-            return Ok(msg);
-        }
-    }
-
-    /// The next message, read before `deadline` (then [`DbusError::Timeout`]).
-    fn next_message(&mut self, deadline: Instant, method: &str) -> Result<Message, DbusError> {
-        loop {
-            match decode(&self.pending) {
-                Ok(Some((msg, len))) => {
-                    self.pending.drain(..len);
-                    return Ok(msg);
-                }
-                Ok(None) => {}
-                Err(what) => {
-                    return Err(DbusError::Malformed {
-                        path: self.path.clone(),
-                        what,
-                    })
-                }
-            }
-            let timeout = || DbusError::Timeout {
-                path: self.path.clone(),
-                method: method.to_string(),
-                timeout: self.timeout,
-            };
-            let rest = left(deadline).ok_or_else(timeout)?;
-            self.stream
-                .get_ref()
-                .set_read_timeout(Some(rest))
-                .map_err(|e| self.io(e))?;
-            let mut chunk = [0u8; 4096];
-            let n = match self.stream.read(&mut chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(timeout())
-                }
-                Err(e) => return Err(self.io(e)),
-            };
-            if n == 0 {
-                return Err(self.io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            self.pending.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    pub fn malformed(&self, what: &'static str) -> DbusError {
-        DbusError::Malformed {
-            path: self.path.clone(),
-            what,
-        }
-    }
 }
 
 /// Is `msg` the reply to our call `serial`: a METHOD_RETURN or ERROR with

@@ -3,7 +3,7 @@
 //!
 //! It runs at every container start on the host, and for nearly all of them
 //! it only reads the spec's environment and exits, so it is built to start as
-//! cheaply as `/bin/true`: the C `main` below skips the Rust runtime's
+//! cheaply as `/bin/true`: the C `main` (ffi.rs) skips the Rust runtime's
 //! start-up (which finds the main thread's stack guard by reading
 //! `/proc/self/maps`, installs signal handlers and names the thread), and
 //! libudev is not linked but loaded on first use
@@ -16,16 +16,16 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_code)]
 #![cfg_attr(not(test), no_main)]
 
-/// The process entry point, called by libc's start-up code; the arguments
-/// are read through `std::env::args`, which glibc hands to std at load time.
+#[allow(unsafe_code)]
+mod ffi;
+
+/// Runs the stage the command line names; the exit status for [`ffi`]'s C
+/// `main`.
 #[cfg(not(test))]
-#[no_mangle]
-pub extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
+fn run() -> std::ffi::c_int {
     use amd_container_hook::{stages, Args};
     stages::run(&Args::parse(std::env::args().skip(1))).into()
 }

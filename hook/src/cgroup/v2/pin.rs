@@ -15,8 +15,9 @@
 //! path always names a whole program — and [`Repinned::undo`] pins the old one back the same way.
 //! A pin whose program this grant did not replace is left as it is.
 
-use super::v2::{obj_get, obj_pin, BpfSys, Kernel};
-use super::CgroupError;
+use super::sys::{obj_get, obj_pin, Kernel};
+use super::BpfSys;
+use crate::cgroup::CgroupError;
 use nix::fcntl::renameat;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::CString;
@@ -80,7 +81,7 @@ impl DevicePin {
             }
             Err(e) => return Err(pin_error(path, "BPF_OBJ_GET", e)),
         };
-        let pinned_id = Kernel
+        let pinned_id = Kernel::default()
             .prog_id(&pinned)
             .map_err(|e| pin_error(path, "read the program id of", e))?;
         Ok(Some(DevicePin {
@@ -184,15 +185,15 @@ mod tests {
         let _unmount = Unmount(dir.path());
         let load = |minor| {
             let insns = from_rules(&[Rule::allow_char(226, minor)]).unwrap();
-            let prog = Kernel.prog_load(&insns, "pin_test").unwrap();
-            let id = Kernel.prog_id(&prog).unwrap();
+            let prog = Kernel::default().prog_load(&insns, "pin_test").unwrap();
+            let id = Kernel::default().prog_id(&prog).unwrap();
             (prog, id)
         };
         let ((old, old_id), (new, new_id)) = (load(1), load(2));
         let dirfd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
         let pinned_id = |name: &std::ffi::CStr| {
             let fd = obj_get(dirfd.as_fd(), name).unwrap();
-            Kernel.prog_id(&fd).unwrap()
+            Kernel::default().prog_id(&fd).unwrap()
         };
         obj_pin(old.as_fd(), dirfd.as_fd(), c"ctr_scope").unwrap();
         // The fact the temporary name rests on: bpffs refuses dots.
