@@ -816,7 +816,7 @@ fn userns_scenario(cg: Cgroup) {
 // The fast path's binary
 
 /// `amd-container-hook` runs at every container start: libudev must not be
-/// among the libraries the dynamic loader maps for it (hook/src/lazy_udev.rs
+/// among the libraries the dynamic loader maps for it (hook/src/lazy_udev/ffi.rs
 /// loads it for GPU containers only). Every test above that gives a GPU
 /// proves the lazily loaded library works.
 #[test]
