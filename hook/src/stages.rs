@@ -9,9 +9,8 @@
 //! the log file or libudev. Errors are reported once, here, on stderr (and in
 //! the log file once a request was seen); the return value is the exit status.
 
-use crate::{
-    cdi_stage, container, inject, logging, precreate, tracking, Args, Stage, SWARM_PREFIX, USAGE,
-};
+use crate::container_spec::{edit, view};
+use crate::{cdi_stage, container, inject, logging, tracking, Args, Stage, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
 use amd_container_common::hardware::{scan, Detail, DiscoveryError};
 use amd_container_common::request::{
@@ -188,7 +187,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     let bytes = container::read_config_bytes(&spec_path)?;
     let env = container::parse_env_only(&spec_path, &bytes)?;
     // Fast path, taken by every non-GPU container on the host.
-    if !container::may_request(&env, SWARM_PREFIX) {
+    if !view::may_request(&env, SWARM_PREFIX) {
         return Ok(());
     }
     let config = load_config(config_path)?;
@@ -211,7 +210,7 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
         return Ok(());
     }
     let spec = container::parse_spec(&spec_path, &bytes)?;
-    check_policy(&config, config_path, &var, spec.has_sys_admin_bounding())?;
+    check_policy(&config, config_path, &var, spec.privileged())?;
     // The GPUs and their order first (libudev), then the selected GPUs' nodes only (sysfs).
     let assignment = find_assignment(env.env(), &config.hook.swarm_resource);
     let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
@@ -295,8 +294,8 @@ fn release(
 fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookError> {
     // Fast path: not a GPU container. Input that is not even a config object
     // takes the full path below, which reports it.
-    if let Ok(env) = serde_json::from_slice::<container::EnvOnly>(&input) {
-        if !container::may_request(&env, SWARM_PREFIX) {
+    if let Ok(env) = serde_json::from_slice::<view::EnvOnly>(&input) {
+        if !view::may_request(&env, SWARM_PREFIX) {
             return write_stdout(&input);
         }
     }
@@ -304,16 +303,13 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
         serde_json::from_slice(&input).map_err(HookError::PrecreateInput)?;
     let config = load_config(config_path)?;
     let edits = {
-        let env = precreate::env(&doc);
+        let env = view::DocView(&doc).env();
         match find_request(env.iter().copied(), &config.hook.swarm_resource) {
             None => None,
             Some(var) => {
                 let request = Request::parse(var.name, var.value)?;
                 if request.is_gpu() {
-                    let privileged = doc
-                        .pointer("/process/capabilities/bounding")
-                        .and_then(serde_json::Value::as_array)
-                        .is_some_and(|b| b.iter().any(|c| c == "CAP_SYS_ADMIN"));
+                    let privileged = view::DocView(&doc).privileged();
                     if request != Request::NoGpus {
                         check_policy(&config, config_path, &var, privileged)?;
                     }
@@ -336,9 +332,8 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
         // Not a GPU container: the config goes back byte for byte.
         None => write_stdout(&input),
         Some(edits) => {
-            precreate::apply(&mut doc, &edits);
-            let (gids, refused) =
-                precreate::grant_groups(&mut doc, &edits, &config.devices.user_access);
+            edit::add_devices(&mut doc, &edits);
+            let (gids, refused) = edit::grant_groups(&mut doc, &edits, &config.devices.user_access);
             if !gids.is_empty() {
                 log::debug!("added groups {gids:?} to process.user.additionalGids");
             }
