@@ -12,11 +12,8 @@
 use crate::container_spec::{edit, view};
 use crate::{cdi_stage, container, inject, logging, tracking, Args, Stage, SWARM_PREFIX, USAGE};
 use amd_container_common::config::{Config, ConfigError};
-use amd_container_common::hardware::{scan, Detail, DiscoveryError};
-use amd_container_common::request::{
-    check_assignment, find_assignment, find_request, Request, RequestError, RequestVar,
-};
-use amd_container_common::ContainerEdits;
+use amd_container_common::request::{find_assignment, find_request, Request, RequestError};
+use amd_container_common::resolve::{detail_for, resolve, ResolveError};
 use std::io::{Read, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,21 +30,15 @@ enum HookError {
     )]
     SwarmVariable(String),
     #[error(transparent)]
-    Discovery(#[from] DiscoveryError),
-    #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error(transparent)]
     Inject(#[from] inject::InjectError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),
     #[error(transparent)]
     Cdi(#[from] cdi_stage::CdiStageError),
-    #[error("{name}={value}: {source}")]
-    NoGpuFor {
-        name: String,
-        value: String,
-        source: amd_container_common::hardware::NoGpuError,
-    },
     #[error("cannot read stdin: {0}")]
     Stdin(std::io::Error),
     #[error("the config on stdin is not JSON: {0}")]
@@ -135,47 +126,6 @@ fn load_config(path: &std::path::Path) -> Result<Config, HookError> {
     Ok(config)
 }
 
-/// A request for GPUs (`all` or any selector; not `none`, not `void`) on a
-/// host without any fails the start with the reason (driver not loaded, or
-/// no GPU), rather than starting a container without its GPUs.
-fn require_gpus_for(
-    var: &amd_container_common::request::RequestVar,
-    gpus: &amd_container_common::Inventory,
-) -> Result<(), HookError> {
-    amd_container_common::hardware::require_gpus(gpus).map_err(|e| HookError::NoGpuFor {
-        name: var.name.to_string(),
-        value: var.value.to_string(),
-        source: e,
-    })
-}
-
-/// Discovery reads what resolving `request` (and the orchestrator's
-/// `assignment` beside it) needs, nothing for the log; the GPU tracker, when
-/// enabled, identifies GPUs by unique id too.
-fn detail_for(request: &Request, assignment: Option<&RequestVar>, config: &Config) -> Detail {
-    let assigned_ids = assignment
-        .is_some_and(|a| Request::parse(a.name, a.value).is_ok_and(|r| r.names_unique_ids()));
-    Detail {
-        unique_ids: request.names_unique_ids() || assigned_ids || tracking::enabled(config),
-        partition_modes: false,
-    }
-}
-
-/// The selection of `request` (from `var`), within the orchestrator's
-/// `assignment` when there is one.
-fn select(
-    request: &Request,
-    var: &RequestVar,
-    assignment: Option<&RequestVar>,
-    gpus: &amd_container_common::Inventory,
-) -> Result<amd_container_common::Selection, RequestError> {
-    let selection = request.resolve(var, gpus)?;
-    if let Some(a) = assignment {
-        check_assignment(var, &selection, a, gpus)?;
-    }
-    Ok(selection)
-}
-
 fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     let state = container::read_state(input)?;
     // A registration for several stages (Podman, CRI-O) also runs at
@@ -211,13 +161,10 @@ fn live(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError> {
     }
     let spec = container::parse_spec(&spec_path, &bytes)?;
     check_policy(&config, config_path, &var, spec.privileged())?;
-    // The GPUs and their order first (libudev), then the selected GPUs' nodes only (sysfs).
     let assignment = find_assignment(env.env(), &config.hook.swarm_resource);
-    let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
-    require_gpus_for(&var, scan.gpus())?;
-    let selection = select(&request, &var, assignment.as_ref(), scan.gpus())?;
-    let inventory = scan.with_nodes(&selection.0)?;
-    let edits = ContainerEdits::for_selection(&inventory, &selection);
+    let detail = detail_for(&request, assignment.as_ref(), tracking::enabled(&config));
+    let resolved = resolve(&request, &var, assignment.as_ref(), detail)?;
+    let (inventory, selection, edits) = (resolved.inventory, resolved.selection, resolved.edits);
     if edits.is_empty() {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
@@ -315,13 +262,9 @@ fn precreate(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookEr
                     }
                     let assignment =
                         find_assignment(env.iter().copied(), &config.hook.swarm_resource);
-                    let scan = scan(detail_for(&request, assignment.as_ref(), &config))?;
-                    if request != Request::NoGpus {
-                        require_gpus_for(&var, scan.gpus())?;
-                    }
-                    let selection = select(&request, &var, assignment.as_ref(), scan.gpus())?;
-                    let inventory = scan.with_nodes(&selection.0)?;
-                    Some(ContainerEdits::for_selection(&inventory, &selection))
+                    let detail =
+                        detail_for(&request, assignment.as_ref(), tracking::enabled(&config));
+                    Some(resolve(&request, &var, assignment.as_ref(), detail)?.edits)
                 } else {
                     None
                 }

@@ -18,9 +18,9 @@ use crate::container_spec::view::{self, DocView};
 use amd_container_common::access;
 use amd_container_common::atomic_file::write_atomic;
 use amd_container_common::config::Config;
-use amd_container_common::hardware::{scan, Detail};
-use amd_container_common::request::{check_assignment, find_assignment, find_request, Request};
-use amd_container_common::ContainerEdits;
+use amd_container_common::hardware::Detail;
+use amd_container_common::request::{find_assignment, find_request, Request};
+use amd_container_common::resolve::resolve;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
@@ -181,22 +181,15 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
         unique_ids: request.names_unique_ids() || assignment.is_some(),
         partition_modes: false,
     };
-    let Ok(found) = scan(detail) else {
+    let Ok(resolved) = resolve(&request, &var, assignment.as_ref(), detail) else {
         return Vec::new();
     };
-    let Ok(selection) = request.resolve(&var, found.gpus()) else {
-        return Vec::new();
-    };
-    if let Some(a) = &assignment {
-        if check_assignment(&var, &selection, a, found.gpus()).is_err() {
-            return Vec::new();
-        }
-    }
-    let Ok(inventory) = found.with_nodes(&selection.0) else {
-        return Vec::new();
-    };
-    let edits = ContainerEdits::for_selection(&inventory, &selection);
-    access::groups_to_add(&edits.device_nodes, &user, &config.devices.user_access).gids
+    access::groups_to_add(
+        &resolved.edits.device_nodes,
+        &user,
+        &config.devices.user_access,
+    )
+    .gids
 }
 
 /// Also puts the error into runc's `--log` file, where containerd's shim
