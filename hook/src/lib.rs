@@ -16,7 +16,6 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
-pub mod cdi_stage;
 pub mod cgroup;
 pub mod container;
 pub mod container_spec;
@@ -28,7 +27,7 @@ pub mod runtime_shim;
 pub mod stages;
 pub mod sys;
 pub mod systemd;
-pub mod tracking;
+pub mod tracker_hold;
 
 use std::path::PathBuf;
 
@@ -66,7 +65,7 @@ pub struct Args {
     pub config: PathBuf,
     /// `--cdi`: registered by a CDI spec of ours (`amd-ctk cdi generate`):
     /// the container's GPUs are those in its `linux.devices`, already given
-    /// by the engine ([`cdi_stage`]).
+    /// by the engine (the `--cdi` stages in [`stages`]).
     pub cdi: bool,
     /// `None` when the command line is malformed or names no stage (a usage
     /// error).

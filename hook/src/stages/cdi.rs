@@ -14,7 +14,7 @@
 //! GPU), the create fails with the reason. DRM nodes that are none of our
 //! GPUs' (another vendor's): nothing is done.
 
-use crate::{container, logging, tracking};
+use crate::{container, logging, tracker_hold};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{require_gpus, scan, Detail, DeviceNode, NoGpuError};
 use amd_container_common::Selection;
@@ -92,7 +92,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
     }
     let config = Config::load(config_path)?;
     let detail = Detail {
-        unique_ids: tracking::enabled(&config),
+        unique_ids: tracker_hold::enabled(&config),
         partition_modes: false,
     };
     let found = scan(detail)?;
@@ -115,7 +115,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
     }
     logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
-    tracking::hold(
+    tracker_hold::hold(
         &config,
         state.id(),
         state.bundle(),
@@ -139,7 +139,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
             .collect::<Vec<_>>()
             .join(","),
         nodes.join(" "),
-        if tracking::enabled(&config) {
+        if tracker_hold::enabled(&config) {
             ", held in the GPU tracker"
         } else {
             ""
@@ -154,7 +154,7 @@ pub fn release(
     state: &oci_spec::runtime::State,
 ) -> Result<(), CdiStageError> {
     let config = Config::load(config_path)?;
-    if tracking::release(&config, state.id(), state.bundle())? {
+    if tracker_hold::release(&config, state.id(), state.bundle())? {
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         log::info!(
             "GPU tracker: released the GPUs of {} at poststop",
