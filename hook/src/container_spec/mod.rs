@@ -7,9 +7,10 @@
 //!   cgroup rules, additional groups, hooks), keeping key order;
 //! - [`json_slot`]: the object or array at a key, created when absent.
 //!
-//! Contract: data flows one way: `view` and `edit` use `json_slot`, `edit`
-//! uses `view`; nothing here imports from its callers (the stages, the
-//! Docker entry). Reading the bundle's files is `container`'s.
+//! Contract: data flows one way: `edit` uses `json_slot` and `view`;
+//! nothing here imports from its callers (the stages, the Docker entry).
+//! Reading the bundle's files (the state, config.json's bytes) is
+//! `container`'s.
 
 pub mod edit;
 pub mod json_slot;

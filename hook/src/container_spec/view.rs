@@ -11,7 +11,8 @@
 //!   accessor names and ignores everything else in the document.
 //! - [`DocView`], over a document already held as `serde_json::Value` to be
 //!   edited (precreate, the Docker entry): the same questions, read leniently.
-//! - [`EnvOnly`], the fast path's read of `process.env` alone.
+//! - [`EnvOnly`], the fast path's read of `process.env` alone, and
+//!   [`char_devices`], the CDI stage's read of `linux.devices` alone.
 //!
 //! Each predicate is written once: [`privileged`] (CAP_SYS_ADMIN in the
 //! bounding set), [`may_request`] (the pre-check without the config file),
@@ -193,6 +194,41 @@ impl Root {
     }
 }
 
+/// Just `linux.devices` of config.json: the nodes the engine gave.
+#[derive(Deserialize, Default)]
+struct DevicesOnly {
+    #[serde(default)]
+    linux: Option<LinuxDevices>,
+}
+
+#[derive(Deserialize, Default)]
+struct LinuxDevices {
+    #[serde(default)]
+    devices: Option<Vec<LinuxDevice>>,
+}
+
+#[derive(Deserialize)]
+struct LinuxDevice {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    major: i64,
+    #[serde(default)]
+    minor: i64,
+}
+
+/// The char devices of `linux.devices`, as (major, minor).
+pub fn char_devices(bytes: &[u8]) -> Vec<(i64, i64)> {
+    let doc: DevicesOnly = serde_json::from_slice(bytes).unwrap_or_default();
+    doc.linux
+        .and_then(|l| l.devices)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.kind == "c")
+        .map(|d| (d.major, d.minor))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +364,16 @@ mod tests {
             serde_json::from_value(caps(serde_json::json!(["CAP_SYS_ADMIN"]))).unwrap();
         assert!(spec.privileged());
         assert!(!Spec::default().privileged());
+    }
+
+    #[test]
+    fn only_char_devices_are_read() {
+        let doc = br#"{"linux": {"devices": [
+            {"path": "/dev/dri/renderD128", "type": "c", "major": 226, "minor": 128},
+            {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
+            {"path": "/dev/kfd", "type": "c", "major": 238, "minor": 0}]}}"#;
+        assert_eq!(char_devices(doc), [(226, 128), (238, 0)]);
+        assert!(char_devices(br#"{"process": {}}"#).is_empty());
+        assert!(char_devices(b"not json").is_empty());
     }
 }

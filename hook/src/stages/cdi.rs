@@ -14,37 +14,14 @@
 //! GPU), the create fails with the reason. DRM nodes that are none of our
 //! GPUs' (another vendor's): nothing is done.
 
+use crate::container_spec::view::char_devices;
 use crate::{container, logging, tracker_hold};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{require_gpus, scan, Detail, DeviceNode, NoGpuError};
 use amd_container_common::Selection;
-use serde::Deserialize;
 
 /// The major of DRM nodes (`/dev/dri/card*`, `renderD*`).
 const DRM_MAJOR: i64 = 226;
-
-/// Just `linux.devices` of config.json: the nodes the engine gave.
-#[derive(Deserialize, Default)]
-struct DevicesOnly {
-    #[serde(default)]
-    linux: Option<LinuxDevices>,
-}
-
-#[derive(Deserialize, Default)]
-struct LinuxDevices {
-    #[serde(default)]
-    devices: Option<Vec<LinuxDevice>>,
-}
-
-#[derive(Deserialize)]
-struct LinuxDevice {
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    major: i64,
-    #[serde(default)]
-    minor: i64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdiStageError {
@@ -58,18 +35,6 @@ pub enum CdiStageError {
     NoGpu(#[from] NoGpuError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),
-}
-
-/// The char devices of `linux.devices`, as (major, minor).
-fn char_devices(bytes: &[u8]) -> Vec<(i64, i64)> {
-    let doc: DevicesOnly = serde_json::from_slice(bytes).unwrap_or_default();
-    doc.linux
-        .and_then(|l| l.devices)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d.kind == "c")
-        .map(|d| (d.major, d.minor))
-        .collect()
 }
 
 fn given(node: &Option<DeviceNode>, devices: &[(i64, i64)]) -> bool {
@@ -162,20 +127,4 @@ pub fn release(
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_char_devices_are_read() {
-        let doc = br#"{"linux": {"devices": [
-            {"path": "/dev/dri/renderD128", "type": "c", "major": 226, "minor": 128},
-            {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
-            {"path": "/dev/kfd", "type": "c", "major": 238, "minor": 0}]}}"#;
-        assert_eq!(char_devices(doc), [(226, 128), (238, 0)]);
-        assert!(char_devices(br#"{"process": {}}"#).is_empty());
-        assert!(char_devices(b"not json").is_empty());
-    }
 }
