@@ -14,7 +14,7 @@ use super::poststop;
 use crate::container_spec::view;
 use crate::{container, inject, logging, tracker_hold, SWARM_PREFIX};
 use amd_container_common::request::{find_assignment, find_request, Request};
-use amd_container_common::resolve::{detail_for, resolve};
+use amd_container_common::resolve::{detail_for, resolve, Resolved};
 
 /// `prestart` / `createRuntime`: resolve the request and inject the nodes
 /// into the running container.
@@ -59,8 +59,11 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError>
         assignment.as_ref(),
         tracker_hold::enabled(&config),
     );
-    let resolved = resolve(&request, &var, assignment.as_ref(), detail)?;
-    let (inventory, selection, edits) = (resolved.inventory, resolved.selection, resolved.edits);
+    let Resolved {
+        inventory,
+        selection,
+        edits,
+    } = resolve(&request, &var, assignment.as_ref(), detail)?;
     if edits.is_empty() {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());
