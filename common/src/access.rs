@@ -65,14 +65,6 @@ pub struct ProcessUser {
 }
 
 impl ProcessUser {
-    /// `process.user` of a config document; absent or malformed reads as
-    /// root (uid 0), which needs no grant.
-    pub fn of_spec(doc: &serde_json::Value) -> ProcessUser {
-        doc.pointer("/process/user")
-            .and_then(|u| serde_json::from_value(u.clone()).ok())
-            .unwrap_or_default()
-    }
-
     fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.additional_gids.contains(&gid)
     }
@@ -169,48 +161,9 @@ pub fn cdi_gids(nodes: &[DeviceNode], kinds: &[NodeKind]) -> Vec<u32> {
     gids.into_iter().collect()
 }
 
-/// Adds `gids` to `process.user.additionalGids` of a config document,
-/// creating `process.user` when absent; gids already there stay once.
-/// Returns whether the document changed.
-pub fn add_gids_to_spec(doc: &mut serde_json::Value, gids: &[u32]) -> bool {
-    use serde_json::{json, Value};
-    if gids.is_empty() {
-        return false;
-    }
-    let Some(map) = doc.as_object_mut() else {
-        return false;
-    };
-    let process = map.entry("process").or_insert_with(|| json!({}));
-    let Some(process) = process.as_object_mut() else {
-        return false;
-    };
-    let user = process
-        .entry("user")
-        .or_insert_with(|| json!({"uid": 0, "gid": 0}));
-    let Some(user) = user.as_object_mut() else {
-        return false;
-    };
-    let list = user.entry("additionalGids").or_insert_with(|| json!([]));
-    if !list.is_array() {
-        *list = json!([]);
-    }
-    let Some(list) = list.as_array_mut() else {
-        return false;
-    };
-    let mut changed = false;
-    for &gid in gids {
-        if !list.iter().any(|v| v.as_u64() == Some(gid.into())) {
-            list.push(Value::from(gid));
-            changed = true;
-        }
-    }
-    changed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn node(path: &str, mode: u32, uid: u32, gid: u32) -> DeviceNode {
         DeviceNode {
@@ -331,34 +284,5 @@ mod tests {
             [44, 109]
         );
         assert!(cdi_gids(&nodes, &[]).is_empty());
-    }
-
-    #[test]
-    fn process_user_from_a_spec() {
-        let doc = json!({"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [5]}}});
-        assert_eq!(ProcessUser::of_spec(&doc), user(1000, 1000, &[5]));
-        assert_eq!(ProcessUser::of_spec(&json!({})), user(0, 0, &[]));
-        assert_eq!(
-            ProcessUser::of_spec(&json!({"process": {"user": {"uid": "x"}}})),
-            user(0, 0, &[])
-        );
-    }
-
-    #[test]
-    fn add_gids_once_keeping_the_rest() {
-        let mut doc = json!({"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [5]}, "cwd": "/"}});
-        assert!(add_gids_to_spec(&mut doc, &[109, 5]));
-        assert!(!add_gids_to_spec(&mut doc, &[109]));
-        assert_eq!(
-            doc,
-            json!({"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [5, 109]}, "cwd": "/"}})
-        );
-        assert!(!add_gids_to_spec(&mut doc, &[]));
-        let mut bare = json!({});
-        assert!(add_gids_to_spec(&mut bare, &[109]));
-        assert_eq!(
-            bare,
-            json!({"process": {"user": {"uid": 0, "gid": 0, "additionalGids": [109]}}})
-        );
     }
 }

@@ -1,7 +1,8 @@
 //! Shared core of the AMD container toolkit.
 //!
 //! Data flows one way: [`hardware`] (what the host has) → [`request`] (what the
-//! container asked for) → [`edits`] (the device nodes to give it) → an applier
+//! container asked for) → [`edits`] (the device nodes to give it; [`resolve`]
+//! is that pipeline, once) → an applier
 //! (the CDI writer in [`cdi`], the live injector and the spec editor in the hook).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -16,6 +17,7 @@ pub mod edits;
 pub mod flock;
 pub mod hardware;
 pub mod request;
+pub mod resolve;
 #[allow(unsafe_code)]
 mod sys;
 pub mod timestamp;

@@ -1,5 +1,6 @@
 //! What the runtime tells the hook: the OCI state on stdin and the bundle's
-//! config.json. The fast path reads only `process.env`.
+//! config.json, read as [`container_spec::view`](crate::container_spec::view)
+//! reads it. The fast path reads only `process.env`.
 //!
 //! Contract: the state must name an absolute `bundle` (never the current
 //! directory); config.json must be a regular file, opened without blocking
@@ -7,10 +8,8 @@
 //! [`MAX_CONFIG_BYTES`] long; `root.path` is resolved against the bundle and
 //! must be free of NUL bytes. Every refusal names the value and why.
 
-use crate::spec::Spec;
-use amd_container_common::request::{find_request, Request};
+use crate::container_spec::view::{EnvOnly, Spec};
 use oci_spec::runtime::State;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,28 +39,6 @@ pub enum ContainerError {
 
 /// config.json larger than this is refused (real ones are a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// Just enough of config.json to decide whether this is a GPU container.
-#[derive(Deserialize, Default)]
-pub struct EnvOnly {
-    #[serde(default)]
-    process: Option<ProcessEnv>,
-}
-
-#[derive(Deserialize, Default)]
-struct ProcessEnv {
-    #[serde(default)]
-    env: Option<Vec<String>>,
-}
-
-impl EnvOnly {
-    pub fn env(&self) -> impl Iterator<Item = &str> {
-        self.process
-            .iter()
-            .flat_map(|p| p.env.iter().flatten())
-            .map(String::as_str)
-    }
-}
 
 /// Parses the state and checks that it names an absolute bundle.
 pub fn read_state(input: &[u8]) -> Result<State, ContainerError> {
@@ -174,25 +151,9 @@ pub fn is_stopped(state: &State) -> bool {
     matches!(state.status(), oci_spec::runtime::ContainerState::Stopped)
 }
 
-/// Cheap pre-check on the raw env, without the config file: could this be a
-/// GPU container? `AMD_VISIBLE_DEVICES`, when present, decides (unset-like
-/// values such as `void` — what Docker sets for `--gpus 0` — mean no);
-/// otherwise any variable with the Swarm prefix might be the configured one.
-/// A malformed value counts as a request, so that it is reported.
-pub fn may_request(env: &EnvOnly, swarm_prefix: &str) -> bool {
-    match find_request(env.env(), "") {
-        Some(var) => Request::parse(var.name, var.value).map_or(true, |r| r.is_gpu()),
-        None => env.env().any(|e| e.starts_with(swarm_prefix)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[&str]) -> EnvOnly {
-        serde_json::from_value(serde_json::json!({"process": {"env": vars}})).unwrap()
-    }
 
     fn state(bundle: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
@@ -236,27 +197,5 @@ mod tests {
                 .unwrap();
         let e = rootfs(&spec, Path::new("/b")).unwrap_err();
         assert!(matches!(e, ContainerError::RootNul(_)), "{e}");
-    }
-
-    #[test]
-    fn pre_check() {
-        let p = "DOCKER_RESOURCE_";
-        assert!(!may_request(&env(&["PATH=/bin"]), p));
-        assert!(!may_request(&env(&[]), p));
-        assert!(!may_request(&EnvOnly::default(), p));
-        assert!(!may_request(&env(&["AMD_VISIBLE_DEVICES=void"]), p));
-        assert!(!may_request(&env(&["AMD_VISIBLE_DEVICES="]), p));
-        // AMD_VISIBLE_DEVICES decides over a Swarm variable, as in resolution.
-        assert!(!may_request(
-            &env(&["DOCKER_RESOURCE_GPU=1", "AMD_VISIBLE_DEVICES=void"]),
-            p
-        ));
-        assert!(may_request(&env(&["AMD_VISIBLE_DEVICES=0"]), p));
-        assert!(may_request(&env(&["AMD_VISIBLE_DEVICES=none"]), p));
-        assert!(
-            may_request(&env(&["AMD_VISIBLE_DEVICES=0,,x"]), p),
-            "errors get reported"
-        );
-        assert!(may_request(&env(&["DOCKER_RESOURCE_GPU=0x1"]), p));
     }
 }

@@ -21,8 +21,8 @@
 //! the user may not open fails the create, naming it.
 
 use crate::cgroup::{CgroupError, DeviceCgroup};
+use crate::container_spec::view::Spec;
 use crate::rootfs::{ContainerRoot, Placement, RootfsError};
-use crate::spec::Spec;
 use amd_container_common::access::{self, Grant, NodeKind, ProcessUser};
 use amd_container_common::{ContainerEdits, DeviceNode};
 use std::fs::File;

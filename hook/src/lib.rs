@@ -17,22 +17,19 @@
 #![deny(unsafe_code)]
 
 pub mod bpf;
-pub mod cdi_stage;
 pub mod cgroup;
 pub mod container;
+pub mod container_spec;
 pub mod inject;
-pub mod json_slot;
 pub mod lazy_udev;
 pub mod logging;
-pub mod precreate;
 pub mod rootfs;
 pub mod runtime_shim;
-pub mod spec;
 pub mod stages;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
-pub mod tracking;
+pub mod tracker_hold;
 
 use std::path::PathBuf;
 
@@ -70,7 +67,7 @@ pub struct Args {
     pub config: PathBuf,
     /// `--cdi`: registered by a CDI spec of ours (`amd-ctk cdi generate`):
     /// the container's GPUs are those in its `linux.devices`, already given
-    /// by the engine ([`cdi_stage`]).
+    /// by the engine (the `--cdi` stages in [`stages`]).
     pub cdi: bool,
     /// `None` when the command line is malformed or names no stage (a usage
     /// error).

@@ -14,7 +14,9 @@ use amd_ctk_e2e::fuzzkit;
 
 use amd_container_common::request::{find_request, Request};
 use amd_container_common::{ContainerEdits, DeviceNode};
-use amd_container_hook::{container, precreate, SWARM_PREFIX};
+use amd_container_hook::container;
+use amd_container_hook::container_spec::{edit, view};
+use amd_container_hook::SWARM_PREFIX;
 use fuzzkit::Gen;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -197,11 +199,11 @@ proptest! {
         let bytes = g.document(&doc);
         let path = Path::new("/run/bundle/config.json");
         if let Ok(env) = container::parse_env_only(path, &bytes) {
-            let _ = container::may_request(&env, SWARM_PREFIX);
+            let _ = view::may_request(&env, SWARM_PREFIX);
         }
         // The fast path's own read of the same bytes.
-        if let Ok(env) = serde_json::from_slice::<container::EnvOnly>(&bytes) {
-            let _ = container::may_request(&env, SWARM_PREFIX);
+        if let Ok(env) = serde_json::from_slice::<view::EnvOnly>(&bytes) {
+            let _ = view::may_request(&env, SWARM_PREFIX);
         }
     }
 
@@ -231,14 +233,14 @@ proptest! {
         let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
             return Ok(());
         };
-        let request = find_request(precreate::env(&doc), "DOCKER_RESOURCE_GPU")
+        let request = find_request(view::DocView(&doc).env(), "DOCKER_RESOURCE_GPU")
             .map(|var| Request::parse(var.name, var.value).map(|r| r.is_gpu()));
         let _ = request;
         let e = edits(&mut g);
-        precreate::apply(&mut doc, &e);
+        edit::add_devices(&mut doc, &e);
         let once = doc.clone();
-        precreate::apply(&mut doc, &e);
-        prop_assert_eq!(&doc, &once, "precreate::apply is not idempotent");
+        edit::add_devices(&mut doc, &e);
+        prop_assert_eq!(&doc, &once, "edit::add_devices is not idempotent");
         let _ = serde_json::to_vec(&doc);
     }
 }

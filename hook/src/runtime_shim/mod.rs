@@ -12,13 +12,15 @@
 //! `--log` here and reported on stderr once, by the binary's `main`.
 
 pub mod args;
-pub mod spec;
 
-use amd_container_common::access::{self, ProcessUser};
+use crate::container_spec::edit;
+use crate::container_spec::view::{self, DocView};
+use amd_container_common::access;
+use amd_container_common::atomic_file::write_atomic;
 use amd_container_common::config::Config;
-use amd_container_common::hardware::{scan, Detail};
-use amd_container_common::request::{check_assignment, find_assignment, find_request, Request};
-use amd_container_common::ContainerEdits;
+use amd_container_common::hardware::Detail;
+use amd_container_common::request::{find_assignment, find_request, Request};
+use amd_container_common::resolve::resolve;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
@@ -114,13 +116,13 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
             path: path(),
             source,
         })?;
-    if !spec::requests_gpu(&doc, &config.hook.swarm_resource) {
+    if !view::requests_gpu(DocView(&doc).env().into_iter(), &config.hook.swarm_resource) {
         return Ok(());
     }
     // The hook must read the same config file as the runtime that registers
     // it (log file, Swarm variable), also when that is not the default one.
     let env = config.runtime.hook_env(config_path)?;
-    let hook = spec::hook_entry(
+    let hook = edit::hook_entry(
         &config.runtime.hook_path.to_string_lossy(),
         config.runtime.hook_timeout,
         &env,
@@ -129,19 +131,19 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
     let map = doc
         .as_object_mut()
         .ok_or_else(|| ShimError::NotObject { path: path() })?;
-    let mut changed = spec::register(map, hook);
+    let mut changed = edit::register(map, hook);
     // With the GPU tracker in use, the hook also releases the container's
     // GPUs when it is deleted.
     if config.gpu_tracker.state_file.exists() {
-        let poststop = spec::stage_entry(
+        let poststop = edit::stage_entry(
             "poststop",
             &config.runtime.hook_path.to_string_lossy(),
             config.runtime.hook_timeout,
             &env,
         );
-        changed |= spec::register_at(map, "poststop", poststop);
+        changed |= edit::register_at(map, "poststop", poststop);
     }
-    changed |= access::add_gids_to_spec(&mut doc, &gids);
+    changed |= edit::add_gids(&mut doc, &gids);
     if !changed {
         return Ok(());
     }
@@ -149,7 +151,7 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
         path: path(),
         source,
     })?;
-    spec::write_atomic(config_json, &out).map_err(|source| ShimError::Write {
+    write_atomic(config_json, &out).map_err(|source| ShimError::Write {
         path: path(),
         source,
     })
@@ -159,19 +161,11 @@ fn prepare(config_json: &Path, config: &Config, config_path: &Path) -> Result<()
 /// request resolves to (none for root, with `[devices] user-access = []`,
 /// or when the request cannot be resolved: the hook then reports why).
 fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
-    let user = ProcessUser::of_spec(doc);
+    let user = DocView(doc).user();
     if user.uid == 0 || config.devices.user_access.is_empty() {
         return Vec::new();
     }
-    let env = doc
-        .pointer("/process/env")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(serde_json::Value::as_str)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let env = DocView(doc).env();
     let Some(var) = find_request(env.iter().copied(), &config.hook.swarm_resource) else {
         return Vec::new();
     };
@@ -187,22 +181,15 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
         unique_ids: request.names_unique_ids() || assignment.is_some(),
         partition_modes: false,
     };
-    let Ok(found) = scan(detail) else {
+    let Ok(resolved) = resolve(&request, &var, assignment.as_ref(), detail) else {
         return Vec::new();
     };
-    let Ok(selection) = request.resolve(&var, found.gpus()) else {
-        return Vec::new();
-    };
-    if let Some(a) = &assignment {
-        if check_assignment(&var, &selection, a, found.gpus()).is_err() {
-            return Vec::new();
-        }
-    }
-    let Ok(inventory) = found.with_nodes(&selection.0) else {
-        return Vec::new();
-    };
-    let edits = ContainerEdits::for_selection(&inventory, &selection);
-    access::groups_to_add(&edits.device_nodes, &user, &config.devices.user_access).gids
+    access::groups_to_add(
+        &resolved.edits.device_nodes,
+        &user,
+        &config.devices.user_access,
+    )
+    .gids
 }
 
 /// Also puts the error into runc's `--log` file, where containerd's shim

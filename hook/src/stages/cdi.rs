@@ -14,37 +14,14 @@
 //! GPU), the create fails with the reason. DRM nodes that are none of our
 //! GPUs' (another vendor's): nothing is done.
 
-use crate::{container, logging, tracking};
+use crate::container_spec::view::char_devices;
+use crate::{container, logging, tracker_hold};
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{require_gpus, scan, Detail, DeviceNode, NoGpuError};
 use amd_container_common::Selection;
-use serde::Deserialize;
 
 /// The major of DRM nodes (`/dev/dri/card*`, `renderD*`).
 const DRM_MAJOR: i64 = 226;
-
-/// Just `linux.devices` of config.json: the nodes the engine gave.
-#[derive(Deserialize, Default)]
-struct DevicesOnly {
-    #[serde(default)]
-    linux: Option<LinuxDevices>,
-}
-
-#[derive(Deserialize, Default)]
-struct LinuxDevices {
-    #[serde(default)]
-    devices: Option<Vec<LinuxDevice>>,
-}
-
-#[derive(Deserialize)]
-struct LinuxDevice {
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    major: i64,
-    #[serde(default)]
-    minor: i64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdiStageError {
@@ -58,18 +35,6 @@ pub enum CdiStageError {
     NoGpu(#[from] NoGpuError),
     #[error(transparent)]
     Tracker(#[from] amd_container_common::tracker::TrackerError),
-}
-
-/// The char devices of `linux.devices`, as (major, minor).
-fn char_devices(bytes: &[u8]) -> Vec<(i64, i64)> {
-    let doc: DevicesOnly = serde_json::from_slice(bytes).unwrap_or_default();
-    doc.linux
-        .and_then(|l| l.devices)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d.kind == "c")
-        .map(|d| (d.major, d.minor))
-        .collect()
 }
 
 fn given(node: &Option<DeviceNode>, devices: &[(i64, i64)]) -> bool {
@@ -92,7 +57,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
     }
     let config = Config::load(config_path)?;
     let detail = Detail {
-        unique_ids: tracking::enabled(&config),
+        unique_ids: tracker_hold::enabled(&config),
         partition_modes: false,
     };
     let found = scan(detail)?;
@@ -115,7 +80,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
     }
     logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
     let pid = state.pid().ok_or(container::ContainerError::NoPid)?;
-    tracking::hold(
+    tracker_hold::hold(
         &config,
         state.id(),
         state.bundle(),
@@ -139,7 +104,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
             .collect::<Vec<_>>()
             .join(","),
         nodes.join(" "),
-        if tracking::enabled(&config) {
+        if tracker_hold::enabled(&config) {
             ", held in the GPU tracker"
         } else {
             ""
@@ -154,7 +119,7 @@ pub fn release(
     state: &oci_spec::runtime::State,
 ) -> Result<(), CdiStageError> {
     let config = Config::load(config_path)?;
-    if tracking::release(&config, state.id(), state.bundle())? {
+    if tracker_hold::release(&config, state.id(), state.bundle())? {
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         log::info!(
             "GPU tracker: released the GPUs of {} at poststop",
@@ -162,20 +127,4 @@ pub fn release(
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_char_devices_are_read() {
-        let doc = br#"{"linux": {"devices": [
-            {"path": "/dev/dri/renderD128", "type": "c", "major": 226, "minor": 128},
-            {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
-            {"path": "/dev/kfd", "type": "c", "major": 238, "minor": 0}]}}"#;
-        assert_eq!(char_devices(doc), [(226, 128), (238, 0)]);
-        assert!(char_devices(br#"{"process": {}}"#).is_empty());
-        assert!(char_devices(b"not json").is_empty());
-    }
 }

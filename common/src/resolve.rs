@@ -1,0 +1,83 @@
+//! The one request → edits pipeline: from a parsed request (and the
+//! orchestrator's assignment beside it) to the host's GPUs, the selection
+//! and the device nodes to give. Every applier that resolves a container's
+//! request (the hook's live and precreate stages, the Docker entry) goes
+//! through [`resolve`].
+//!
+//! Contract: discovery reads only what `detail` asks for ([`detail_for`]
+//! gives what the request needs); the GPUs and their order first (libudev),
+//! then the selected GPUs' nodes only (sysfs). A request for GPUs (`all` or
+//! any selector, not `none`) on a host without any fails with the reason
+//! (driver not loaded, or no GPU), naming the variable, rather than giving
+//! a container no GPU. A selection beyond the assignment is refused
+//! ([`check_assignment`]). Nothing is logged or written.
+
+use crate::hardware::{require_gpus, scan, Detail, DiscoveryError, NoGpuError};
+use crate::request::{check_assignment, Request, RequestError, RequestVar};
+use crate::{ContainerEdits, Inventory, Selection};
+
+/// Why a request did not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("{name}={value}: {source}")]
+    NoGpuFor {
+        name: String,
+        value: String,
+        source: NoGpuError,
+    },
+}
+
+/// A resolved request: the inventory (with the selected GPUs' nodes), the
+/// selection and its edits.
+#[derive(Debug)]
+pub struct Resolved {
+    pub inventory: Inventory,
+    pub selection: Selection,
+    pub edits: ContainerEdits,
+}
+
+/// What discovery must read to resolve `request` (and the orchestrator's
+/// `assignment` beside it): unique ids when either names one, or when the
+/// caller needs them anyway (`unique_ids`: the GPU tracker identifies GPUs
+/// by them). Nothing for the log.
+pub fn detail_for(request: &Request, assignment: Option<&RequestVar>, unique_ids: bool) -> Detail {
+    let assigned_ids = assignment
+        .is_some_and(|a| Request::parse(a.name, a.value).is_ok_and(|r| r.names_unique_ids()));
+    Detail {
+        unique_ids: request.names_unique_ids() || assigned_ids || unique_ids,
+        partition_modes: false,
+    }
+}
+
+/// Resolves `request` (parsed from `var`) on this host, within the
+/// orchestrator's `assignment` when there is one.
+pub fn resolve(
+    request: &Request,
+    var: &RequestVar,
+    assignment: Option<&RequestVar>,
+    detail: Detail,
+) -> Result<Resolved, ResolveError> {
+    let scan = scan(detail)?;
+    if *request != Request::NoGpus {
+        require_gpus(scan.gpus()).map_err(|source| ResolveError::NoGpuFor {
+            name: var.name.to_string(),
+            value: var.value.to_string(),
+            source,
+        })?;
+    }
+    let selection = request.resolve(var, scan.gpus())?;
+    if let Some(a) = assignment {
+        check_assignment(var, &selection, a, scan.gpus())?;
+    }
+    let inventory = scan.with_nodes(&selection.0)?;
+    let edits = ContainerEdits::for_selection(&inventory, &selection);
+    Ok(Resolved {
+        inventory,
+        selection,
+        edits,
+    })
+}
