@@ -84,7 +84,7 @@ fn warn_refused(nodes: &[&amd_container_common::DeviceNode]) {
 }
 
 /// Writes and flushes: the process ends without the Rust runtime's exit
-/// handling (src/main.rs), which would otherwise flush stdout.
+/// handling (src/bin/amd-container-hook/), which would otherwise flush stdout.
 fn write_stdout(bytes: &[u8]) -> Result<(), HookError> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
