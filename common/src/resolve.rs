@@ -2,7 +2,9 @@
 //! orchestrator's assignment beside it) to the host's GPUs, the selection
 //! and the device nodes to give. Every applier that resolves a container's
 //! request (the hook's live and precreate stages, the Docker entry) goes
-//! through [`resolve`].
+//! through [`resolve`]; those that already hold an inventory (`amd-ctk
+//! gpu-tracker`'s GPU-IDS, the CDI generator's device names) through
+//! [`select`], the same parse and selection without discovery.
 //!
 //! Contract: discovery reads only what `detail` asks for ([`detail_for`]
 //! gives what the request needs); the GPUs and their order first (libudev),
@@ -80,4 +82,16 @@ pub fn resolve(
         selection,
         edits,
     })
+}
+
+/// `var`'s request and what it selects among GPUs already discovered: the
+/// parse and the selection [`resolve`] makes after its own discovery.
+/// `none` and a value that asks for no GPU select nothing (no error).
+pub fn select(
+    var: &RequestVar,
+    inventory: &Inventory,
+) -> Result<(Request, Selection), RequestError> {
+    let request = Request::parse(var.name, var.value)?;
+    let selection = request.resolve(var, inventory)?;
+    Ok((request, selection))
 }

@@ -8,8 +8,8 @@
 //! container, whichever of our devices it got).
 //!
 //! Contract: what each name gives is what `AMD_VISIBLE_DEVICES=NAME` selects
-//! (the name goes through [`Request::parse`] and [`Request::resolve`]), so
-//! the two paths agree. Names of different forms cannot collide: an index is
+//! (the name goes through [`crate::resolve::select`], the request's parse and
+//! selection), so the two paths agree. Names of different forms cannot collide: an index is
 //! decimal digits only, a unique id starts with `0x` and has no `:`, a PCI
 //! address always has `:`, and `all` has none of these; within a form a name
 //! is written once (partitions sharing a unique id or a PCI address share
@@ -21,7 +21,7 @@ use super::version::minimum_version;
 use crate::access::{cdi_gids, NodeKind};
 use crate::edits::ContainerEdits;
 use crate::hardware::{DeviceNode, Inventory};
-use crate::request::{Request, RequestVar, Selection, VISIBLE_DEVICES};
+use crate::request::{RequestVar, Selection};
 use std::str::FromStr;
 
 /// The arguments of our hook in a CDI spec, before the stage:
@@ -163,9 +163,8 @@ fn select(inventory: &Inventory, kind: &str, name: &str) -> Option<Selection> {
         name: kind,
         value: name,
     };
-    let resolved = Request::parse(VISIBLE_DEVICES, name).and_then(|r| r.resolve(&var, inventory));
-    match resolved {
-        Ok(s) if !s.0.is_empty() => Some(s),
+    match crate::resolve::select(&var, inventory) {
+        Ok((_, s)) if !s.0.is_empty() => Some(s),
         Ok(_) => None,
         Err(e) => {
             log::warn!("no CDI device {kind}={name}: {e}");

@@ -14,6 +14,7 @@ use crate::cli_error::CliError;
 use amd_container_common::config::Config;
 use amd_container_common::hardware::{discover, require_gpus};
 use amd_container_common::request::{Request, RequestVar};
+use amd_container_common::resolve::select;
 use amd_container_common::tracker::{GpuState, Mode, Tracker};
 use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -106,11 +107,10 @@ pub fn run(args: &TrackerArgs) -> Result<ExitCode, CliError> {
                 name: "GPU-IDS",
                 value: ids,
             };
-            let request = Request::parse(var.name, var.value)?;
+            let (request, selection) = select(&var, &inventory)?;
             if !request.is_gpu() || request == Request::NoGpus {
                 return Err(CliError::NamesNoGpu { ids: ids.clone() });
             }
-            let selection = request.resolve(&var, &inventory)?;
             let mut indices = selection.0.clone();
             indices.sort_unstable();
             let (mode, word) = match access {
