@@ -4,7 +4,8 @@
 //! `#[allow(unsafe_code)]` only on those modules' declarations; no two modules
 //! of a crate that import each other (directly or round a longer circle); no
 //! global mutable switch (`static` atomics, `static mut`) in production code;
-//! one name per file within a crate.
+//! one name per file within a crate; one engine table in amd-ctk; a `//!`
+//! contract at the top of every file.
 //!
 //! It reads the sources as text (no compiler): a "code line" is a non-blank
 //! line that is not only a comment, counted up to a trailing
@@ -567,6 +568,22 @@ fn one_engine_table() {
     assert!(breaches.is_empty(), "{}", breaches.join("\n"));
 }
 
+/// Files whose first line is not a `//!` contract (CONTRIBUTING: "a
+/// contract at the top of every file").
+fn missing_contracts(sources: &[Source]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| !s.text.starts_with("//!"))
+        .map(|s| format!("{}: no `//!` contract on its first line", s.rel.display()))
+        .collect()
+}
+
+#[test]
+fn every_file_starts_with_its_contract() {
+    let breaches = each_crate(|_, sources| missing_contracts(sources));
+    assert!(breaches.is_empty(), "{}", breaches.join("\n"));
+}
+
 /// Self-tests: each check on a made-up crate that breaks it.
 mod self_tests {
     use super::*;
@@ -689,6 +706,18 @@ mod self_tests {
         assert_eq!(engine_table_breaches(&s).len(), 1);
         let (_d, s) = tree(&[("table.rs", table)]);
         assert!(engine_table_breaches(&s).is_empty());
+    }
+
+    #[test]
+    fn files_without_a_contract_are_found() {
+        let (_d, s) = tree(&[
+            ("lib.rs", "//! The crate.\nmod a;\n"),
+            ("a.rs", "// not a contract\n"),
+        ]);
+        assert_eq!(
+            missing_contracts(&s),
+            vec!["a.rs: no `//!` contract on its first line"]
+        );
     }
 
     #[test]
