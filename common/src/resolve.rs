@@ -6,8 +6,8 @@
 //! gpu-tracker`'s GPU-IDS, the CDI generator's device names) through
 //! [`select`], the same parse and selection without discovery.
 //!
-//! Contract: discovery reads only what `detail` asks for ([`detail_for`]
-//! gives what the request needs); the GPUs and their order first (libudev),
+//! Contract: discovery reads only what the request needs (unique ids when
+//! it or the assignment names one, or the caller needs them); the GPUs and their order first (libudev),
 //! then the selected GPUs' nodes only (sysfs). A request for GPUs (`all` or
 //! any selector, not `none`) on a host without any fails with the reason
 //! (driver not loaded, or no GPU), naming the variable, rather than giving
@@ -46,7 +46,7 @@ pub struct Resolved {
 /// `assignment` beside it): unique ids when either names one, or when the
 /// caller needs them anyway (`unique_ids`: the GPU tracker identifies GPUs
 /// by them). Nothing for the log.
-pub fn detail_for(request: &Request, assignment: Option<&RequestVar>, unique_ids: bool) -> Detail {
+fn detail_for(request: &Request, assignment: Option<&RequestVar>, unique_ids: bool) -> Detail {
     let assigned_ids = assignment
         .is_some_and(|a| Request::parse(a.name, a.value).is_ok_and(|r| r.names_unique_ids()));
     Detail {
@@ -56,14 +56,16 @@ pub fn detail_for(request: &Request, assignment: Option<&RequestVar>, unique_ids
 }
 
 /// Resolves `request` (parsed from `var`) on this host, within the
-/// orchestrator's `assignment` when there is one.
+/// orchestrator's `assignment` when there is one. `unique_ids`: the caller
+/// needs every GPU's unique id whatever the request names (the GPU tracker
+/// identifies GPUs by them).
 pub fn resolve(
     request: &Request,
     var: &RequestVar,
     assignment: Option<&RequestVar>,
-    detail: Detail,
+    unique_ids: bool,
 ) -> Result<Resolved, ResolveError> {
-    let scan = scan(detail)?;
+    let scan = scan(detail_for(request, assignment, unique_ids))?;
     if *request != Request::NoGpus {
         require_gpus(scan.gpus()).map_err(|source| ResolveError::NoGpuFor {
             name: var.name.to_string(),

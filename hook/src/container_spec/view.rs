@@ -176,9 +176,7 @@ impl Spec {
             .and_then(|c| c.bounding.as_ref())
             .is_some_and(|b| privileged(b.iter().map(String::as_str)))
     }
-}
 
-impl Spec {
     /// `process.user`; absent reads as root (uid 0, gid 0).
     pub fn user(&self) -> ProcessUser {
         self.process

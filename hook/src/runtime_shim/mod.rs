@@ -18,7 +18,6 @@ use crate::container_spec::view::{self, DocView};
 use amd_container_common::access;
 use amd_container_common::atomic_file::write_atomic;
 use amd_container_common::config::Config;
-use amd_container_common::hardware::Detail;
 use amd_container_common::request::{find_assignment, find_request, Request};
 use amd_container_common::resolve::resolve;
 use std::ffi::{OsStr, OsString};
@@ -177,11 +176,7 @@ fn user_groups(doc: &serde_json::Value, config: &Config) -> Vec<u32> {
     }
     // Within the orchestrator's assignment, or the hook refuses it.
     let assignment = find_assignment(env.iter().copied(), &config.hook.swarm_resource);
-    let detail = Detail {
-        unique_ids: request.names_unique_ids() || assignment.is_some(),
-        partition_modes: false,
-    };
-    let Ok(resolved) = resolve(&request, &var, assignment.as_ref(), detail) else {
+    let Ok(resolved) = resolve(&request, &var, assignment.as_ref(), false) else {
         return Vec::new();
     };
     access::groups_to_add(

@@ -14,7 +14,7 @@ use super::poststop;
 use crate::container_spec::view;
 use crate::{container, inject, logging, tracker_hold, SWARM_PREFIX};
 use amd_container_common::request::{find_assignment, find_request, Request};
-use amd_container_common::resolve::{detail_for, resolve, Resolved};
+use amd_container_common::resolve::{resolve, Resolved};
 
 /// `prestart` / `createRuntime`: resolve the request and inject the nodes
 /// into the running container.
@@ -54,16 +54,16 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), HookError>
     let spec = container::parse_spec(&spec_path, &bytes)?;
     check_policy(&config, config_path, &var, spec.privileged())?;
     let assignment = find_assignment(env.env(), &config.hook.swarm_resource);
-    let detail = detail_for(
-        &request,
-        assignment.as_ref(),
-        tracker_hold::enabled(&config),
-    );
     let Resolved {
         inventory,
         selection,
         edits,
-    } = resolve(&request, &var, assignment.as_ref(), detail)?;
+    } = resolve(
+        &request,
+        &var,
+        assignment.as_ref(),
+        tracker_hold::enabled(&config),
+    )?;
     if edits.is_empty() {
         log::info!("{}={}: no GPU to give", var.name, var.value);
         return Ok(());

@@ -12,7 +12,7 @@ use super::policy::{check_policy, load_config};
 use crate::container_spec::{edit, view};
 use crate::{tracker_hold, SWARM_PREFIX};
 use amd_container_common::request::{find_assignment, find_request, Request};
-use amd_container_common::resolve::{detail_for, resolve};
+use amd_container_common::resolve::resolve;
 use std::io::Write;
 
 /// Podman's `precreate`: the config on stdin, edited, on stdout.
@@ -40,12 +40,8 @@ pub fn run(config_path: &std::path::Path, input: Vec<u8>) -> Result<(), HookErro
                     }
                     let assignment =
                         find_assignment(env.iter().copied(), &config.hook.swarm_resource);
-                    let detail = detail_for(
-                        &request,
-                        assignment.as_ref(),
-                        tracker_hold::enabled(&config),
-                    );
-                    Some(resolve(&request, &var, assignment.as_ref(), detail)?.edits)
+                    let unique_ids = tracker_hold::enabled(&config);
+                    Some(resolve(&request, &var, assignment.as_ref(), unique_ids)?.edits)
                 } else {
                     None
                 }
