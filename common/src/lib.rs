@@ -19,7 +19,7 @@ pub mod hardware;
 pub mod request;
 pub mod resolve;
 #[allow(unsafe_code)]
-mod sys;
+pub mod sys;
 pub mod timestamp;
 pub mod tracker;
 

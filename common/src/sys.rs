@@ -1,13 +1,16 @@
-//! The raw system calls the crate needs that nix does not wrap: extended
+//! The raw system calls the toolkit needs that nix does not wrap: extended
 //! attributes (`listxattr`, `getxattr`, `fsetxattr`), for the atomic writer
-//! to copy a file's ACLs and SELinux label onto its replacement.
+//! to copy a file's ACLs and SELinux label onto its replacement, and
+//! `statx`, the one call behind the hook's mount ids and amd-ctk's
+//! mount-root check.
 //!
 //! Contract: the only `unsafe` of the crate besides `cdi::ffi`; every
-//! function here is safe to call: it takes Rust strings, buffers and owned
-//! descriptors, and reports failure as the `errno` the call set.
+//! function here is safe to call: it takes Rust strings, buffers and
+//! descriptors, and reports failure as the `errno` the call set (a
+//! descriptor that is not open is the kernel's `EBADF`).
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 /// Calls a size-then-fill xattr syscall until the buffer is big enough.
 fn sized_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> std::io::Result<Vec<u8>> {
@@ -61,4 +64,26 @@ pub fn fxattr_set(file: impl AsFd, name: &CStr, value: &[u8]) -> std::io::Result
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `statx(2)` of `name` relative to the directory `dir` (or `AT_FDCWD`),
+/// with `flags` (`AT_EMPTY_PATH` and an empty `name` for `dir` itself) and
+/// the fields `mask` asks for; the struct as the kernel filled it (its
+/// `stx_mask` and `stx_attributes_mask` say what it answered).
+pub fn statx(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mask: u32,
+) -> std::io::Result<libc::statx> {
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `stx` a valid out pointer, both
+    // outliving the call; the kernel reads `dir` as a descriptor number
+    // (EBADF if it is none) and writes only into `stx`.
+    let r = unsafe { libc::statx(dir, name.as_ptr(), flags, mask, &mut stx) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stx)
 }

@@ -1,6 +1,6 @@
 //! The system calls amd-ctk makes that nix does not wrap, as safe functions:
-//! the inode flags (`FS_IOC_GETFLAGS`), `statx`'s mount-root attribute, and
-//! restoring SIGPIPE's default disposition.
+//! the inode flags (`FS_IOC_GETFLAGS`), `statx`'s mount-root attribute
+//! (through common's `statx`), and restoring SIGPIPE's default disposition.
 //!
 //! Contract: every `unsafe` block of amd-ctk is here, each with the reason it
 //! is sound; the functions only read the descriptor the caller holds (or, for
@@ -24,23 +24,11 @@ pub fn inode_flags(f: &impl AsFd) -> Option<libc::c_long> {
 /// Is `f` the root of a mount (`STATX_ATTR_MOUNT_ROOT`)? `None` where statx
 /// or the attribute is not supported.
 pub fn is_mount_root(f: &impl AsFd) -> Option<bool> {
-    // nix has no statx.
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: statx with AT_EMPTY_PATH reads the caller's open fd and an
-    // empty, NUL-terminated path, and writes only into `stx`, which outlives
-    // the call.
-    let r = unsafe {
-        libc::statx(
-            f.as_fd().as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            0,
-            &mut stx,
-        )
-    };
+    // nix has no statx; common's is the one wrapper.
+    let stx = amd_container_common::sys::statx(f.as_fd().as_raw_fd(), c"", libc::AT_EMPTY_PATH, 0)
+        .ok()?;
     let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    (r == 0 && stx.stx_attributes_mask & root != 0).then_some(stx.stx_attributes & root != 0)
+    (stx.stx_attributes_mask & root != 0).then_some(stx.stx_attributes & root != 0)
 }
 
 /// Restores SIGPIPE's default disposition, so that `amd-ctk cdi list | head`

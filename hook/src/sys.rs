@@ -1,5 +1,6 @@
 //! The system calls the hook makes that nix does not wrap, as safe functions:
-//! the new mount API (`open_tree`, `move_mount`), `statx` for a mount id, and
+//! the new mount API (`open_tree`, `move_mount`), a mount id (through
+//! common's `statx`), and
 //! taking ownership of the descriptor nix's `openat` returns as a bare
 //! integer. (bpf(2) has its own module, `cgroup::v2::sys`, behind the
 //! `BpfSys` trait; `lazy_udev` holds the dlopen of libudev.)
@@ -83,20 +84,13 @@ pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
 /// The id of the mount `name` (relative to `dir`, not followed if a
 /// symlink; "" for `dir` itself) is on (statx STATX_MNT_ID, Linux 5.8).
 pub fn mount_id(dir: RawFd, name: &CStr) -> io::Result<u64> {
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let flags = libc::AT_SYMLINK_NOFOLLOW
         | if name.is_empty() {
             libc::AT_EMPTY_PATH
         } else {
             0
         };
-    // SAFETY: `name` is NUL-terminated and `stx` a valid out pointer, both
-    // outliving the call; the kernel writes only into `stx`.
-    let ret = unsafe { libc::statx(dir, name.as_ptr(), flags, libc::STATX_MNT_ID, &mut stx) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let stx = amd_container_common::sys::statx(dir, name, flags, libc::STATX_MNT_ID)?;
     if stx.stx_mask & libc::STATX_MNT_ID == 0 {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
