@@ -47,9 +47,7 @@ pub fn discover() -> Result<Inventory, DiscoveryError> {
 
 /// [`discover`], reading only the details asked for.
 pub fn discover_with(detail: Detail) -> Result<Inventory, DiscoveryError> {
-    let scan = scan(detail)?;
-    let all: Vec<usize> = (0..scan.gpus.gpus.len()).collect();
-    scan.with_nodes(&all)
+    scan(detail)?.with_all_nodes()
 }
 
 /// The host's GPUs in index order, before any node is read: what resolving
@@ -67,6 +65,12 @@ impl Scan {
     /// The GPUs without their nodes, for [`crate::request::Request::resolve`].
     pub fn gpus(&self) -> &Inventory {
         &self.gpus
+    }
+
+    /// [`Scan::with_nodes`] of every GPU.
+    pub fn with_all_nodes(self) -> Result<Inventory, DiscoveryError> {
+        let all: Vec<usize> = (0..self.gpus.gpus.len()).collect();
+        self.with_nodes(&all)
     }
 
     /// The inventory with the nodes of the GPUs at `indices` and `/dev/kfd`,

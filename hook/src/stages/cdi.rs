@@ -65,8 +65,7 @@ pub fn run(config_path: &std::path::Path, input: &[u8]) -> Result<(), CdiStageEr
         logging::open_file(state.id(), &config.hook.log_file, &config.hook.log_level);
         return Err(e.into());
     }
-    let all: Vec<usize> = (0..found.gpus().gpus.len()).collect();
-    let inventory = found.with_nodes(&all)?;
+    let inventory = found.with_all_nodes()?;
     let selection = Selection(
         inventory
             .gpus
